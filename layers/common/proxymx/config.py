@@ -1,0 +1,62 @@
+"""Configuration: one typed model, read once from the environment at cold start.
+
+The template's parameters become environment variables (see ``Globals`` in template.yaml);
+domain code receives a :class:`Settings` and never reads ``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    smtp_ports: tuple[int, ...] = Field(default=(25,), alias="SMTP_PORTS", min_length=1)
+    opt_out_tag_key: str = Field(default="proxymx:opt-out", alias="OPT_OUT_TAG_KEY")
+    # "" (everything in scope), "KEY" (tag present) or "KEY=VALUE".
+    required_tag: str = Field(default="", alias="REQUIRED_TAG")
+    dry_run: bool = Field(default=False, alias="DRY_RUN")
+    # Principals whose API calls are our own changes: never remediated again (no loops).
+    self_role_arns: tuple[str, ...] = Field(default=(), alias="SELF_ROLE_ARNS")
+
+    @field_validator("smtp_ports", "self_role_arns", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("smtp_ports")
+    @classmethod
+    def _valid_ports(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        for port in value:
+            if not 0 < port < 65536:
+                raise ValueError(f"SMTP port {port} is not a TCP port")
+        return value
+
+    @property
+    def required_tag_pair(self) -> tuple[str, str | None] | None:
+        if not self.required_tag:
+            return None
+        key, sep, value = self.required_tag.partition("=")
+        return key, (value if sep else None)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    return Settings.model_validate({k: v for k, v in env.items() if v != ""})
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings (cold start). Tests call ``settings.cache_clear()``."""
+    return load_settings()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# sam build for the template's runtime (python3.13 on arm64), then prove the result:
+# the layer holds the proxymx package and Powertools, its compiled wheels are aarch64,
+# and it carries no boto3/botocore (the runtime provides them).
+set -euo pipefail
+bin=${1:-.venv/bin}
+cd "$(dirname "$0")/.."
+
+# sam build's python workflow needs the runtime's interpreter on PATH.
+if ! python3.13 -c "" >/dev/null 2>&1; then
+  if command -v pyenv >/dev/null 2>&1 && pyenv versions --bare | grep -q '^3\.13'; then
+    v313=$(pyenv versions --bare | grep '^3\.13' | tail -n 1)
+    export PYENV_VERSION="$(pyenv version-name | cut -d: -f1):${v313}"
+  else
+    echo "sam-build: python3.13 is not on PATH (sam build needs the runtime's Python)." >&2
+    echo "sam-build: install it (e.g. 'pyenv install 3.13' or 'apt-get install python3.13') and retry." >&2
+    exit 1
+  fi
+fi
+
+"$bin/sam" build --template template.yaml --build-dir .aws-sam/build >/tmp/proxymx-sam-build.log 2>&1 || {
+  cat /tmp/proxymx-sam-build.log >&2
+  exit 1
+}
+
+layer=.aws-sam/build/CommonLayer/python
+fail() { echo "sam-build: $*" >&2; exit 1; }
+[ -f "$layer/proxymx/__init__.py" ] || fail "the layer has no proxymx package"
+[ -d "$layer/aws_lambda_powertools" ] || fail "the layer has no aws_lambda_powertools"
+for unwanted in boto3 botocore moto; do
+  [ ! -e "$layer/$unwanted" ] || fail "the layer carries $unwanted (the runtime provides boto3; moto is for tests)"
+done
+so=$(find "$layer/pydantic_core" -name '*.so' | head -n 1)
+[ -n "$so" ] || fail "pydantic_core has no compiled module"
+case "$so" in
+  *aarch64*) ;;
+  *) fail "pydantic_core was not built for arm64: $so" ;;
+esac
+size=$(du -sm "$layer" | cut -f1)
+echo "sam-build: ok (python3.13/arm64; layer ${size} MB, no boto3; $(basename "$so"))"
