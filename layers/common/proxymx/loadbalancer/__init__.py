@@ -1,0 +1,1 @@
+"""Load balancer flow: decide (plan) and apply Proxy Protocol on Classic ELBs and NLB target groups."""

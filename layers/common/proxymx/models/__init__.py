@@ -1,0 +1,1 @@
+"""Powertools Parser models: every event is validated here, at the edge."""
