@@ -127,7 +127,9 @@ class FunctionEntry:
     handler: str
 
 
-def function_entry(template: dict[str, Any], logical_id: str, template_path: Path | None = None) -> FunctionEntry:
+def function_entry(
+    template: dict[str, Any], logical_id: str, template_path: Path | None = None
+) -> FunctionEntry:
     props = template["Resources"][logical_id]["Properties"]
     globals_fn = template.get("Globals", {}).get("Function", {})
     handler = props.get("Handler", globals_fn.get("Handler"))

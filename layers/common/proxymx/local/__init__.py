@@ -1,1 +1,1 @@
-"""Local-only code (embedded AWS, seeding, the demo, real Postfix/HAProxy helpers). Never imported by a handler."""
+"""Local-only code: embedded AWS, seeding, the demo, real Postfix/HAProxy. Never imported by a handler."""
