@@ -30,6 +30,28 @@ class Settings(BaseModel):
     # Principals whose API calls are our own changes: never remediated again (no loops).
     self_role_arns: tuple[str, ...] = Field(default=(), alias="SELF_ROLE_ARNS")
 
+    # --- Launch flow (issue 3; see docs/lifecycle-hook.md) ---
+    # Hooks whose launch events we act on; groups in scope ("" = every group carrying such a hook).
+    lifecycle_hook_names: tuple[str, ...] = Field(
+        default=("proxymx-postfix-launch",), alias="LIFECYCLE_HOOK_NAMES", min_length=1
+    )
+    launch_group_names: tuple[str, ...] = Field(default=(), alias="LAUNCH_GROUP_NAMES")
+    # Our SSM document (template: !Ref PostfixProxyProtocolDocument; locally its logical id).
+    document_name: str = Field(default="PostfixProxyProtocolDocument", alias="DOCUMENT_NAME")
+    proxy_protocol: str = Field(default="any", alias="PROXY_PROTOCOL", pattern=r"^(v1|v2|any)$")
+    upstream_proxy_timeout: str = Field(default="5s", alias="UPSTREAM_PROXY_TIMEOUT", pattern=r"^[0-9]+[smh]?$")
+    command_timeout_seconds: int = Field(default=600, alias="COMMAND_TIMEOUT_SECONDS", ge=30, le=2592000)
+    command_log_group: str = Field(default="", alias="COMMAND_LOG_GROUP")
+    # ABANDON (replace the instance now) or HOOK_DEFAULT (leave it to the hook's DefaultResult).
+    failure_result: str = Field(default="ABANDON", alias="FAILURE_RESULT", pattern=r"^(ABANDON|HOOK_DEFAULT)$")
+    notification_topic_arn: str = Field(default="", alias="NOTIFICATION_TOPIC_ARN")
+    heartbeat_after_seconds: int = Field(default=120, alias="HEARTBEAT_AFTER_SECONDS", ge=0)
+
+    @field_validator("lifecycle_hook_names", "launch_group_names", mode="before")
+    @classmethod
+    def _comma_names(cls, value: object) -> object:
+        return _split(value)
+
     @field_validator("smtp_ports", "self_role_arns", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
