@@ -39,11 +39,15 @@ class Settings(BaseModel):
     # Our SSM document (template: !Ref PostfixProxyProtocolDocument; locally its logical id).
     document_name: str = Field(default="PostfixProxyProtocolDocument", alias="DOCUMENT_NAME")
     proxy_protocol: str = Field(default="any", alias="PROXY_PROTOCOL", pattern=r"^(v1|v2|any)$")
-    upstream_proxy_timeout: str = Field(default="5s", alias="UPSTREAM_PROXY_TIMEOUT", pattern=r"^[0-9]+[smh]?$")
+    upstream_proxy_timeout: str = Field(
+        default="5s", alias="UPSTREAM_PROXY_TIMEOUT", pattern=r"^[0-9]+[smh]?$"
+    )
     command_timeout_seconds: int = Field(default=600, alias="COMMAND_TIMEOUT_SECONDS", ge=30, le=2592000)
     command_log_group: str = Field(default="", alias="COMMAND_LOG_GROUP")
     # ABANDON (replace the instance now) or HOOK_DEFAULT (leave it to the hook's DefaultResult).
-    failure_result: str = Field(default="ABANDON", alias="FAILURE_RESULT", pattern=r"^(ABANDON|HOOK_DEFAULT)$")
+    failure_result: str = Field(
+        default="ABANDON", alias="FAILURE_RESULT", pattern=r"^(ABANDON|HOOK_DEFAULT)$"
+    )
     notification_topic_arn: str = Field(default="", alias="NOTIFICATION_TOPIC_ARN")
     heartbeat_after_seconds: int = Field(default=120, alias="HEARTBEAT_AFTER_SECONDS", ge=0)
 
