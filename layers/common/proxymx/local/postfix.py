@@ -1,0 +1,304 @@
+"""A private Postfix on loopback, for the data-plane tests, the demo and the benchmark.
+
+Each :class:`LocalPostfix` is a complete, separate Postfix instance: its own configuration
+directory (``MAIL_CONFIG``), queue, data directory (owned by ``postfix``), mail log file,
+``myhostname`` and ``postscreen_cache_map``, listening on a high loopback port, relaying
+everything to an :class:`SmtpSink` (Postfix's ``smtp-sink``) on loopback. It starts from
+Debian's own default ``main.cf``/``master.cf`` (the package's files), so "a fresh Debian
+configuration" means exactly that, with only what a machine without an init system, DNS or
+syslog needs on top (see DESIGN.md, "Local real parts"). Postfix runs as root, as in CI.
+
+Nothing here is imported by a Lambda handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+LOOPBACK = "127.0.0.1"
+# Debian's package files: main.cf.debian is what postinst starts main.cf from, master.cf.proto
+# is the master.cf the package installs.
+DEBIAN_MAIN_CF = (Path("/usr/share/postfix/main.cf.debian"), Path("/etc/postfix/main.cf.proto"))
+DEBIAN_MASTER_CF = (Path("/etc/postfix/master.cf.proto"), Path("/usr/share/postfix/master.cf.dist"))
+DATA_PLANE_TOOLS = ("postconf", "postfix", "smtp-source", "smtp-sink", "swaks", "haproxy")
+INSTALL_HINT = "sudo apt-get install postfix haproxy swaks"
+
+
+def missing_tools(tools: tuple[str, ...] = DATA_PLANE_TOOLS) -> list[str]:
+    """The data-plane tools not found on PATH (Postfix lives in /usr/sbin, searched too)."""
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    return [tool for tool in tools if shutil.which(tool, path=path) is None]
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port free on ``host`` right now (the kernel picks it from the ephemeral range)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+def _first_existing(candidates: tuple[Path, ...]) -> Path:
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"none of {', '.join(map(str, candidates))} exists: is Postfix installed?")
+
+
+@dataclass
+class SmtpSink:
+    """Postfix's ``smtp-sink`` on loopback: the final destination; one dump file per message."""
+
+    root: Path
+    port: int = 0
+    host: str = LOOPBACK
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def dump_dir(self) -> Path:
+        return self.root / "sink"
+
+    def start(self) -> SmtpSink:
+        self.dump_dir.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.dump_dir, user="nobody")
+        self.port = self.port or free_port(self.host)
+        # -u nobody: smtp-sink refuses to keep root privileges. -d: one file per transaction
+        # (template + a random suffix), so counting files counts messages exactly.
+        self.process = subprocess.Popen(
+            ["smtp-sink", "-u", "nobody", "-d", f"{self.dump_dir}/msg.", f"{self.host}:{self.port}", "256"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.host, self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def messages(self) -> list[Path]:
+        return sorted(self.dump_dir.glob("msg.*"))
+
+    def count(self) -> int:
+        return len(self.messages())
+
+    def wait_for_count(self, expected: int, timeout: float = 30.0) -> int:
+        """Wait until at least ``expected`` messages arrived (or the timeout); return the count."""
+        deadline = time.monotonic() + timeout
+        while (count := self.count()) < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return count
+
+
+@dataclass
+class LocalPostfix:
+    """A private Postfix instance under ``root``, listening on ``127.0.0.1:smtp_port``.
+
+    The SMTP service is named ``127.0.0.1:<smtp_port>`` in master.cf: the document's script
+    treats it as the MX service when the test passes ``SmtpPorts=<smtp_port>``.
+    ``submission_port``, when set, adds a submission-style smtpd service on that port; the
+    script treats it as a submission service only if the port is 587 or 465, so tests use
+    it to prove that an MX-looking extra port is left alone (or pass it in SmtpPorts).
+    """
+
+    root: Path
+    smtp_port: int = 0
+    host: str = LOOPBACK
+    hostname: str = "mx.proxymx.test"
+    extra_services: dict[str, str] = field(default_factory=dict)
+    sink: SmtpSink | None = None
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.smtp_port = self.smtp_port or free_port(self.host)
+
+    # ----- layout -----------------------------------------------------------------------
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def maillog(self) -> Path:
+        return self.root / "maillog"
+
+    @property
+    def smtp_service(self) -> str:
+        return f"{self.host}:{self.smtp_port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"MAIL_CONFIG": str(self.config_dir)}
+
+    # ----- creation ---------------------------------------------------------------------
+    def create(self) -> LocalPostfix:
+        """Write a fresh Debian configuration adapted to loopback (and start the sink)."""
+        if self.sink is None:
+            self.sink = SmtpSink(self.root).start()
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        self.queue_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.data_dir, user="postfix")
+        shutil.copyfile(_first_existing(DEBIAN_MAIN_CF), self.config_dir / "main.cf")
+        shutil.copyfile(_first_existing(DEBIAN_MASTER_CF), self.config_dir / "master.cf")
+        settings = {
+            "myhostname": self.hostname,
+            "mydomain": "proxymx.test",
+            "queue_directory": str(self.queue_dir),
+            "data_directory": str(self.data_dir),
+            # No syslog on a bare machine: postlogd writes this file. Postfix only accepts
+            # maillog_file under one of maillog_file_prefixes.
+            "maillog_file": str(self.maillog),
+            "maillog_file_prefixes": f"/var, /dev/stdout, {self.root}",
+            "inet_interfaces": "loopback-only",
+            "inet_protocols": "ipv4",
+            # Everything relays to the sink; nothing is delivered locally.
+            "mydestination": "",
+            "alias_maps": "",
+            "alias_database": "",
+            "local_recipient_maps": "",
+            "relayhost": f"[{LOOPBACK}]:{self.sink.port}",
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+            # No DNS on loopback: no reverse lookups, no MX lookups.
+            "smtpd_peername_lookup": "no",
+            "smtp_dns_support_level": "disabled",
+            "smtp_host_lookup": "native",
+            "postscreen_cache_map": f"btree:{self.data_dir}/postscreen_cache",
+            # The sink is always up: retry soon if it was not.
+            "minimal_backoff_time": "5s",
+            "maximal_backoff_time": "10s",
+            "queue_run_delay": "5s",
+        }
+        self.postconf("-e", *(f"{key}={value}" for key, value in settings.items()))
+        # Nothing copies files into a chroot here: run every service unchrooted.
+        self.postconf("-F", "*/*/chroot=n")
+        # The MX service on a high loopback port, shaped exactly like Debian's smtp line.
+        self.postconf("-M", f"smtp/inet={self.smtp_service} inet n - n - - smtpd")
+        for name, entry in self.extra_services.items():
+            self.postconf("-M", f"{name}={entry}")
+        return self
+
+    # ----- control ------------------------------------------------------------------------
+    def postconf(self, *args: str) -> str:
+        done = subprocess.run(
+            ["postconf", *args], env=self._run_env(), capture_output=True, text=True, check=True, timeout=30
+        )
+        return done.stdout
+
+    def postfix(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["postfix", *args], env=self._run_env(), capture_output=True, text=True, check=check, timeout=60
+        )
+
+    def is_running(self) -> bool:
+        return self.postfix("status", check=False).returncode == 0
+
+    def start(self) -> LocalPostfix:
+        if not self.config_dir.is_dir():
+            self.create()
+        self.postfix("start")
+        wait_for_port(self.host, self.smtp_port)
+        return self
+
+    def reload(self) -> None:
+        self.postfix("reload")
+
+    def stop(self) -> None:
+        """Stop Postfix and the sink. Idempotent; safe in finalizers even when start failed."""
+        if self.config_dir.is_dir() and self.is_running():
+            result = self.postfix("stop", check=False)
+            if result.returncode != 0:
+                self._kill_master()
+            # postfix stop returns once master got the signal; wait for it to be gone.
+            deadline = time.monotonic() + 10
+            while self.is_running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if self.sink is not None:
+            self.sink.stop()
+
+    def _kill_master(self) -> None:
+        pid_file = self.queue_dir / "pid" / "master.pid"
+        with contextlib.suppress(OSError, ValueError):
+            subprocess.run(["kill", "-9", str(int(pid_file.read_text().split()[0]))], check=False)
+
+    def _run_env(self) -> dict[str, str]:
+        import os
+
+        env = dict(os.environ)
+        env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        env.update(self.env)
+        return env
+
+    # ----- the mail log -------------------------------------------------------------------
+    def log_text(self) -> str:
+        try:
+            return self.maillog.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_offset(self) -> int:
+        return len(self.log_text())
+
+    def wait_for_log(self, pattern: str, *, since: int = 0, timeout: float = 15.0) -> re.Match[str]:
+        """Wait until the log (from character ``since``) matches ``pattern``; return the match."""
+        regex = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(self.log_text(), since)
+            if match:
+                return match
+            if time.monotonic() > deadline:
+                tail = self.log_text()[since:][-3000:]
+                raise TimeoutError(f"no log line matching {pattern!r} after {timeout}s; log tail:\n{tail}")
+            time.sleep(0.05)
+
+    def queue_is_empty(self) -> bool:
+        out = subprocess.run(
+            ["postqueue", "-p"], env=self._run_env(), capture_output=True, text=True, check=False, timeout=30
+        ).stdout
+        return "Mail queue is empty" in out
+
+    # ----- context manager ----------------------------------------------------------------
+    def __enter__(self) -> LocalPostfix:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
