@@ -165,7 +165,7 @@ class V2ModifyTargetGroupAttributesParams(_CloudTrailModel):
 
 
 class ElbCallDetail(_CloudTrailModel):
-    """What every CloudTrail ELB record carries."""
+    """What every CloudTrail ELB record carries (each subclass adds its typed request)."""
 
     event_version: str | None = None
     event_id: str | None = Field(default=None, alias="eventID")
@@ -179,8 +179,6 @@ class ElbCallDetail(_CloudTrailModel):
     api_version: str
     error_code: str | None = None
     error_message: str | None = None
-    request_parameters: dict[str, Any] | None = None
-    response_elements: dict[str, Any] | None = None
 
     @property
     def is_classic(self) -> bool:
@@ -196,10 +194,15 @@ class FailedElbCall(ElbCallDetail):
     """A call that failed (``errorCode``): nothing changed, nothing to do."""
 
     error_code: str = Field(min_length=1)
+    request_parameters: dict[str, Any] | None = None
+    response_elements: dict[str, Any] | None = None
 
 
 class OtherElbCall(ElbCallDetail):
     """A well-formed ELB call this function does not act on."""
+
+    request_parameters: dict[str, Any] | None = None
+    response_elements: dict[str, Any] | None = None
 
 
 class ClassicCreateLoadBalancer(ElbCallDetail):

@@ -1,0 +1,161 @@
+"""Classic ELB adapter (boto3 ``elb``): describe into a ClassicState, apply a ClassicPlan, verify.
+
+The only code that talks to the Classic ELB API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from proxymx import aws
+from proxymx.errors import VerificationFailed
+from proxymx.loadbalancer.errors import DEFAULT_BACKOFF, error_code, translate, with_not_found_retry
+from proxymx.loadbalancer.plan import (
+    PROXY_POLICY_TYPE,
+    ClassicListener,
+    ClassicPlan,
+    ClassicPolicy,
+    ClassicState,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_elb import ElasticLoadBalancingClient
+
+
+class ClassicElb:
+    def __init__(
+        self,
+        client: ElasticLoadBalancingClient | None = None,
+        *,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._backoff = backoff
+        self._sleep = sleep
+
+    @property
+    def client(self) -> ElasticLoadBalancingClient:
+        if self._client is None:
+            self._client = aws.client("elb")
+        return self._client
+
+    # ----- read ---------------------------------------------------------------------------
+
+    def _description(self, name: str) -> dict[str, Any]:
+        response = with_not_found_retry(
+            lambda: self.client.describe_load_balancers(LoadBalancerNames=[name]),
+            f"Classic load balancer {name}",
+            backoff=self._backoff,
+            sleep=self._sleep,
+        )
+        return dict(response["LoadBalancerDescriptions"][0])
+
+    def describe(self, name: str) -> ClassicState:
+        """Listeners, backend policies, ProxyProtocol-relevant policies and tags of ``name``."""
+        from botocore.exceptions import ClientError
+
+        description = self._description(name)
+        try:
+            tag_descriptions = self.client.describe_tags(LoadBalancerNames=[name])["TagDescriptions"]
+            policy_names = description.get("Policies", {}).get("OtherPolicies", [])
+            # Stickiness policies are listed apart and never of the PROXY type: skip the call
+            # when there is nothing else.
+            policies = (
+                self.client.describe_load_balancer_policies(LoadBalancerName=name)["PolicyDescriptions"]
+                if policy_names
+                else []
+            )
+        except ClientError as exc:
+            raise translate(exc, f"Classic load balancer {name}") from exc
+        tags = {t["Key"]: t.get("Value", "") for d in tag_descriptions for t in d.get("Tags", [])}
+        return ClassicState(
+            name=name,
+            listeners=tuple(_listener(d["Listener"]) for d in description.get("ListenerDescriptions", [])),
+            backend_policies=_backend_policies(description),
+            policies=tuple(
+                ClassicPolicy(
+                    name=p["PolicyName"],
+                    type_name=p.get("PolicyTypeName", ""),
+                    attributes={
+                        a["AttributeName"]: a.get("AttributeValue", "")
+                        for a in p.get("PolicyAttributeDescriptions", [])
+                        if "AttributeName" in a
+                    },
+                )
+                for p in policies
+            ),
+            tags=tags,
+        )
+
+    # ----- write --------------------------------------------------------------------------
+
+    def ensure_proxy_policy(self, name: str, policy_name: str) -> None:
+        """Create the ProxyProtocolPolicyType policy; DuplicatePolicyName means it is there."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.create_load_balancer_policy(
+                LoadBalancerName=name,
+                PolicyName=policy_name,
+                PolicyTypeName=PROXY_POLICY_TYPE,
+                PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+            )
+        except ClientError as exc:
+            if error_code(exc) != "DuplicatePolicyName":
+                raise translate(exc, f"create policy {policy_name} on {name}") from exc
+
+    def set_backend_policies(self, name: str, instance_port: int, policy_names: Sequence[str]) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.set_load_balancer_policies_for_backend_server(
+                LoadBalancerName=name, InstancePort=instance_port, PolicyNames=list(policy_names)
+            )
+        except ClientError as exc:
+            raise translate(exc, f"set backend policies of {name} port {instance_port}") from exc
+
+    def apply(self, plan: ClassicPlan) -> None:
+        if plan.create_policy:
+            self.ensure_proxy_policy(plan.load_balancer, plan.policy_name)
+        for backend in plan.attach:
+            self.set_backend_policies(plan.load_balancer, backend.instance_port, backend.policy_names)
+
+    def verify(self, plan: ClassicPlan) -> None:
+        """Read back: the policy exists with ProxyProtocol=true and is on every planned port."""
+        state = self.describe(plan.load_balancer)
+        policy = next((p for p in state.policies if p.name == plan.policy_name), None)
+        if policy is None or not policy.enables_proxy_protocol:
+            raise VerificationFailed(
+                f"{plan.load_balancer}: policy {plan.policy_name} is missing or not "
+                "ProxyProtocol=true after the change"
+            )
+        for backend in plan.attach:
+            actual = state.backend_policies.get(backend.instance_port, ())
+            missing = [name for name in backend.policy_names if name not in actual]
+            if missing:
+                raise VerificationFailed(
+                    f"{plan.load_balancer}: instance port {backend.instance_port} has {list(actual)} "
+                    f"after the change, missing {missing}"
+                )
+
+
+def _listener(listener: dict[str, Any]) -> ClassicListener:
+    protocol = str(listener.get("Protocol", ""))
+    return ClassicListener(
+        load_balancer_port=int(listener["LoadBalancerPort"]),
+        protocol=protocol,
+        instance_port=int(listener["InstancePort"]),
+        # InstanceProtocol defaults to the front-end protocol's family when omitted.
+        instance_protocol=str(listener.get("InstanceProtocol") or protocol),
+    )
+
+
+def _backend_policies(description: dict[str, Any]) -> dict[int, tuple[str, ...]]:
+    return {
+        int(b["InstancePort"]): tuple(b.get("PolicyNames", []))
+        for b in description.get("BackendServerDescriptions", [])
+        if "InstancePort" in b
+    }

@@ -1,0 +1,236 @@
+"""What must change on a load balancer: pure decisions, no AWS.
+
+The adapters describe a load balancer into the state classes below; :func:`plan_classic` and
+:func:`plan_target_groups` decide what to change; the adapters apply the plan. A dry run is
+the same plan, logged and not applied.
+
+Decisions (see docs/loadbalancers.md):
+
+- Classic ELB: a backend (instance) port is eligible when it is an SMTP port and EVERY listener
+  forwarding to it speaks TCP or SSL to the instance. A PROXY header in front of an HTTP backend
+  breaks it, and the policy applies per instance port, not per listener.
+- An existing ``ProxyProtocolPolicyType`` policy with ``ProxyProtocol=true`` is reused (ours by
+  name first), so a load balancer someone configured by hand is compliant as it is.
+- NLB: a target group is eligible when its protocol is TCP or TLS (the only NLB protocols that
+  accept ``proxy_protocol_v2.enabled``; SMTP is never UDP) and its port or the port of a
+  listener forwarding to it is an SMTP port.
+- Scope by tags: the opt-out tag (any value but ``false``) on the load balancer, or on a target
+  group or any load balancer it serves, excludes it. The required tag, when set, must be on
+  the load balancer (Classic) or on the target group or one of its load balancers (NLB): a
+  target group created before its listener has no load balancer yet, so its own tags count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from proxymx.config import Settings
+
+PROXY_POLICY_TYPE = "ProxyProtocolPolicyType"
+PROXY_POLICY_NAME = "proxymx-ProxyProtocol"
+PROXY_PROTOCOL_V2 = "proxy_protocol_v2.enabled"
+CLASSIC_BACKEND_PROTOCOLS = frozenset({"TCP", "SSL"})
+NLB_PROXY_PROTOCOLS = frozenset({"TCP", "TLS"})
+
+Tags = Mapping[str, str]
+
+
+def out_of_scope_reason(tag_sets: Sequence[Tags], settings: Settings) -> str | None:
+    """Why these tags put a resource out of scope, or None when it is in scope."""
+    for tags in tag_sets:
+        value = tags.get(settings.opt_out_tag_key)
+        # "false" lets an operator keep the tag in a template and still opt in.
+        if value is not None and value.strip().lower() != "false":
+            return f"opted out by tag {settings.opt_out_tag_key}={value}"
+    required = settings.required_tag_pair
+    if required is not None:
+        key, wanted = required
+        if not any(key in tags and (wanted is None or tags[key] == wanted) for tags in tag_sets):
+            return f"lacks the required tag {settings.required_tag}"
+    return None
+
+
+# ----- Classic ELB ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassicListener:
+    load_balancer_port: int
+    protocol: str
+    instance_port: int
+    instance_protocol: str
+
+    @property
+    def forwards_tcp(self) -> bool:
+        return self.instance_protocol.upper() in CLASSIC_BACKEND_PROTOCOLS
+
+
+@dataclass(frozen=True)
+class ClassicPolicy:
+    name: str
+    type_name: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def enables_proxy_protocol(self) -> bool:
+        return (
+            self.type_name == PROXY_POLICY_TYPE
+            and self.attributes.get("ProxyProtocol", "").strip().lower() == "true"
+        )
+
+
+@dataclass(frozen=True)
+class ClassicState:
+    name: str
+    listeners: tuple[ClassicListener, ...]
+    backend_policies: Mapping[int, tuple[str, ...]]
+    policies: tuple[ClassicPolicy, ...]
+    tags: Tags
+
+
+@dataclass(frozen=True)
+class BackendPolicies:
+    instance_port: int
+    policy_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClassicPlan:
+    load_balancer: str
+    policy_name: str
+    create_policy: bool = False
+    attach: tuple[BackendPolicies, ...] = ()
+    eligible_ports: tuple[int, ...] = ()
+    skipped: tuple[str, ...] = ()
+    out_of_scope: str | None = None
+
+    @property
+    def has_changes(self) -> bool:
+        return self.create_policy or bool(self.attach)
+
+    def describe(self) -> list[str]:
+        steps = []
+        if self.create_policy:
+            steps.append(
+                f"create policy {self.policy_name} ({PROXY_POLICY_TYPE}, ProxyProtocol=true) "
+                f"on {self.load_balancer}"
+            )
+        steps.extend(
+            f"set backend policies of {self.load_balancer} instance port {b.instance_port} "
+            f"to {list(b.policy_names)}"
+            for b in self.attach
+        )
+        return steps
+
+
+def eligible_classic_ports(listeners: Sequence[ClassicListener], smtp_ports: Sequence[int]) -> list[int]:
+    ports = sorted({listener.instance_port for listener in listeners if listener.instance_port in smtp_ports})
+    return [
+        port
+        for port in ports
+        if all(listener.forwards_tcp for listener in listeners if listener.instance_port == port)
+    ]
+
+
+def plan_classic(state: ClassicState, settings: Settings) -> ClassicPlan:
+    reason = out_of_scope_reason([state.tags], settings)
+    if reason:
+        return ClassicPlan(state.name, PROXY_POLICY_NAME, out_of_scope=reason)
+    ports = eligible_classic_ports(state.listeners, settings.smtp_ports)
+    skipped = tuple(
+        f"instance port {port}: a non-TCP/SSL listener forwards to it"
+        for port in sorted(
+            {li.instance_port for li in state.listeners if li.instance_port in settings.smtp_ports}
+        )
+        if port not in ports
+    )
+    if not ports:
+        return ClassicPlan(state.name, PROXY_POLICY_NAME, skipped=skipped)
+    proxy_policies = [p.name for p in state.policies if p.enables_proxy_protocol]
+    policy_name = (
+        PROXY_POLICY_NAME if PROXY_POLICY_NAME in proxy_policies or not proxy_policies else proxy_policies[0]
+    )
+    attach = []
+    for port in ports:
+        current = state.backend_policies.get(port, ())
+        if any(name in proxy_policies for name in current):
+            continue  # some PROXY protocol policy is already on this port
+        # SetLoadBalancerPoliciesForBackendServer REPLACES the port's list: keep what is there.
+        attach.append(BackendPolicies(port, (*current, policy_name)))
+    return ClassicPlan(
+        state.name,
+        policy_name,
+        create_policy=not proxy_policies,
+        attach=tuple(attach),
+        eligible_ports=tuple(ports),
+        skipped=skipped,
+    )
+
+
+# ----- NLB target groups -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetGroupState:
+    arn: str
+    name: str
+    protocol: str | None
+    port: int | None
+    load_balancer_arns: tuple[str, ...] = ()
+    # Ports of the listeners that forward to this target group.
+    listener_ports: tuple[int, ...] = ()
+    tags: Tags = field(default_factory=dict)
+    load_balancer_tags: tuple[Tags, ...] = ()
+    # None until read (only eligible, in-scope target groups are read).
+    proxy_protocol_v2: bool | None = None
+
+    @property
+    def supports_proxy_protocol(self) -> bool:
+        return (self.protocol or "").upper() in NLB_PROXY_PROTOCOLS
+
+    def carries_smtp(self, smtp_ports: Sequence[int]) -> bool:
+        return self.port in smtp_ports or any(port in smtp_ports for port in self.listener_ports)
+
+
+@dataclass(frozen=True)
+class TargetGroupPlan:
+    enable: tuple[str, ...] = ()
+    compliant: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.enable)
+
+    def describe(self) -> list[str]:
+        return [f"set {PROXY_PROTOCOL_V2}=true on target group {arn}" for arn in self.enable]
+
+
+def target_group_candidates(groups: Sequence[TargetGroupState], settings: Settings) -> list[TargetGroupState]:
+    """The target groups that need their attribute read (eligible and in scope)."""
+    return [tg for tg in groups if _skip_reason(tg, settings) is None]
+
+
+def _skip_reason(tg: TargetGroupState, settings: Settings) -> str | None:
+    if not tg.supports_proxy_protocol:
+        return f"target group {tg.name}: protocol {tg.protocol} does not carry the PROXY protocol"
+    if not tg.carries_smtp(settings.smtp_ports):
+        return f"target group {tg.name}: no SMTP port (port {tg.port}, listeners {list(tg.listener_ports)})"
+    reason = out_of_scope_reason([tg.tags, *tg.load_balancer_tags], settings)
+    if reason:
+        return f"target group {tg.name}: {reason}"
+    return None
+
+
+def plan_target_groups(groups: Sequence[TargetGroupState], settings: Settings) -> TargetGroupPlan:
+    enable, compliant, skipped = [], [], []
+    for tg in groups:
+        reason = _skip_reason(tg, settings)
+        if reason:
+            skipped.append(reason)
+        elif tg.proxy_protocol_v2:
+            compliant.append(tg.arn)
+        else:
+            enable.append(tg.arn)
+    return TargetGroupPlan(tuple(enable), tuple(compliant), tuple(skipped))

@@ -1,0 +1,287 @@
+"""EnableProxyProtocol: from one CloudTrail ELB event to a load balancer that speaks PROXY.
+
+Every handled event reconciles the whole load balancer (Classic) or the affected target
+groups (NLB) rather than replaying the event: the same code then serves creation, drift and
+a later sweep, and a duplicate or out-of-order delivery is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from proxymx.config import Settings
+from proxymx.loadbalancer.classic import ClassicElb
+from proxymx.loadbalancer.nlb import NetworkLoadBalancers
+from proxymx.loadbalancer.plan import (
+    NLB_PROXY_PROTOCOLS,
+    ClassicPlan,
+    TargetGroupPlan,
+    TargetGroupState,
+    plan_classic,
+    plan_target_groups,
+    target_group_candidates,
+)
+from proxymx.models.cloudtrail import (
+    ClassicCreateLoadBalancer,
+    ClassicCreateLoadBalancerListeners,
+    ClassicDeletePolicy,
+    ClassicSetBackendPolicies,
+    ElbApiCallEvent,
+    ElbCallDetail,
+    FailedElbCall,
+    V2CreateListener,
+    V2CreateLoadBalancer,
+    V2CreateTargetGroup,
+    V2ModifyTargetGroupAttributes,
+)
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["changed", "compliant", "ignored"]
+
+
+@dataclass(frozen=True)
+class ProxyProtocolResult:
+    outcome: Outcome
+    reason: str
+    event_name: str
+    load_balancer: str | None = None
+    # Applied changes, or in a dry run the changes that would be applied.
+    changes: list[str] = field(default_factory=list)
+    enabled_count: int = 0
+    dry_run: bool = False
+    drift_repaired: bool = False
+    actor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class MetricsSink(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+
+
+def emit_metrics(result: ProxyProtocolResult, metrics: MetricsSink) -> None:
+    """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    if result.outcome == "ignored":
+        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+    if result.enabled_count and not result.dry_run:
+        metrics.add_metric(name="ProxyProtocolEnabled", unit=MetricUnit.Count, value=result.enabled_count)
+    if result.drift_repaired:
+        metrics.add_metric(name="DriftRepaired", unit=MetricUnit.Count, value=1)
+
+
+def emit_failure_metric(metrics: MetricsSink) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics.add_metric(name="Failures", unit=MetricUnit.Count, value=1)
+
+
+class EnableProxyProtocol:
+    """The domain service; adapters are injectable (tests, the embedded AWS)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        classic: ClassicElb | None = None,
+        nlb: NetworkLoadBalancers | None = None,
+    ) -> None:
+        self.settings = settings
+        self.classic = classic or ClassicElb()
+        self.nlb = nlb or NetworkLoadBalancers()
+
+    def handle(self, event: ElbApiCallEvent) -> ProxyProtocolResult:
+        detail = event.detail
+        ignored = self._ignore_reason(detail)
+        if ignored:
+            log.info("ignored: %s", ignored, extra={"event_name": detail.event_name, "actor": _actor(detail)})
+            return self._result(detail, "ignored", ignored)
+        if isinstance(detail, ClassicCreateLoadBalancer | ClassicCreateLoadBalancerListeners):
+            return self._classic(detail, detail.request_parameters.load_balancer_name)
+        if isinstance(detail, ClassicSetBackendPolicies | ClassicDeletePolicy):
+            return self._classic(detail, detail.request_parameters.load_balancer_name)
+        if isinstance(detail, V2CreateLoadBalancer):
+            arn = (
+                detail.response_elements.load_balancers[0].load_balancer_arn
+                if detail.response_elements
+                else None
+            )
+            if arn is None:
+                return self._result(detail, "ignored", "CreateLoadBalancer response carries no ARN")
+            return self._load_balancer_v2(detail, arn)
+        if isinstance(detail, V2CreateListener):
+            return self._load_balancer_v2(detail, detail.request_parameters.load_balancer_arn)
+        if isinstance(detail, V2CreateTargetGroup):
+            return self._target_group(detail, detail.response_elements.target_groups[0].target_group_arn)
+        if isinstance(detail, V2ModifyTargetGroupAttributes):
+            return self._target_group(detail, detail.request_parameters.target_group_arn)
+        return self._result(detail, "ignored", f"{detail.event_name} is not an event this function acts on")
+
+    # ----- what is ignored without reading anything ----------------------------------------
+
+    def _ignore_reason(self, detail: ElbCallDetail) -> str | None:
+        if isinstance(detail, FailedElbCall):
+            return f"the API call failed ({detail.error_code}): nothing changed"
+        issuer = detail.user_identity.issuer_arn
+        if issuer and issuer in self.settings.self_role_arns:
+            return "our own change (no remediation loop)"
+        if isinstance(detail, V2CreateLoadBalancer) and detail.request_parameters.type != "network":
+            return f"{detail.request_parameters.type} load balancers do not support the PROXY protocol"
+        if isinstance(detail, V2CreateTargetGroup):
+            protocol = detail.request_parameters.protocol
+            if (protocol or "").upper() not in NLB_PROXY_PROTOCOLS:
+                return f"target group protocol {protocol} does not carry the PROXY protocol"
+        if isinstance(detail, V2CreateListener):
+            protocol = (detail.request_parameters.protocol or "").upper()
+            if protocol in ("HTTP", "HTTPS"):
+                return f"{protocol} listener: application load balancers do not support the PROXY protocol"
+        return None
+
+    # ----- Classic ELB ------------------------------------------------------------------
+
+    def _classic(self, detail: ElbCallDetail, name: str) -> ProxyProtocolResult:
+        state = self.classic.describe(name)
+        plan = plan_classic(state, self.settings)
+        if plan.out_of_scope:
+            return self._result(detail, "ignored", plan.out_of_scope, load_balancer=name)
+        for reason in plan.skipped:
+            log.info("skipped %s", reason, extra={"load_balancer": name})
+        if not plan.eligible_ports:
+            return self._result(detail, "compliant", "no SMTP instance port with a TCP/SSL listener", name)
+        if not plan.has_changes:
+            ports = list(plan.eligible_ports)
+            return self._result(
+                detail, "compliant", f"PROXY protocol already on instance ports {ports}", name
+            )
+        return self._apply_classic(detail, plan)
+
+    def _apply_classic(self, detail: ElbCallDetail, plan: ClassicPlan) -> ProxyProtocolResult:
+        changes = plan.describe()
+        if self.settings.dry_run:
+            log.info("dry run: would apply %s", changes, extra={"plan": changes})
+            return self._result(detail, "changed", "dry run: nothing written", plan.load_balancer, changes)
+        self.classic.apply(plan)
+        self.classic.verify(plan)
+        return self._changed(detail, plan.load_balancer, changes, len(plan.attach))
+
+    # ----- NLB --------------------------------------------------------------------------
+
+    def _load_balancer_v2(self, detail: ElbCallDetail, arn: str) -> ProxyProtocolResult:
+        lb = self.nlb.load_balancer(arn)
+        if lb.type != "network":
+            return self._result(
+                detail, "ignored", f"{lb.type} load balancers do not support the PROXY protocol", arn
+            )
+        groups = self.nlb.target_groups_of(arn)
+        if not groups:
+            return self._result(
+                detail, "compliant", "no target groups yet (CreateTargetGroup/CreateListener bring them)", arn
+            )
+        states = self.nlb.target_group_states(groups, self.nlb.listener_ports(arn))
+        return self._reconcile_target_groups(detail, states, lb.name)
+
+    def _target_group(self, detail: ElbCallDetail, arn: str) -> ProxyProtocolResult:
+        group = self.nlb.target_group(arn)
+        if (group.get("Protocol") or "").upper() not in NLB_PROXY_PROTOCOLS:
+            return self._result(
+                detail,
+                "ignored",
+                f"target group protocol {group.get('Protocol')} does not carry the PROXY protocol",
+                arn,
+            )
+        states = self.nlb.target_group_states([group])
+        return self._reconcile_target_groups(detail, states, arn)
+
+    def _reconcile_target_groups(
+        self, detail: ElbCallDetail, states: list[TargetGroupState], subject: str
+    ) -> ProxyProtocolResult:
+        candidates = {tg.arn for tg in target_group_candidates(states, self.settings)}
+        read = [self.nlb.with_proxy_protocol_state(tg) if tg.arn in candidates else tg for tg in states]
+        plan = plan_target_groups(read, self.settings)
+        for reason in plan.skipped:
+            log.info("skipped %s", reason, extra={"load_balancer": subject})
+        if not plan.enable and not plan.compliant:
+            reasons = "; ".join(plan.skipped) or "nothing in scope"
+            outcome: Outcome = (
+                "ignored"
+                if any("opted out" in r or "required tag" in r for r in plan.skipped)
+                else "compliant"
+            )
+            return self._result(detail, outcome, reasons, subject)
+        if not plan.has_changes:
+            return self._result(
+                detail, "compliant", f"proxy_protocol_v2 already on {list(plan.compliant)}", subject
+            )
+        return self._apply_target_groups(detail, plan, subject)
+
+    def _apply_target_groups(
+        self, detail: ElbCallDetail, plan: TargetGroupPlan, subject: str
+    ) -> ProxyProtocolResult:
+        changes = plan.describe()
+        if self.settings.dry_run:
+            log.info("dry run: would apply %s", changes, extra={"plan": changes})
+            return self._result(detail, "changed", "dry run: nothing written", subject, changes)
+        for arn in plan.enable:
+            self.nlb.enable_proxy_protocol_v2(arn)
+        self.nlb.verify(plan.enable)
+        return self._changed(detail, subject, changes, len(plan.enable))
+
+    # ----- results ----------------------------------------------------------------------
+
+    def _changed(
+        self, detail: ElbCallDetail, subject: str, changes: list[str], enabled: int
+    ) -> ProxyProtocolResult:
+        drift = detail.is_drift
+        if drift:
+            # Who took it away: the operator reading the log wants a name, not an event id.
+            log.warning(
+                "drift repaired: %s by %s undid the PROXY protocol on %s",
+                detail.event_name,
+                _actor(detail),
+                subject,
+                extra={"actor": _actor(detail), "source_ip": detail.source_ip_address, "changes": changes},
+            )
+        else:
+            log.info("PROXY protocol enabled on %s", subject, extra={"changes": changes})
+        result = self._result(
+            detail, "changed", "drift repaired" if drift else "PROXY protocol enabled", subject, changes
+        )
+        return ProxyProtocolResult(
+            **{**result.to_dict(), "enabled_count": enabled, "drift_repaired": drift},
+        )
+
+    def _result(
+        self,
+        detail: ElbCallDetail,
+        outcome: Outcome,
+        reason: str,
+        load_balancer: str | None = None,
+        changes: list[str] | None = None,
+    ) -> ProxyProtocolResult:
+        return ProxyProtocolResult(
+            outcome=outcome,
+            reason=reason,
+            event_name=detail.event_name,
+            load_balancer=load_balancer,
+            changes=list(changes or []),
+            dry_run=self.settings.dry_run,
+            actor=_actor(detail),
+        )
+
+
+def _actor(detail: ElbCallDetail) -> str:
+    return detail.user_identity.who
+
+
+def enable_proxy_protocol(
+    event: ElbApiCallEvent,
+    settings: Settings,
+    classic: ClassicElb | None = None,
+    nlb: NetworkLoadBalancers | None = None,
+) -> ProxyProtocolResult:
+    """The one domain call of the EnableProxyProtocol handler."""
+    return EnableProxyProtocol(settings, classic, nlb).handle(event)
