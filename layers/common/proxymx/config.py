@@ -40,7 +40,7 @@ class Settings(BaseModel):
     document_name: str = Field(default="PostfixProxyProtocolDocument", alias="DOCUMENT_NAME")
     proxy_protocol: str = Field(default="any", alias="PROXY_PROTOCOL", pattern=r"^(v1|v2|any)$")
     upstream_proxy_timeout: str = Field(
-        default="5s", alias="UPSTREAM_PROXY_TIMEOUT", pattern=r"^[0-9]+[smh]?$"
+        default="5s", alias="UPSTREAM_PROXY_TIMEOUT", pattern=r"^[1-9][0-9]{0,2}s$"
     )
     command_timeout_seconds: int = Field(default=600, alias="COMMAND_TIMEOUT_SECONDS", ge=30, le=2592000)
     command_log_group: str = Field(default="", alias="COMMAND_LOG_GROUP")

@@ -2,29 +2,855 @@
 
 Everything local (tests, ``proxymx invoke --backend moto``, ``make demo``) enters the embedded
 AWS through :func:`embedded_aws` so that they all see the same behaviour.
+
+The extension (:class:`LaunchExtension`, ``EmbeddedAws.launch``) fills what moto 5 lacks for the
+launch flow, and nothing else (see docs/embedded-aws.md):
+
+=========================================  ==================================================
+moto lacks / gets wrong                     the extension
+=========================================  ==================================================
+``autoscaling.complete_lifecycle_action``  emulated: lifecycle action state per instance,
+``autoscaling.record_lifecycle_action_``   ``Pending:Wait`` -> ``InService`` (CONTINUE) or
+``heartbeat``                              ``Terminating`` (ABANDON); warm pool alike
+instances never wait in ``Pending:Wait``   ``LifecycleState`` overlaid on moto's answers to
+                                           ``describe_auto_scaling_instances`` / ``_groups``
+``ssm.describe_instance_information``      emulated: SSM registration per instance, late
+                                           agents Online after N polls or when told
+``ssm.list_command_invocations``           emulated from moto's commands + the outcomes
+``send_command`` adds every instance when   the command is re-targeted to its ``InstanceIds``
+no ``Targets``; all ``Success``, no script  (or ``Targets``); unregistered instances raise
+                                           ``InvalidInstanceId``; the document must exist and
+                                           the parameters must satisfy its allowedPattern /
+                                           allowedValues; each invocation gets a SCRIPTED
+                                           outcome (:class:`CommandOutcome`) or a REAL one
+                                           (:class:`RealDocument`: the document's script runs
+                                           on this machine against a private ``MAIL_CONFIG``)
+``get_command_invocation`` is never late   ``CommandOutcome.hidden_reads``: answers
+                                           ``InvocationDoesNotExist`` that many times first
+no EventBridge events from SSM             :meth:`LaunchExtension.drain_status_events` returns
+                                           the status-change events a real account would send
+=========================================  ==================================================
+
+Mechanism: a client observer (:func:`proxymx.aws.add_client_observer`) registers botocore
+handlers on every client proxymx creates. ``before-call`` handlers answer the missing operations
+(short-circuit: moto never sees them); ``after-call`` handlers overlay state on moto's answers.
+Requests were already validated by botocore against the service model before ``before-call``;
+every emulated or overlaid RESPONSE is validated against the operation's output shape too, so
+the extension cannot drift from the real API. A client created elsewhere can be attached with
+:meth:`LaunchExtension.attach`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Iterator
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 from unittest import mock
 
 from proxymx import aws
 
 FAKE_ACCOUNT = "123456789012"
+# GetCommandInvocation returns the first 24,000 characters of each stream (SSM API reference).
+SSM_OUTPUT_LIMIT = 24000
+WAITING = ("Pending:Wait", "Warmed:Pending:Wait")
+
+Handler = Callable[..., Any]
+
+
+# ----------------------------------------------------------------------------- outcomes
+def proving_summary(
+    *,
+    proxy_protocol: str = "any",
+    smtp_ports: Iterable[int] = (25,),
+    postfix_version: str = "3.7.11",
+    result: str = "configured",
+    upstream_proxy_timeout: str = "5s",
+) -> str:
+    """A summary line (see proxymx.postfix_summary) that proves the configuration."""
+    summary = {
+        "proxymx": "postfix-summary",
+        "schema": 1,
+        "result": result,
+        "postfix_version": postfix_version,
+        "proxy_protocol": proxy_protocol,
+        "smtp_ports": list(smtp_ports),
+        "changed": ["main.cf:postscreen_upstream_proxy_protocol", "master.cf:smtp/inet"]
+        if result == "configured"
+        else [],
+        "verified": {
+            "postscreen_upstream_proxy_protocol": "haproxy",
+            "postscreen_upstream_proxy_timeout": upstream_proxy_timeout,
+            "smtp/inet": "postscreen",
+        },
+        "listening": True,
+        "running": True,
+        "dry_run": False,
+        "reason": None,
+    }
+    return json.dumps(summary, separators=(",", ":"))
+
+
+def failed_summary(reason: str, *, postfix_version: str | None = "3.7.11") -> str:
+    return json.dumps(
+        {
+            "proxymx": "postfix-summary",
+            "schema": 1,
+            "result": "failed",
+            "postfix_version": postfix_version,
+            "changed": [],
+            "verified": {},
+            "listening": True,
+            "running": True,
+            "dry_run": False,
+            "reason": reason,
+        },
+        separators=(",", ":"),
+    )
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """A scripted invocation result.
+
+    ``hidden_reads``: GetCommandInvocation answers ``InvocationDoesNotExist`` that many times
+    before showing the invocation (SSM's eventual consistency right after the status event).
+    """
+
+    status: str = "Success"
+    stdout: str = ""
+    stderr: str = ""
+    response_code: int = 0
+    hidden_reads: int = 0
+
+    @classmethod
+    def configured(cls, **summary: Any) -> CommandOutcome:
+        return cls("Success", "postfix: configured\n" + proving_summary(**summary) + "\n", "", 0)
+
+    @classmethod
+    def failed(cls, reason: str = "postfix check failed", exit_code: int = 1) -> CommandOutcome:
+        return cls(
+            "Failed",
+            f"restoring backup\n{failed_summary(reason)}\n",
+            f"proxymx: {reason}\nrolled back main.cf and master.cf\n",
+            exit_code,
+        )
+
+    @classmethod
+    def timed_out(cls) -> CommandOutcome:
+        return cls("TimedOut", "", "the command timed out\n", -1)
+
+    @classmethod
+    def undeliverable(cls) -> CommandOutcome:
+        return cls("Undeliverable", "", "", -1)
+
+    @classmethod
+    def cancelled(cls) -> CommandOutcome:
+        return cls("Cancelled", "", "", -1)
+
+
+@dataclass(frozen=True)
+class RealDocument:
+    """Run the document's real script (``proxymx.local.document.run_document``) for the invocation."""
+
+    mail_config: Path
+    template_path: Path | None = None
+    timeout: float = 120
+
+    def run(self, parameters: Mapping[str, str]) -> CommandOutcome:
+        from proxymx.local.document import run_document
+
+        run = run_document(
+            dict(parameters),
+            mail_config=self.mail_config,
+            template_path=self.template_path,
+            timeout=self.timeout,
+        )
+        if run.timed_out:
+            # SSM reports an execution timeout as TimedOut with ResponseCode -1.
+            return CommandOutcome("TimedOut", run.stdout, run.stderr, -1)
+        code = run.exit_code
+        return CommandOutcome("Success" if code == 0 else "Failed", str(run.stdout), str(run.stderr), code)
+
+
+Outcome = CommandOutcome | RealDocument
+
+
+# ----------------------------------------------------------------------------- state
+@dataclass
+class Registration:
+    ping_status: str = "Online"
+    polls_left: int = 0  # not listed at all until this many DescribeInstanceInformation polls
+
+
+@dataclass
+class LifecycleAction:
+    group_name: str
+    hook_name: str
+    instance_id: str
+    token: str
+    state: str = "Pending:Wait"
+    result: str | None = None
+    heartbeats: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.state in WAITING
+
+
+class EmulatedError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _response(status: int) -> Any:
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    return AWSResponse("https://embedded.proxymx.local/", status, HTTPHeaders(), None)
+
+
+def _model_errors(model: Any, parsed: Mapping[str, Any]) -> set[str]:
+    from botocore.validate import ParamValidator
+
+    shape = model.output_shape
+    if shape is None:
+        return set()
+    body = {key: value for key, value in parsed.items() if key != "ResponseMetadata"}
+    report = ParamValidator().validate(body, shape)
+    return set(report.generate_report().splitlines()) if report.has_errors() else set()
+
+
+def _validate_output(model: Any, parsed: Mapping[str, Any], tolerated: set[str] | None = None) -> None:
+    """Every answer the extension makes up (or overlays) must fit the real operation's output
+    shape. ``tolerated``: moto's own deviations in an answer we overlay (not ours to fix)."""
+    errors = _model_errors(model, parsed) - (tolerated or set())
+    if errors:
+        raise AssertionError(f"embedded AWS answer for {model.name} breaks the model: {sorted(errors)}")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def _parse_when(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+class LaunchExtension:
+    """State and botocore handlers filling moto's gaps for the launch flow."""
+
+    def __init__(self, region: str, default_outcome: Outcome | None = None) -> None:
+        self.region = region
+        self.registrations: dict[str, Registration] = {}
+        self.actions: dict[str, LifecycleAction] = {}
+        self.outcomes: dict[str, Outcome] = {}
+        self.default_outcome: Outcome = default_outcome or CommandOutcome.configured()
+        self.hidden: dict[tuple[str, str], int] = {}
+        self.status_events: list[dict[str, Any]] = []
+        self.sent_commands: list[str] = []
+
+    # ------------------------------------------------------------------ test/demo API
+    def register_instance(
+        self, instance_id: str, *, online_after_polls: int = 0, ping_status: str = "Online"
+    ) -> None:
+        """Register the instance's SSM agent; a late agent stays unlisted for N polls."""
+        self.registrations[instance_id] = Registration(ping_status, online_after_polls)
+
+    def set_online(self, instance_id: str) -> None:
+        self.registrations[instance_id] = Registration("Online", 0)
+
+    def set_ping_status(self, instance_id: str, ping_status: str) -> None:
+        self.registrations.setdefault(instance_id, Registration()).ping_status = ping_status
+
+    def hold_in_wait(
+        self,
+        group_name: str,
+        instance_id: str,
+        hook_name: str,
+        *,
+        warm: bool = False,
+        token: str | None = None,
+    ) -> str:
+        """Hold the instance in ``Pending:Wait`` (``Warmed:Pending:Wait``) for the hook; the token."""
+        token = token or str(uuid.uuid4())
+        state = "Warmed:Pending:Wait" if warm else "Pending:Wait"
+        self.actions[instance_id] = LifecycleAction(group_name, hook_name, instance_id, token, state)
+        return token
+
+    def expire_action(self, instance_id: str, default_result: str = "ABANDON") -> None:
+        """The hook's heartbeat timed out: the default result applies, the action is gone."""
+        action = self.actions[instance_id]
+        self._finish(action, default_result)
+
+    def lifecycle_state(self, instance_id: str) -> str | None:
+        action = self.actions.get(instance_id)
+        if action is not None:
+            return action.state
+        states = self._moto_instance_states()
+        return states[instance_id].lifecycle_state if instance_id in states else None
+
+    def script_outcome(self, outcome: Outcome, *instance_ids: str) -> None:
+        """Scripted (or real) outcome for these instances; with no ids, for every instance."""
+        if not instance_ids:
+            self.default_outcome = outcome
+        for instance_id in instance_ids:
+            self.outcomes[instance_id] = outcome
+
+    def use_real_document(
+        self, mail_config: Path, template_path: Path | None = None, timeout: float = 120
+    ) -> None:
+        self.default_outcome = RealDocument(Path(mail_config), template_path, timeout)
+
+    def launch_into_wait(
+        self,
+        group_name: str,
+        hook_name: str,
+        count: int = 1,
+        *,
+        origin: str = "EC2",
+        destination: str = "AutoScalingGroup",
+        register: bool = True,
+        online_after_polls: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Scale the group out by ``count``; the new instances wait for the hook. Returns the
+        ``EC2 Instance-launch Lifecycle Action`` events Auto Scaling would send."""
+        backend = self._autoscaling_backend()
+        group = backend.autoscaling_groups[group_name]
+        before = {state.instance.id for state in group.instance_states}
+        target = len(group.active_instances()) + count
+        group.max_size = max(group.max_size, target)
+        backend.set_desired_capacity(group_name, target)
+        new_ids = sorted(
+            state.instance.id for state in group.instance_states if state.instance.id not in before
+        )
+        events = []
+        for instance_id in new_ids:
+            token = self.hold_in_wait(group_name, instance_id, hook_name, warm=destination == "WarmPool")
+            if register:
+                self.register_instance(instance_id, online_after_polls=online_after_polls)
+            events.append(
+                lifecycle_event(
+                    group_name,
+                    hook_name,
+                    instance_id,
+                    token,
+                    region=self.region,
+                    origin=origin,
+                    destination=destination,
+                )
+            )
+        return events
+
+    def drain_status_events(self) -> list[dict[str, Any]]:
+        """The SSM invocation status-change events of commands finished since the last drain."""
+        events, self.status_events = self.status_events, []
+        return events
+
+    def status_change_event(self, command_id: str, instance_id: str) -> dict[str, Any]:
+        command = self._ssm_backend().get_command_by_id(command_id)
+        invocation = command.get_invocation(instance_id, None)
+        return invocation_status_event(
+            command_id,
+            instance_id,
+            str(command.document_name),
+            str(invocation["Status"]),
+            requested=command.requested_date_time,
+            region=self.region,
+        )
+
+    # ------------------------------------------------------------------ wiring
+    def attach(self, client: Any) -> None:
+        """Register the handlers on one client (done for every proxymx client automatically)."""
+        service = client.meta.service_model.service_name
+        service_id = client.meta.service_model.service_id.hyphenize()
+        events = client.meta.events
+        events.register(f"before-parameter-build.{service_id}", self._remember_params)
+        for operation, handler in self._before.get(service, {}).items():
+            events.register(f"before-call.{service_id}.{operation}", self._short_circuit(handler))
+        for operation, overlay in self._after.get(service, {}).items():
+            events.register(f"after-call.{service_id}.{operation}", self._overlaying(overlay))
+
+    @property
+    def _before(self) -> dict[str, dict[str, Handler]]:
+        return {
+            "autoscaling": {
+                "CompleteLifecycleAction": self._complete_lifecycle_action,
+                "RecordLifecycleActionHeartbeat": self._record_heartbeat,
+            },
+            "ssm": {
+                "DescribeInstanceInformation": self._describe_instance_information,
+                "ListCommandInvocations": self._list_command_invocations,
+                "SendCommand": self._check_send_command,
+                "GetCommandInvocation": self._maybe_hide_invocation,
+            },
+        }
+
+    @property
+    def _after(self) -> dict[str, dict[str, Handler]]:
+        return {
+            "autoscaling": {
+                "DescribeAutoScalingInstances": self._overlay_instances,
+                "DescribeAutoScalingGroups": self._overlay_groups,
+            },
+            "ssm": {"SendCommand": self._run_command},
+        }
+
+    @staticmethod
+    def _remember_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["proxymx_params"] = dict(params)
+
+    def _short_circuit(self, handler: Handler) -> Handler:
+        def before_call(model: Any, context: dict[str, Any], **_: Any) -> Any:
+            params = context.get("proxymx_params", {})
+            try:
+                parsed = handler(params)
+            except EmulatedError as exc:
+                return _response(exc.status), {
+                    "Error": {"Code": exc.code, "Message": exc.message},
+                    "ResponseMetadata": {"HTTPStatusCode": exc.status},
+                }
+            if parsed is None:  # not ours to answer: let moto do it
+                return None
+            _validate_output(model, parsed)
+            parsed.setdefault("ResponseMetadata", {"HTTPStatusCode": 200, "RequestId": str(uuid.uuid4())})
+            return _response(200), parsed
+
+        return before_call
+
+    def _overlaying(self, overlay: Handler) -> Handler:
+        def after_call(
+            http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+        ) -> None:
+            if http_response.status_code >= 300:
+                return
+            tolerated = _model_errors(model, parsed)
+            overlay(context.get("proxymx_params", {}), parsed)
+            _validate_output(model, parsed, tolerated)
+
+        return after_call
+
+    # ------------------------------------------------------------------ moto access
+    def _autoscaling_backend(self) -> Any:
+        from moto.autoscaling.models import autoscaling_backends
+
+        return autoscaling_backends[FAKE_ACCOUNT][self.region]
+
+    def _ssm_backend(self) -> Any:
+        from moto.ssm.models import ssm_backends
+
+        return ssm_backends[FAKE_ACCOUNT][self.region]
+
+    def _ec2_backend(self) -> Any:
+        from moto.ec2.models import ec2_backends
+
+        return ec2_backends[FAKE_ACCOUNT][self.region]
+
+    def _moto_instance_states(self) -> dict[str, Any]:
+        return {
+            state.instance.id: state
+            for group in self._autoscaling_backend().autoscaling_groups.values()
+            for state in group.instance_states
+        }
+
+    # ------------------------------------------------------------------ Auto Scaling
+    def _active_action(self, params: Mapping[str, Any]) -> LifecycleAction:
+        instance_id = params.get("InstanceId")
+        token = params.get("LifecycleActionToken")
+        action = None
+        if instance_id:
+            action = self.actions.get(instance_id)
+        elif token:
+            action = next((a for a in self.actions.values() if a.token == token), None)
+        if (
+            action is None
+            or not action.active
+            or action.group_name != params.get("AutoScalingGroupName")
+            or action.hook_name != params.get("LifecycleHookName")
+            or (token and action.token != token)
+        ):
+            what = f"instance ID {instance_id}" if instance_id else f"token {token}"
+            raise EmulatedError("ValidationError", f"No active Lifecycle Action found with {what}")
+        return action
+
+    def _finish(self, action: LifecycleAction, result: str) -> None:
+        warm = action.state.startswith("Warmed:")
+        action.result = result
+        if result == "CONTINUE":
+            action.state = "Warmed:Stopped" if warm else "InService"
+        else:
+            action.state = "Warmed:Terminating" if warm else "Terminating"
+
+    def _complete_lifecycle_action(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        action = self._active_action(params)
+        self._finish(action, str(params["LifecycleActionResult"]))
+        return {}
+
+    def _record_heartbeat(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        self._active_action(params).heartbeats += 1
+        return {}
+
+    def _overlay_instances(self, _params: Mapping[str, Any], parsed: dict[str, Any]) -> None:
+        for item in parsed.get("AutoScalingInstances", []):
+            action = self.actions.get(item.get("InstanceId", ""))
+            if action is not None:
+                item["LifecycleState"] = action.state
+
+    def _overlay_groups(self, _params: Mapping[str, Any], parsed: dict[str, Any]) -> None:
+        for group in parsed.get("AutoScalingGroups", []):
+            for item in group.get("Instances", []):
+                action = self.actions.get(item.get("InstanceId", ""))
+                if action is not None:
+                    item["LifecycleState"] = action.state
+
+    # ------------------------------------------------------------------ SSM registration
+    def _describe_instance_information(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        wanted: set[str] | None = None
+        ping: set[str] | None = None
+        for flt in params.get("Filters", []):
+            if flt["Key"] == "InstanceIds":
+                wanted = set(flt["Values"])
+            elif flt["Key"] == "PingStatus":
+                ping = set(flt["Values"])
+        for flt in params.get("InstanceInformationFilterList", []):
+            if flt["key"] == "InstanceIds":
+                wanted = set(flt["valueSet"])
+            elif flt["key"] == "PingStatus":
+                ping = set(flt["valueSet"])
+        listed = []
+        for instance_id, registration in sorted(self.registrations.items()):
+            if wanted is not None and instance_id not in wanted:
+                continue
+            if registration.polls_left > 0:
+                registration.polls_left -= 1
+                continue
+            if ping is not None and registration.ping_status not in ping:
+                continue
+            listed.append(self._instance_information(instance_id, registration))
+        start = int(params.get("NextToken", "0") or 0)
+        size = int(params.get("MaxResults", 50))
+        page: dict[str, Any] = {"InstanceInformationList": listed[start : start + size]}
+        if start + size < len(listed):
+            page["NextToken"] = str(start + size)
+        return page
+
+    def _instance_information(self, instance_id: str, registration: Registration) -> dict[str, Any]:
+        return {
+            "InstanceId": instance_id,
+            "PingStatus": registration.ping_status,
+            "LastPingDateTime": datetime.now(UTC),
+            "AgentVersion": "3.3.1142.0",
+            "IsLatestVersion": True,
+            "PlatformType": "Linux",
+            "PlatformName": "Debian GNU/Linux",
+            "PlatformVersion": "12",
+            "ResourceType": "EC2Instance",
+            "ComputerName": f"{instance_id}.ec2.internal",
+        }
+
+    # ------------------------------------------------------------------ SSM commands
+    def _targets(self, params: Mapping[str, Any]) -> list[str]:
+        ids = list(params.get("InstanceIds", []))
+        for target in params.get("Targets", []):
+            key, values = target["Key"], target["Values"]
+            if key == "InstanceIds":
+                ids.extend(values)
+            elif key.startswith("tag:") or key == "tag-key":
+                filters = {key: values}
+                for reservation in self._ec2_backend().all_reservations(filters=filters):
+                    ids.extend(instance.id for instance in reservation.instances)
+        return sorted(set(ids))
+
+    def _document_parameters(self, name: str) -> dict[str, Any]:
+        documents = self._ssm_backend()._documents.get(name)
+        if documents is None:
+            raise EmulatedError("InvalidDocument", f"Document {name} does not exist")
+        content = documents.get_default_version().content
+        if isinstance(content, dict):
+            data = content
+        else:
+            try:
+                data = json.loads(content)
+            except json.JSONDecodeError:
+                import yaml
+
+                data = yaml.safe_load(content)
+        params: dict[str, Any] = data.get("parameters", {}) or {}
+        return params
+
+    def _check_send_command(self, params: Mapping[str, Any]) -> None:
+        declared = self._document_parameters(str(params["DocumentName"]))
+        given: Mapping[str, list[str]] = params.get("Parameters", {})
+        for name, values in given.items():
+            spec = declared.get(name)
+            if spec is None:
+                raise EmulatedError("InvalidParameters", f"Parameter {name} is not declared by the document")
+            for value in values:
+                pattern = spec.get("allowedPattern")
+                if pattern and not re.search(pattern, value):
+                    raise EmulatedError("InvalidParameters", f"Parameter {name}={value!r} fails {pattern}")
+                allowed = spec.get("allowedValues")
+                if allowed and value not in allowed:
+                    raise EmulatedError("InvalidParameters", f"Parameter {name}={value!r} not in {allowed}")
+        missing = [n for n, spec in declared.items() if "default" not in spec and n not in given]
+        if missing:
+            raise EmulatedError("InvalidParameters", f"required parameters missing: {missing}")
+        targets = self._targets(params)
+        if not targets:
+            raise EmulatedError("ValidationException", "SendCommand needs InstanceIds or Targets")
+        unknown = [i for i in targets if i not in self.registrations or self.registrations[i].polls_left > 0]
+        if unknown:
+            raise EmulatedError("InvalidInstanceId", f"Instances {unknown} not in a valid state for account")
+
+    def _maybe_hide_invocation(self, params: Mapping[str, Any]) -> None:
+        key = (str(params.get("CommandId")), str(params.get("InstanceId")))
+        left = self.hidden.get(key, 0)
+        if left > 0:
+            self.hidden[key] = left - 1
+            raise EmulatedError(
+                "InvocationDoesNotExist",
+                "An error occurred (InvocationDoesNotExist) when calling the GetCommandInvocation operation",
+            )
+
+    def _run_command(self, params: Mapping[str, Any], parsed: dict[str, Any]) -> None:
+        command_id = parsed["Command"]["CommandId"]
+        command = self._ssm_backend().get_command_by_id(command_id)
+        targets = self._targets(params)
+        parameters = {key: values[0] for key, values in command.parameters.items() if values}
+        for name, spec in self._document_parameters(str(command.document_name)).items():
+            if name not in parameters and "default" in spec:
+                parameters[name] = str(spec["default"])
+        command.instance_ids = list(targets)
+        command.invocations = []
+        statuses = []
+        for instance_id in targets:
+            outcome = self._outcome_for(instance_id, parameters)
+            invocation = command.invocation_response(instance_id, "aws:runShellScript")
+            invocation.update(
+                Status=outcome.status,
+                StatusDetails=outcome.status,
+                ResponseCode=outcome.response_code,
+                StandardOutputContent=outcome.stdout[:SSM_OUTPUT_LIMIT],
+                StandardErrorContent=outcome.stderr[:SSM_OUTPUT_LIMIT],
+            )
+            command.invocations.append(invocation)
+            statuses.append(outcome.status)
+            if outcome.hidden_reads:
+                self.hidden[(command_id, instance_id)] = outcome.hidden_reads
+            self.status_events.append(
+                invocation_status_event(
+                    command_id,
+                    instance_id,
+                    str(command.document_name),
+                    outcome.status,
+                    requested=command.requested_date_time,
+                    region=self.region,
+                )
+            )
+        failed = [s for s in statuses if s != "Success"]
+        command.status = "Success" if not failed else ("TimedOut" if "TimedOut" in failed else "Failed")
+        command.status_details = command.status
+        command.error_count = len(failed)
+        command.target_count = command.completed_count = len(targets)
+        self.sent_commands.append(command_id)
+        parsed["Command"].update(
+            InstanceIds=list(targets),
+            TargetCount=len(targets),
+            CompletedCount=0,
+            Status="Pending",
+            StatusDetails="Pending",
+        )
+
+    def _outcome_for(self, instance_id: str, parameters: Mapping[str, str]) -> CommandOutcome:
+        registration = self.registrations.get(instance_id)
+        if registration is not None and registration.ping_status != "Online":
+            return CommandOutcome.undeliverable()
+        outcome = self.outcomes.get(instance_id, self.default_outcome)
+        if isinstance(outcome, RealDocument):
+            return outcome.run(parameters)
+        return outcome
+
+    def _list_command_invocations(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        backend = self._ssm_backend()
+        command_id = params.get("CommandId")
+        instance_id = params.get("InstanceId")
+        commands = [backend.get_command_by_id(command_id)] if command_id else list(backend._commands)
+        rows = []
+        for command in commands:
+            for invocation in command.invocations:
+                if instance_id and invocation["InstanceId"] != instance_id:
+                    continue
+                row: dict[str, Any] = {
+                    "CommandId": command.command_id,
+                    "InstanceId": invocation["InstanceId"],
+                    "InstanceName": f"{invocation['InstanceId']}.ec2.internal",
+                    "Comment": command.comment,
+                    "DocumentName": str(command.document_name),
+                    "DocumentVersion": "$DEFAULT",
+                    "RequestedDateTime": _parse_when(command.requested_date_time),
+                    "Status": invocation["Status"],
+                    "StatusDetails": invocation["StatusDetails"],
+                    "StandardOutputUrl": "",
+                    "StandardErrorUrl": "",
+                }
+                if params.get("Details"):
+                    row["CommandPlugins"] = [
+                        {
+                            "Name": invocation["PluginName"],
+                            "Status": invocation["Status"],
+                            "StatusDetails": invocation["StatusDetails"],
+                            "ResponseCode": invocation["ResponseCode"],
+                            "ResponseStartDateTime": _parse_when(invocation["ExecutionStartDateTime"]),
+                            "ResponseFinishDateTime": _parse_when(invocation["ExecutionEndDateTime"]),
+                            "Output": (invocation["StandardOutputContent"] or "")[:2500],
+                        }
+                    ]
+                rows.append(row)
+        start = int(params.get("NextToken", "0") or 0)
+        size = int(params.get("MaxResults", 50))
+        page: dict[str, Any] = {"CommandInvocations": rows[start : start + size]}
+        if start + size < len(rows):
+            page["NextToken"] = str(start + size)
+        return page
+
+
+# ----------------------------------------------------------------------------- events
+def lifecycle_event(
+    group_name: str,
+    hook_name: str,
+    instance_id: str,
+    token: str,
+    *,
+    region: str = "us-east-1",
+    origin: str = "EC2",
+    destination: str = "AutoScalingGroup",
+    when: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``EC2 Instance-launch Lifecycle Action`` event Auto Scaling sends to EventBridge."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "EC2 Instance-launch Lifecycle Action",
+        "source": "aws.autoscaling",
+        "account": FAKE_ACCOUNT,
+        "time": _iso(when or datetime.now(UTC)),
+        "region": region,
+        "resources": [
+            f"arn:aws:autoscaling:{region}:{FAKE_ACCOUNT}:autoScalingGroup:"
+            f"{uuid.uuid5(uuid.NAMESPACE_DNS, group_name)}:autoScalingGroupName/{group_name}"
+        ],
+        "detail": {
+            "LifecycleActionToken": token,
+            "AutoScalingGroupName": group_name,
+            "LifecycleHookName": hook_name,
+            "EC2InstanceId": instance_id,
+            "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+            "Origin": origin,
+            "Destination": destination,
+        },
+    }
+
+
+def invocation_status_event(
+    command_id: str,
+    instance_id: str,
+    document_name: str,
+    status: str,
+    *,
+    requested: Any = None,
+    region: str = "us-east-1",
+) -> dict[str, Any]:
+    """The ``EC2 Command Invocation Status-change Notification`` SSM sends to EventBridge."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "EC2 Command Invocation Status-change Notification",
+        "source": "aws.ssm",
+        "account": FAKE_ACCOUNT,
+        "time": _iso(datetime.now(UTC)),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{FAKE_ACCOUNT}:instance/{instance_id}"],
+        "detail": {
+            "command-id": command_id,
+            "document-name": document_name,
+            "instance-id": instance_id,
+            "requested-date-time": _iso(_parse_when(requested)),
+            "status": status,
+        },
+    }
+
+
+def to_sqs_batch(events: Iterable[Mapping[str, Any]], queue_arn: str | None = None) -> dict[str, Any]:
+    """Wrap EventBridge events as the SQS batch the launch queue hands to ConfigureInstance."""
+    arn = queue_arn or f"arn:aws:sqs:us-east-1:{FAKE_ACCOUNT}:proxymx-launch"
+    now_ms = str(int(datetime.now(UTC).timestamp() * 1000))
+    records = []
+    for event in events:
+        body = json.dumps(event)
+        records.append(
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": uuid.uuid4().hex,
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": now_ms,
+                    "SenderId": "AIDAIEXAMPLEEVENTBRIDGE",
+                    "ApproximateFirstReceiveTimestamp": now_ms,
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": arn.split(":")[3],
+            }
+        )
+    return {"Records": records}
+
+
+# ----------------------------------------------------------------------------- entry point
+_current: list[LaunchExtension] = []
+
+
+def current_extension() -> LaunchExtension | None:
+    """The launch extension of the innermost active :func:`embedded_aws` (seeding, the demo)."""
+    return _current[-1] if _current else None
 
 
 @dataclass
 class EmbeddedAws:
     region: str
+    launch: LaunchExtension = field(default_factory=lambda: LaunchExtension("us-east-1"))
 
 
 @contextmanager
-def embedded_aws(region: str = "us-east-1") -> Iterator[EmbeddedAws]:
-    """Start moto in-process with fake credentials; every proxymx client created inside uses it."""
+def embedded_aws(
+    region: str = "us-east-1",
+    *,
+    command_outcome: Outcome | None = None,
+    mail_config: Path | None = None,
+    template_path: Path | None = None,
+) -> Iterator[EmbeddedAws]:
+    """Start moto in-process with fake credentials; every proxymx client created inside uses it.
+
+    The launch-flow extension is attached to every client proxymx creates. Commands succeed with
+    a proving summary unless told otherwise: ``command_outcome`` scripts every invocation, and
+    ``mail_config`` runs the document's real script against that Postfix configuration directory.
+    """
     from moto import mock_aws
 
     fake_env = {
@@ -34,9 +860,14 @@ def embedded_aws(region: str = "us-east-1") -> Iterator[EmbeddedAws]:
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
     }
+    extension = LaunchExtension(region, command_outcome)
+    if mail_config is not None:
+        extension.use_real_document(mail_config, template_path)
     with mock.patch.dict(os.environ, fake_env), mock_aws():
-        aws.reset_clients()
+        aws.add_client_observer(extension.attach)
+        _current.append(extension)
         try:
-            yield EmbeddedAws(region=region)
+            yield EmbeddedAws(region=region, launch=extension)
         finally:
-            aws.reset_clients()
+            _current.remove(extension)
+            aws.remove_client_observer(extension.attach)
