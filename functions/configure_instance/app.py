@@ -34,6 +34,9 @@ def process(event: dict[str, Any], context: LambdaContext | None = None) -> dict
     report = configure_launches(parse_launch_batch(event), settings())
     for metric in report.metrics():
         metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
+    # A batch of nothing but malformed records is rejected loudly (for SQS the effect is the same
+    # as reporting every record: they all come back, then go to the DLQ).
+    report.raise_if_all_rejected()
     response: dict[str, Any] = dict(
         process_partial_response(
             event=event, record_handler=report.settle, processor=processor, context=context

@@ -36,8 +36,9 @@ class Settings(BaseModel):
         default=("proxymx-postfix-launch",), alias="LIFECYCLE_HOOK_NAMES", min_length=1
     )
     launch_group_names: tuple[str, ...] = Field(default=(), alias="LAUNCH_GROUP_NAMES")
-    # Our SSM document (template: !Ref PostfixProxyProtocolDocument; locally its logical id).
-    document_name: str = Field(default="PostfixProxyProtocolDocument", alias="DOCUMENT_NAME")
+    # Our SSM document (template: !Ref PostfixProxyProtocolDocument; locally, as proxymx invoke
+    # resolves that Ref for the local stack "proxymx": proxymx-PostfixProxyProtocolDocument).
+    document_name: str = Field(default="proxymx-PostfixProxyProtocolDocument", alias="DOCUMENT_NAME")
     proxy_protocol: str = Field(default="any", alias="PROXY_PROTOCOL", pattern=r"^(v1|v2|any)$")
     upstream_proxy_timeout: str = Field(
         default="5s", alias="UPSTREAM_PROXY_TIMEOUT", pattern=r"^[1-9][0-9]{0,2}s$"

@@ -108,6 +108,11 @@ class LaunchBatchReport:
             raise RecordNotSettled(f"{outcome.status}: {outcome.reason}")
         return outcome
 
+    def raise_if_all_rejected(self) -> None:
+        outcomes = list(self.outcomes.values())
+        if outcomes and all(outcome.status == "rejected" for outcome in outcomes):
+            raise MalformedEvent(outcomes[0].reason)
+
     @property
     def failed_message_ids(self) -> list[str]:
         return [mid for mid, outcome in self.outcomes.items() if outcome.retry]

@@ -45,6 +45,13 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 OutcomeStatus = Literal["continued", "abandoned", "left-to-hook-default", "already-over", "ignored"]
+SHARED_OUTCOME: dict[str, str] = {
+    "continued": "changed",
+    "abandoned": "changed",
+    "left-to-hook-default": "compliant",
+    "already-over": "compliant",
+    "ignored": "ignored",
+}
 STDERR_TAIL = 2000
 READ_ATTEMPTS = 4
 READ_BACKOFF_SECONDS = 0.5  # 0.5, 1, 2: about 3.5 s at most, well inside the function timeout
@@ -71,8 +78,12 @@ class OutcomeReport:
     metrics: list[Metric] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """``outcome`` in the vocabulary every proxymx handler shares (changed, compliant, ignored);
+        ``decision`` says exactly what happened to the lifecycle action."""
         data = asdict(self)
         data.pop("metrics")
+        data["decision"] = data.pop("outcome")
+        data["outcome"] = SHARED_OUTCOME[self.outcome]
         return data
 
 
