@@ -1,0 +1,465 @@
+"""``proxymx invoke``: route an event through template.yaml's rules and run the handlers in-process.
+
+1. Every EventBridge rule of the template (proxymx.template.event_rules) is matched with the
+   real pattern matcher (proxymx.eventpattern). A rule targeting a function runs it with the
+   event; a rule targeting an SQS queue wraps the event into an SQS record and runs the
+   queue's consumers (proxymx.template.queue_consumers), as Lambda's event source mapping would.
+2. Each handler is imported from the template's CodeUri/Handler (under a unique module name,
+   fresh for every invocation so that its module-level Logger/Metrics and the cached Settings
+   see the function's environment) and called with the function's environment: Globals plus
+   its own variables, ``!Ref`` resolved to parameter defaults (see :func:`resolve`).
+3. Every AWS call is recorded (proxymx.local.recorder); the handler's stdout (JSON logs, EMF)
+   is captured so that ``--json`` prints exactly one object.
+
+With ``backend="moto"`` all of it runs inside the embedded AWS, first seeded with the world
+the event presumes (proxymx.local.seed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+from proxymx import eventpattern
+from proxymx import template as tpl
+from proxymx.errors import MalformedEvent
+from proxymx.local.recorder import AwsCall, CallRecorder
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK = "proxymx"
+OUTCOMES_OK = ("changed", "compliant", "ignored")
+# Worst first: the report's outcome is the worst of the handlers' outcomes.
+OUTCOME_SEVERITY = ("failed", "rejected", "changed", "compliant", "ignored")
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    function: str
+    via_queue: str | None = None
+
+
+@dataclass
+class HandlerRun:
+    function: str
+    outcome: str
+    result: Any = None
+    error: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class InvokeReport:
+    event_source: str | None
+    event_name: str | None
+    matched_rules: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+    outcome: str = "ignored"
+    aws_calls: list[AwsCall] = field(default_factory=list)
+    error: str | None = None
+    runs: list[HandlerRun] = field(default_factory=list)
+    logs: str = ""
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in OUTCOMES_OK
+
+    @property
+    def exit_code(self) -> int:
+        # 0: changed/compliant/ignored; 3: rejected (malformed event); 1: failed.
+        return 0 if self.ok else 3 if self.outcome == "rejected" else 1
+
+    @property
+    def reads(self) -> int:
+        return sum(1 for call in self.aws_calls if call.is_read)
+
+    @property
+    def writes(self) -> int:
+        return len(self.aws_calls) - self.reads
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object, exactly these keys."""
+        return {
+            "matched_rules": self.matched_rules,
+            "functions": self.functions,
+            "outcome": self.outcome,
+            "aws_calls": [call.to_dict() for call in self.aws_calls],
+            "error": self.error,
+        }
+
+
+# ----- routing -------------------------------------------------------------------------------
+
+
+def route(event: Any, template: dict[str, Any]) -> list[Route]:
+    """The (rule, function) pairs an event reaches, in template order."""
+    if not isinstance(event, dict):
+        return []
+    routes: list[Route] = []
+    for rule in tpl.event_rules(template):
+        # Patterns may use intrinsics (the launch flow matches !Ref of its document).
+        if not eventpattern.matches(resolve(template, rule.pattern), event):
+            continue
+        for target in rule.targets:
+            if target.kind == "queue":
+                routes.extend(
+                    Route(rule.logical_id, consumer, target.logical_id)
+                    for consumer in tpl.queue_consumers(template, target.logical_id)
+                )
+            else:
+                routes.append(Route(rule.logical_id, target.logical_id))
+    return routes
+
+
+def sqs_event(event: dict[str, Any], queue_logical_id: str) -> dict[str, Any]:
+    """The event as Lambda's SQS event source mapping delivers it (one record)."""
+    body = json.dumps(event)
+    now_ms = str(int(time.time() * 1000))
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": f"AQEB{uuid.uuid4().hex}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": now_ms,
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": now_ms,
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_logical_id}",
+                "awsRegion": REGION,
+            }
+        ]
+    }
+
+
+# ----- the function's environment ------------------------------------------------------------
+
+
+def _conditions(template: dict[str, Any]) -> dict[str, Any]:
+    conditions: dict[str, Any] = template.get("Conditions") or {}
+    return conditions
+
+
+def _condition(template: dict[str, Any], name: str) -> bool:
+    return bool(_evaluate(template, _conditions(template).get(name, False)))
+
+
+def _evaluate(template: dict[str, Any], expr: Any) -> Any:
+    if isinstance(expr, dict) and len(expr) == 1:
+        ((key, value),) = expr.items()
+        if key == "Fn::Equals":
+            left, right = (resolve(template, v) for v in value)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not _evaluate(template, value[0])
+        if key == "Fn::And":
+            return all(_evaluate(template, v) for v in value)
+        if key == "Fn::Or":
+            return any(_evaluate(template, v) for v in value)
+        if key == "Condition":
+            return _condition(template, value)
+    return resolve(template, expr)
+
+
+def _get_att_arn(template: dict[str, Any], logical_id: str) -> str:
+    rtype = (template.get("Resources", {}).get(logical_id) or {}).get("Type", "")
+    if logical_id.endswith("Role") or rtype == "AWS::IAM::Role":
+        # SAM names a function's generated role <Function>Role (events/elb-own-change.json
+        # carries that role as the caller).
+        return f"arn:aws:iam::{ACCOUNT}:role/{logical_id}"
+    if rtype == "AWS::SQS::Queue":
+        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical_id}"
+    if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
+    if rtype == "AWS::SNS::Topic":
+        return f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical_id}"
+    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:{STACK}/{logical_id}"
+
+
+def _ref(template: dict[str, Any], name: str) -> Any:
+    # Locally, a resource's physical name is its logical id (the SSM document is
+    # "PostfixProxyProtocolDocument", a queue URL ends in its logical id, a role ARN too).
+    pseudo = {
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Partition": "aws",
+        "AWS::StackName": STACK,
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::NoValue": None,
+    }
+    if name in pseudo:
+        return pseudo[name]
+    parameters = template.get("Parameters") or {}
+    if name in parameters:
+        return parameters[name].get("Default", "")
+    rtype = (template.get("Resources", {}).get(name) or {}).get("Type", "")
+    if rtype == "AWS::SQS::Queue":
+        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+    if rtype == "AWS::SNS::Topic":
+        return _get_att_arn(template, name)
+    return f"{name}"
+
+
+def resolve(template: dict[str, Any], value: Any) -> Any:
+    """Resolve the intrinsics an environment variable may use, as a fresh local stack would."""
+    if isinstance(value, list):
+        return [resolve(template, v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1:
+        return {k: resolve(template, v) for k, v in value.items()}
+    ((key, arg),) = value.items()
+    if key == "Ref":
+        return _ref(template, str(arg))
+    if key == "Fn::GetAtt":
+        logical_id, attribute = (arg if isinstance(arg, list) else str(arg).split(".", 1))[:2]
+        if attribute == "Arn":
+            return _get_att_arn(template, logical_id)
+        return f"{logical_id}-{attribute}"
+    if key == "Fn::Sub":
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        for name, var in variables.items():
+            text = text.replace("${" + name + "}", str(resolve(template, var)))
+        while "${" in text:
+            start = text.index("${")
+            end = text.index("}", start)
+            name = text[start + 2 : end]
+            replacement = (
+                resolve(template, {"Fn::GetAtt": name.split(".", 1)}) if "." in name else _ref(template, name)
+            )
+            text = text[:start] + str(replacement) + text[end + 1 :]
+        return text
+    if key == "Fn::If":
+        condition, when_true, when_false = arg
+        return resolve(template, when_true if _condition(template, condition) else when_false)
+    if key == "Fn::Join":
+        separator, items = arg
+        return separator.join(str(i) for i in resolve(template, items))
+    if key == "Fn::Select":
+        index, items = arg
+        return resolve(template, items)[int(index)]
+    if key == "Fn::Split":
+        separator, text = arg
+        return str(resolve(template, text)).split(separator)
+    return {key: resolve(template, arg)}
+
+
+def function_env(template: dict[str, Any], logical_id: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, raw in tpl.function_environment(template, logical_id).items():
+        value = resolve(template, raw)
+        if value is None:
+            continue
+        env[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return env
+
+
+# ----- running a handler in-process ----------------------------------------------------------
+
+
+class LocalContext:
+    """The LambdaContext attributes Powertools reads."""
+
+    def __init__(self, function: str) -> None:
+        self.function_name = f"{STACK}-{function}"
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+        self.memory_limit_in_mb = 256
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + 60
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _forget_powertools_logger(service: str) -> None:
+    # Powertools configures the "<service>" stdlib logger once per process, bound to the
+    # stdout of that moment; unbind it so that this invocation's capture gets the logs.
+    logger = logging.getLogger(service)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    for attribute in ("init", "powertools_handler", "powertools_buffer_config"):
+        if hasattr(logger, attribute):
+            with contextlib.suppress(AttributeError):
+                delattr(logger, attribute)
+
+
+def _load_handler_module(entry: tpl.FunctionEntry) -> ModuleType:
+    path = entry.code_dir / f"{entry.module.replace('.', '/')}.py"
+    name = f"_proxymx_fn_{entry.logical_id}_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(entry.code_dir))  # the handler's sibling modules, as in Lambda
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(entry.code_dir))
+    return module
+
+
+@contextlib.contextmanager
+def _function_process(env: Mapping[str, str]) -> Iterator[io.StringIO]:
+    from proxymx.config import settings
+
+    captured = io.StringIO()
+    with (
+        mock.patch.dict(os.environ, env),
+        contextlib.redirect_stdout(captured),
+        contextlib.redirect_stderr(captured),
+    ):
+        settings.cache_clear()
+        _forget_powertools_logger(env.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+        try:
+            yield captured
+        finally:
+            settings.cache_clear()
+            _forget_powertools_logger(env.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+
+
+def _outcome_of(result: Any, writes: int) -> str:
+    if isinstance(result, dict):
+        outcome = result.get("outcome")
+        if isinstance(outcome, str) and outcome in OUTCOME_SEVERITY:
+            return outcome
+        if result.get("batchItemFailures"):
+            return "failed"
+    # A handler that does not say: judge by what it did.
+    return "changed" if writes else "compliant"
+
+
+def run_handler(
+    template: dict[str, Any],
+    template_path: Path,
+    route_: Route,
+    event: Any,
+    *,
+    env_overrides: Mapping[str, str],
+    recorder: CallRecorder,
+) -> tuple[HandlerRun, str]:
+    entry = tpl.function_entry(template, route_.function, template_path)
+    env = {**function_env(template, route_.function), **env_overrides}
+    payload = sqs_event(event, route_.via_queue) if route_.via_queue else event
+    before = len(recorder.writes)
+    with _function_process(env) as captured:
+        try:
+            handler = getattr(_load_handler_module(entry), entry.handler)
+            result = handler(payload, LocalContext(route_.function))
+        except MalformedEvent as exc:
+            run = HandlerRun(route_.function, "rejected", error=str(exc))
+        except Exception as exc:
+            run = HandlerRun(route_.function, "failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            outcome = _outcome_of(result, len(recorder.writes) - before)
+            reason = result.get("reason") if isinstance(result, dict) else None
+            failures = result.get("batchItemFailures") if isinstance(result, dict) else None
+            error = f"batchItemFailures: {failures} (the logs say why: --verbose)" if failures else None
+            run = HandlerRun(route_.function, outcome, result=result, reason=reason, error=error)
+    return run, captured.getvalue()
+
+
+def _worst(outcomes: list[str]) -> str:
+    for outcome in OUTCOME_SEVERITY:
+        if outcome in outcomes:
+            return outcome
+    return "ignored"
+
+
+def invoke_event(
+    event: Any,
+    *,
+    backend: str = "moto",
+    dry_run: bool = False,
+    template_path: str | Path | None = None,
+) -> InvokeReport:
+    """Route ``event`` through the template's rules and run every matching handler."""
+    started = time.monotonic()
+    path = Path(template_path or tpl.DEFAULT_TEMPLATE).resolve()
+    template = tpl.load_template(path)
+    source = event.get("source") if isinstance(event, dict) else None
+    detail = event.get("detail") if isinstance(event, dict) else None
+    name = detail.get("eventName") if isinstance(detail, dict) else None
+    report = InvokeReport(
+        event_source=str(source) if source else None, event_name=str(name) if name else None
+    )
+    routes = route(event, template)
+    report.matched_rules = list(dict.fromkeys(r.rule for r in routes))
+    report.functions = list(dict.fromkeys(r.function for r in routes))
+    if not routes:
+        report.outcome = "ignored"
+        report.notes.append("no rule of the template matches this event: nothing would run in AWS")
+        report.seconds = time.monotonic() - started
+        return report
+    overrides = {"DRY_RUN": "true"} if dry_run else {}
+    if backend == "moto":
+        from proxymx.local.embedded import embedded_aws
+        from proxymx.local.seed import SeedingUnavailable, seed_world
+
+        with embedded_aws():
+            try:
+                event = seed_world(event)
+            except SeedingUnavailable as exc:
+                report.outcome, report.error = "failed", str(exc)
+                report.seconds = time.monotonic() - started
+                return report
+            _run_all(report, template, path, routes, event, overrides=overrides)
+    elif backend == "aws":
+        _run_all(report, template, path, routes, event, overrides=overrides)
+    else:
+        raise ValueError(f"unknown backend {backend!r} (moto or aws)")
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _run_all(
+    report: InvokeReport,
+    template: dict[str, Any],
+    path: Path,
+    routes: list[Route],
+    event: Any,
+    *,
+    overrides: Mapping[str, str],
+) -> None:
+    logs: list[str] = []
+    with CallRecorder() as recorder:
+        for route_ in routes:
+            run, output = run_handler(
+                template, path, route_, event, env_overrides=overrides, recorder=recorder
+            )
+            report.runs.append(run)
+            logs.append(output)
+    report.aws_calls = list(recorder.calls)
+    report.logs = "".join(logs)
+    report.outcome = _worst([run.outcome for run in report.runs])
+    errors = [
+        f"{run.function}: {run.error}" if len(report.runs) > 1 else run.error
+        for run in report.runs
+        if run.error
+    ]
+    report.error = "; ".join(e for e in errors if e) or None

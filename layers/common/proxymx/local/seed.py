@@ -1,0 +1,297 @@
+"""Seed the embedded AWS with the world an event presumes, so any sample event can be invoked.
+
+A registry keyed by the event's ``source``. Each seeder builds what must already exist when
+the event arrives (the load balancer with its SMTP listener, its target groups, the backend
+policies, the drifted state the event describes) and may return a translation of resource
+identifiers: moto invents its own ARNs (the random suffix of a target group or load balancer
+ARN cannot be chosen), so the runner rewrites the event's ARNs to the seeded ones before the
+handler sees it. ``--json`` reports then show the embedded ARNs.
+
+Seeding is best effort for malformed events: what cannot be read from the event is not seeded
+(the handler rejects the event before any AWS call anyway).
+
+Launch-flow events (``aws.autoscaling``, ``aws.ssm``) are seeded by
+``proxymx.local.seed_launch.seed(event)``, imported lazily; its absence is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Seeder = Callable[[dict[str, Any]], Mapping[str, str] | None]
+
+REGION = "us-east-1"
+
+
+class SeedingUnavailable(RuntimeError):
+    """No seeder can build the world this event presumes."""
+
+
+def _client(service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+
+
+def _dig(data: Any, *path: str | int) -> Any:
+    for key in path:
+        if isinstance(key, int):
+            if not isinstance(data, list) or len(data) <= key:
+                return None
+        elif not isinstance(data, dict):
+            return None
+        data = data[key]
+    return data
+
+
+# ----- Classic ELB ---------------------------------------------------------------------------
+
+SMTP_LISTENER = {"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": 25}
+STATUS_LISTENER = {
+    "Protocol": "HTTP",
+    "LoadBalancerPort": 80,
+    "InstanceProtocol": "HTTP",
+    "InstancePort": 8080,
+}
+PROXY_POLICY_ATTRIBUTES = [{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}]
+
+
+def _classic_listeners(raw: Any) -> list[dict[str, Any]]:
+    listeners = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            listeners.append(
+                {
+                    "Protocol": str(item["protocol"]),
+                    "LoadBalancerPort": int(item["loadBalancerPort"]),
+                    "InstanceProtocol": str(item.get("instanceProtocol") or item["protocol"]),
+                    "InstancePort": int(item["instancePort"]),
+                }
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # a malformed listener: the handler will say so
+    return listeners
+
+
+def _create_classic(
+    name: str, listeners: list[dict[str, Any]], tags: list[dict[str, str]] | None = None
+) -> Any:
+    elb = _client("elb")
+    # Deduplicate by load balancer port (moto, like AWS, refuses duplicates).
+    unique = list({listener["LoadBalancerPort"]: listener for listener in listeners}.values())
+    elb.create_load_balancer(
+        LoadBalancerName=name,
+        Listeners=unique,
+        AvailabilityZones=[f"{REGION}a", f"{REGION}b"],
+        **({"Tags": tags} if tags else {}),
+    )
+    return elb
+
+
+def seed_classic(event: dict[str, Any]) -> None:
+    detail = event.get("detail") or {}
+    request = detail.get("requestParameters") or {}
+    name = request.get("loadBalancerName")
+    if not isinstance(name, str) or not name:
+        return
+    event_name = detail.get("eventName")
+    if event_name == "CreateLoadBalancer":
+        tags = [
+            {"Key": str(t.get("key")), "Value": str(t.get("value", ""))}
+            for t in request.get("tags") or []
+            if isinstance(t, dict) and t.get("key")
+        ]
+        _create_classic(name, _classic_listeners(request.get("listeners")) or [SMTP_LISTENER], tags)
+    elif event_name == "CreateLoadBalancerListeners":
+        # The load balancer existed with a status page; the event added the SMTP listener. moto
+        # only creates backend entries for listeners given at creation, so create them all now.
+        _create_classic(name, [STATUS_LISTENER, *_classic_listeners(request.get("listeners"))])
+    elif event_name == "SetLoadBalancerPoliciesForBackendServer":
+        port = request.get("instancePort")
+        port = int(port) if isinstance(port, int | str) and str(port).isdigit() else 25
+        listener = {**SMTP_LISTENER, "LoadBalancerPort": port, "InstancePort": port}
+        elb = _create_classic(name, [listener, STATUS_LISTENER])
+        # Our policy exists (it was attached until this call); the other policies on the port
+        # are whatever the event set, kept by the repair.
+        elb.create_load_balancer_policy(
+            LoadBalancerName=name,
+            PolicyName="proxymx-ProxyProtocol",
+            PolicyTypeName="ProxyProtocolPolicyType",
+            PolicyAttributes=PROXY_POLICY_ATTRIBUTES,
+        )
+        names = [n for n in request.get("policyNames") or [] if isinstance(n, str)]
+        for policy in names:
+            if policy != "proxymx-ProxyProtocol":
+                elb.create_load_balancer_policy(
+                    LoadBalancerName=name,
+                    PolicyName=policy,
+                    PolicyTypeName="BackendServerAuthenticationPolicyType",
+                    PolicyAttributes=[
+                        {"AttributeName": "PublicKeyPolicyName", "AttributeValue": f"{policy}-key"}
+                    ],
+                )
+        elb.set_load_balancer_policies_for_backend_server(
+            LoadBalancerName=name, InstancePort=port, PolicyNames=names
+        )
+    elif event_name == "DeleteLoadBalancerPolicy":
+        # After the call: an SMTP listener, and no PROXY protocol policy anywhere.
+        _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER])
+    else:
+        _create_classic(name, [SMTP_LISTENER])
+
+
+# ----- ELBv2 ---------------------------------------------------------------------------------
+
+
+def _arn_name(arn: Any, kind: str) -> str | None:
+    """The name in an ARN: ``loadbalancer/net/NAME/ID`` or ``targetgroup/NAME/ID``."""
+    if not isinstance(arn, str) or f":{kind}/" not in arn:
+        return None
+    parts = arn.split(f":{kind}/", 1)[1].split("/")
+    if kind == "loadbalancer" and len(parts) >= 3:
+        return parts[1]
+    return parts[0] or None
+
+
+class _V2World:
+    def __init__(self) -> None:
+        self.ec2 = _client("ec2")
+        self.elbv2 = _client("elbv2")
+        vpc = self.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+        self.vpc = vpc
+        self.subnets = [
+            self.ec2.create_subnet(
+                VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{zone}"
+            )["Subnet"]["SubnetId"]
+            for i, zone in enumerate("ab")
+        ]
+        self.arns: dict[str, str] = {}
+
+    def load_balancer(self, name: str, lb_type: str = "network", event_arn: Any = None) -> str:
+        lb = self.elbv2.create_load_balancer(
+            Name=name, Subnets=self.subnets, Type=lb_type, Scheme="internet-facing"
+        )
+        arn = str(lb["LoadBalancers"][0]["LoadBalancerArn"])
+        if isinstance(event_arn, str):
+            self.arns[event_arn] = arn
+        return arn
+
+    def target_group(self, name: str, protocol: str, port: int, event_arn: Any = None) -> str:
+        tg = self.elbv2.create_target_group(
+            Name=name, Protocol=protocol, Port=port, VpcId=self.vpc, TargetType="instance"
+        )
+        arn = str(tg["TargetGroups"][0]["TargetGroupArn"])
+        if isinstance(event_arn, str):
+            self.arns[event_arn] = arn
+        return arn
+
+    def listener(self, lb_arn: str, protocol: str, port: int, tg_arn: str) -> None:
+        self.elbv2.create_listener(
+            LoadBalancerArn=lb_arn,
+            Protocol=protocol,
+            Port=port,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+        )
+
+
+def seed_v2(event: dict[str, Any]) -> Mapping[str, str] | None:
+    detail = event.get("detail") or {}
+    request = detail.get("requestParameters") or {}
+    response = detail.get("responseElements") or {}
+    event_name = detail.get("eventName")
+    world = _V2World()
+    if event_name == "CreateLoadBalancer":
+        name = request.get("name")
+        if isinstance(name, str) and name:
+            lb_type = request.get("type") or "application"
+            world.load_balancer(name, lb_type, _dig(response, "loadBalancers", 0, "loadBalancerArn"))
+    elif event_name == "CreateTargetGroup":
+        name, protocol, port = request.get("name"), request.get("protocol"), request.get("port")
+        if isinstance(name, str) and isinstance(protocol, str) and isinstance(port, int):
+            world.target_group(name, protocol, port, _dig(response, "targetGroups", 0, "targetGroupArn"))
+    elif event_name == "CreateListener":
+        lb_event_arn = request.get("loadBalancerArn")
+        lb_name = _arn_name(lb_event_arn, "loadbalancer") or "mx-nlb"
+        protocol = str(request.get("protocol") or "TCP")
+        raw_port = request.get("port")
+        port = raw_port if isinstance(raw_port, int) else 25
+        lb_type = "application" if protocol in ("HTTP", "HTTPS") else "network"
+        lb_arn = world.load_balancer(lb_name, lb_type, lb_event_arn)
+        for action in request.get("defaultActions") or []:
+            tg_event_arn = _dig(action, "targetGroupArn")
+            tg_name = _arn_name(tg_event_arn, "targetgroup")
+            if tg_name:
+                tg_arn = world.target_group(tg_name, protocol, port, tg_event_arn)
+                world.listener(lb_arn, protocol, port, tg_arn)
+    elif event_name == "ModifyTargetGroupAttributes":
+        tg_event_arn = request.get("targetGroupArn")
+        tg_name = _arn_name(tg_event_arn, "targetgroup")
+        if tg_name:
+            lb_arn = world.load_balancer("mx-nlb")
+            tg_arn = world.target_group(tg_name, "TCP", 25, tg_event_arn)
+            world.listener(lb_arn, "TCP", 25, tg_arn)
+            attributes = [
+                {"Key": str(a["key"]), "Value": str(a["value"])}
+                for a in request.get("attributes") or []
+                if isinstance(a, dict) and "key" in a and "value" in a
+            ]
+            if attributes:
+                # The state the event describes (e.g. proxy_protocol_v2.enabled=false: the drift).
+                world.elbv2.modify_target_group_attributes(TargetGroupArn=tg_arn, Attributes=attributes)
+    return world.arns
+
+
+def seed_elb(event: dict[str, Any]) -> Mapping[str, str] | None:
+    api_version = _dig(event, "detail", "apiVersion")
+    if api_version == "2012-06-01":
+        seed_classic(event)
+        return None
+    if api_version == "2015-12-01":
+        return seed_v2(event)
+    return None
+
+
+def _seed_launch(event: dict[str, Any]) -> Mapping[str, str] | None:
+    try:
+        module = importlib.import_module("proxymx.local.seed_launch")
+    except ImportError as exc:
+        raise SeedingUnavailable(
+            f"cannot seed {event.get('source')} events: proxymx.local.seed_launch is missing ({exc})"
+        ) from exc
+    module.seed(event)
+    return None
+
+
+SEEDERS: dict[str, Seeder] = {
+    "aws.elasticloadbalancing": seed_elb,
+    "aws.autoscaling": _seed_launch,
+    "aws.ssm": _seed_launch,
+}
+
+
+def register_seeder(source: str, seeder: Seeder) -> None:
+    SEEDERS[source] = seeder
+
+
+def seed_world(event: Any) -> Any:
+    """Build the world ``event`` presumes in the embedded AWS; return the event to invoke.
+
+    The returned event is ``event`` with seeded ARNs substituted for the ones it names. An
+    event that is not a JSON object, or whose source has no seeder, is returned as it is.
+    """
+    if not isinstance(event, dict):
+        return event
+    seeder = SEEDERS.get(str(event.get("source")))
+    if seeder is None:
+        return event
+    translation = seeder(event) or {}
+    if not translation:
+        return event
+    text = json.dumps(event)
+    for old, new in translation.items():
+        text = text.replace(old, new)
+    rewritten: dict[str, Any] = json.loads(text)
+    return rewritten
