@@ -147,7 +147,7 @@ def sqs_event(event: dict[str, Any], queue_logical_id: str) -> dict[str, Any]:
                 "messageAttributes": {},
                 "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
                 "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_logical_id}",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-{queue_logical_id}",
                 "awsRegion": REGION,
             }
         ]
@@ -188,19 +188,19 @@ def _get_att_arn(template: dict[str, Any], logical_id: str) -> str:
     if logical_id.endswith("Role") or rtype == "AWS::IAM::Role":
         # SAM names a function's generated role <Function>Role (events/elb-own-change.json
         # carries that role as the caller).
-        return f"arn:aws:iam::{ACCOUNT}:role/{logical_id}"
+        return f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{logical_id}"
     if rtype == "AWS::SQS::Queue":
-        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical_id}"
+        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-{logical_id}"
     if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}"
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-{logical_id}"
     if rtype == "AWS::SNS::Topic":
-        return f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical_id}"
+        return f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{logical_id}"
     return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:{STACK}/{logical_id}"
 
 
 def _ref(template: dict[str, Any], name: str) -> Any:
-    # Locally, a resource's physical name is its logical id (the SSM document is
-    # "PostfixProxyProtocolDocument", a queue URL ends in its logical id, a role ARN too).
+    # Locally, a resource's physical name is "<stack>-<LogicalId>" for the stack "proxymx" (the
+    # SSM document is "proxymx-PostfixProxyProtocolDocument"; a queue URL and a role ARN too).
     pseudo = {
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
@@ -216,10 +216,10 @@ def _ref(template: dict[str, Any], name: str) -> Any:
         return parameters[name].get("Default", "")
     rtype = (template.get("Resources", {}).get(name) or {}).get("Type", "")
     if rtype == "AWS::SQS::Queue":
-        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{STACK}-{name}"
     if rtype == "AWS::SNS::Topic":
         return _get_att_arn(template, name)
-    return f"{name}"
+    return f"{STACK}-{name}"
 
 
 def resolve(template: dict[str, Any], value: Any) -> Any:
@@ -237,7 +237,7 @@ def resolve(template: dict[str, Any], value: Any) -> Any:
         logical_id, attribute = (arg if isinstance(arg, list) else str(arg).split(".", 1))[:2]
         if attribute == "Arn":
             return _get_att_arn(template, logical_id)
-        return f"{logical_id}-{attribute}"
+        return f"{STACK}-{logical_id}-{attribute}"
     if key == "Fn::Sub":
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
         for name, var in variables.items():

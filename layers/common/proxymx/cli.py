@@ -1,0 +1,128 @@
+"""The ``proxymx`` command line.
+
+``proxymx invoke EVENT.json [--backend moto|aws] [--dry-run] [--json] [--template PATH] [--verbose]``
+    Route the event through template.yaml's EventBridge rules and run the matching handler(s)
+    in-process. Exit 0 for changed/compliant/ignored, 3 for rejected (malformed event),
+    1 for failed. ``--json`` prints exactly one JSON object (see docs/loadbalancers.md).
+
+``proxymx demo [--template PATH]``
+    The local demo (``make demo``).
+
+Never imported by a Lambda handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from proxymx import template as tpl
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="proxymx",
+        description="Keep a Postfix MX fleet behind AWS load balancers speaking the PROXY protocol.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    invoke = commands.add_parser(
+        "invoke",
+        help="route an event through the template's rules and run the matching handlers",
+        description=(
+            "Route EVENT.json through the EventBridge rules of template.yaml and run the matching "
+            "handler(s) in-process. Exit 0 for changed/compliant/ignored, 3 for rejected, 1 for failed."
+        ),
+    )
+    invoke.add_argument(
+        "event", type=Path, help="an EventBridge event (JSON), e.g. events/elb-create-smtp.json"
+    )
+    invoke.add_argument(
+        "--backend",
+        choices=("moto", "aws"),
+        default="moto",
+        help="moto: the embedded AWS, seeded with the world the event presumes (default); "
+        "aws: your real credentials and account",
+    )
+    invoke.add_argument("--dry-run", action="store_true", help="DRY_RUN=true: log the plan, write nothing")
+    invoke.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    invoke.add_argument("--template", type=Path, default=None, help="template.yaml to route through")
+    invoke.add_argument(
+        "--verbose", "-v", action="store_true", help="also print the handlers' logs and metrics"
+    )
+
+    demo = commands.add_parser("demo", help="run the local demo (make demo)")
+    demo.add_argument("--template", type=Path, default=None, help="template.yaml to use")
+    return parser
+
+
+def _rejected(message: str) -> dict[str, Any]:
+    return {"matched_rules": [], "functions": [], "outcome": "rejected", "aws_calls": [], "error": message}
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from proxymx.local.runner import invoke_event
+
+    try:
+        event = json.loads(args.event.read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"proxymx invoke: cannot read {args.event}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        message = f"{args.event} is not JSON: {exc}"
+        if args.json:
+            print(json.dumps(_rejected(message)))
+        else:
+            print(f"outcome    rejected: {message}")
+        return 3
+    report = invoke_event(event, backend=args.backend, dry_run=args.dry_run, template_path=args.template)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+        if args.verbose and report.logs:
+            print(report.logs, file=sys.stderr, end="")
+        return report.exit_code
+
+    template_name = args.template or tpl.DEFAULT_TEMPLATE.name
+    print(f"event      {args.event}: {report.event_source or '?'} {report.event_name or ''}".rstrip())
+    if report.matched_rules:
+        print(f"rules      {', '.join(report.matched_rules)}")
+        print(f"functions  {', '.join(report.functions)}")
+    else:
+        print(f"rules      NONE: no rule of {template_name} matches this event (nothing would run in AWS)")
+    reasons = "; ".join(run.reason for run in report.runs if run.reason)
+    print(f"outcome    {report.outcome}{': ' + reasons if reasons else ''}")
+    if report.error:
+        print(f"error      {report.error}")
+    for run in report.runs:
+        changes = run.result.get("changes") if isinstance(run.result, dict) else None
+        for change in changes or []:
+            print(f"change     {'would ' if args.dry_run else ''}{change}")
+    if report.runs:
+        counts = f"{report.reads} reads, {report.writes} writes"
+        print(f"aws calls  {len(report.aws_calls)} ({counts}) on {args.backend}")
+        for number, call in enumerate(report.aws_calls, 1):
+            print(f"  {number:2}. {call.service}.{call.operation} {json.dumps(call.params)}")
+    if args.verbose and report.logs:
+        print("logs (JSON log lines and EMF metrics, as CloudWatch would get them):")
+        print(report.logs, end="")
+    elif report.logs:
+        print("logs       captured; --verbose shows them")
+    return report.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "invoke":
+        return _invoke(args)
+    if args.command == "demo":
+        from proxymx.local import demo
+
+        return demo.main(args.template)
+    raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
