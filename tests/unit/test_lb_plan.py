@@ -1,0 +1,193 @@
+"""The pure plan: which Classic ports and NLB target groups must change, and what is out of scope."""
+
+from __future__ import annotations
+
+from proxymx.config import Settings, load_settings
+from proxymx.loadbalancer.plan import (
+    PROXY_POLICY_NAME,
+    ClassicListener,
+    ClassicPolicy,
+    ClassicState,
+    TargetGroupState,
+    out_of_scope_reason,
+    plan_classic,
+    plan_target_groups,
+    target_group_candidates,
+)
+
+DEFAULT = load_settings({})
+SMTP = ClassicListener(25, "TCP", 25, "TCP")
+SSH = ClassicListener(22, "TCP", 22, "TCP")
+WEB = ClassicListener(80, "HTTP", 8080, "HTTP")
+PROXY = ClassicPolicy(PROXY_POLICY_NAME, "ProxyProtocolPolicyType", {"ProxyProtocol": "true"})
+
+
+def classic(
+    listeners: tuple[ClassicListener, ...] = (SMTP, SSH, WEB),
+    backend: dict[int, tuple[str, ...]] | None = None,
+    policies: tuple[ClassicPolicy, ...] = (),
+    tags: dict[str, str] | None = None,
+) -> ClassicState:
+    return ClassicState("mx", listeners, backend or {}, policies, tags or {})
+
+
+def settings(**env: str) -> Settings:
+    return load_settings(env)
+
+
+# ----- scope -------------------------------------------------------------------------------------
+
+
+def test_everything_is_in_scope_by_default() -> None:
+    assert out_of_scope_reason([{}], DEFAULT) is None
+
+
+def test_the_opt_out_tag_excludes_with_any_value_but_false() -> None:
+    assert (
+        out_of_scope_reason([{"proxymx:opt-out": "yes"}], DEFAULT) == "opted out by tag proxymx:opt-out=yes"
+    )
+    assert out_of_scope_reason([{"proxymx:opt-out": ""}], DEFAULT) is not None
+    assert out_of_scope_reason([{"proxymx:opt-out": "False"}], DEFAULT) is None
+
+
+def test_the_required_tag_narrows_scope_by_key_or_key_and_value() -> None:
+    by_key = settings(REQUIRED_TAG="mail")
+    by_pair = settings(REQUIRED_TAG="role=mx")
+    assert out_of_scope_reason([{"mail": "anything"}], by_key) is None
+    assert out_of_scope_reason([{}], by_key) == "lacks the required tag mail"
+    assert out_of_scope_reason([{"role": "mx"}], by_pair) is None
+    assert out_of_scope_reason([{"role": "web"}], by_pair) == "lacks the required tag role=mx"
+    # any of the tag sets (a target group or one of its load balancers) may carry it
+    assert out_of_scope_reason([{}, {"role": "mx"}], by_pair) is None
+
+
+# ----- Classic ELB -------------------------------------------------------------------------------
+
+
+def test_a_new_classic_lb_gets_the_policy_on_its_smtp_port_only() -> None:
+    # Given SMTP, SSH and HTTP listeners and no policy / When planned
+    plan = plan_classic(classic(), DEFAULT)
+    # Then the policy is created and attached to instance port 25 only (never 22 or 8080)
+    assert plan.create_policy
+    assert [(b.instance_port, b.policy_names) for b in plan.attach] == [(25, (PROXY_POLICY_NAME,))]
+    assert plan.has_changes
+
+
+def test_existing_backend_policies_are_merged_not_replaced() -> None:
+    plan = plan_classic(classic(backend={25: ("mx-backend-auth",)}, policies=(PROXY,)), DEFAULT)
+    assert not plan.create_policy
+    assert [b.policy_names for b in plan.attach] == [("mx-backend-auth", PROXY_POLICY_NAME)]
+
+
+def test_a_compliant_classic_lb_needs_nothing() -> None:
+    plan = plan_classic(classic(backend={25: (PROXY_POLICY_NAME,)}, policies=(PROXY,)), DEFAULT)
+    assert not plan.has_changes
+    assert plan.eligible_ports == (25,)
+
+
+def test_someone_elses_proxy_protocol_policy_is_reused() -> None:
+    # Given a hand-made ProxyProtocolPolicyType policy already on the port
+    theirs = ClassicPolicy("EnableProxyProtocol", "ProxyProtocolPolicyType", {"ProxyProtocol": "true"})
+    plan = plan_classic(classic(backend={25: ("EnableProxyProtocol",)}, policies=(theirs,)), DEFAULT)
+    # Then nothing changes; on another port it is that policy that gets attached
+    assert not plan.has_changes
+    two_ports = plan_classic(
+        classic(listeners=(SMTP, ClassicListener(587, "TCP", 587, "TCP")), policies=(theirs,)),
+        settings(SMTP_PORTS="25,587"),
+    )
+    assert two_ports.policy_name == "EnableProxyProtocol"
+    assert not two_ports.create_policy
+    assert [b.instance_port for b in two_ports.attach] == [25, 587]
+
+
+def test_a_policy_with_proxy_protocol_false_does_not_count() -> None:
+    off = ClassicPolicy(PROXY_POLICY_NAME, "ProxyProtocolPolicyType", {"ProxyProtocol": "false"})
+    plan = plan_classic(classic(backend={25: (PROXY_POLICY_NAME,)}, policies=(off,)), DEFAULT)
+    assert plan.has_changes
+    assert plan.create_policy
+
+
+def test_an_smtp_port_behind_an_http_listener_is_skipped() -> None:
+    # Given port 25 reached by a TCP listener AND an HTTP listener (a header would break HTTP)
+    mixed = classic(listeners=(SMTP, ClassicListener(8025, "HTTP", 25, "HTTP")))
+    plan = plan_classic(mixed, DEFAULT)
+    assert not plan.has_changes
+    assert plan.skipped == ("instance port 25: a non-TCP/SSL listener forwards to it",)
+
+
+def test_ssl_listeners_count_and_instance_protocol_decides() -> None:
+    ssl = classic(listeners=(ClassicListener(465, "SSL", 25, "TCP"),))
+    assert [b.instance_port for b in plan_classic(ssl, DEFAULT).attach] == [25]
+
+
+def test_a_classic_lb_without_smtp_port_is_left_alone() -> None:
+    plan = plan_classic(classic(listeners=(SSH, WEB)), DEFAULT)
+    assert not plan.has_changes
+    assert plan.eligible_ports == ()
+
+
+def test_an_opted_out_classic_lb_is_out_of_scope() -> None:
+    plan = plan_classic(classic(tags={"proxymx:opt-out": "true"}), DEFAULT)
+    assert plan.out_of_scope == "opted out by tag proxymx:opt-out=true"
+    assert not plan.has_changes
+
+
+def test_the_plan_describes_itself_for_a_dry_run() -> None:
+    steps = plan_classic(classic(backend={25: ("auth",)}), DEFAULT).describe()
+    assert steps == [
+        f"create policy {PROXY_POLICY_NAME} (ProxyProtocolPolicyType, ProxyProtocol=true) on mx",
+        f"set backend policies of mx instance port 25 to ['auth', '{PROXY_POLICY_NAME}']",
+    ]
+
+
+# ----- NLB target groups -------------------------------------------------------------------------
+
+
+def tg(name: str, protocol: str | None = "TCP", port: int | None = 25, **kw: object) -> TargetGroupState:
+    return TargetGroupState(arn=f"arn:tg/{name}", name=name, protocol=protocol, port=port, **kw)  # type: ignore[arg-type]
+
+
+def test_tcp_and_tls_target_groups_on_smtp_ports_are_enabled() -> None:
+    groups = [tg("tcp", proxy_protocol_v2=False), tg("tls", "TLS", proxy_protocol_v2=False)]
+    assert plan_target_groups(groups, DEFAULT).enable == ("arn:tg/tcp", "arn:tg/tls")
+
+
+def test_a_listener_port_makes_a_target_group_smtp() -> None:
+    # Given a target group on 2525 behind a listener on 25
+    group = tg("alt", port=2525, listener_ports=(25,), proxy_protocol_v2=False)
+    assert plan_target_groups([group], DEFAULT).enable == ("arn:tg/alt",)
+    assert plan_target_groups([tg("other", port=2525)], DEFAULT).enable == ()
+
+
+def test_http_udp_and_non_smtp_target_groups_are_skipped_and_not_read() -> None:
+    groups = [tg("web", "HTTP", 80), tg("dns", "UDP", 25), tg("ssh", "TCP", 22)]
+    assert target_group_candidates(groups, DEFAULT) == []
+    plan = plan_target_groups(groups, DEFAULT)
+    assert not plan.has_changes
+    assert len(plan.skipped) == 3
+
+
+def test_an_enabled_target_group_is_compliant() -> None:
+    plan = plan_target_groups([tg("tcp", proxy_protocol_v2=True)], DEFAULT)
+    assert plan.compliant == ("arn:tg/tcp",)
+    assert not plan.has_changes
+
+
+def test_opt_out_on_the_target_group_or_its_load_balancer_excludes_it() -> None:
+    on_group = tg("a", tags={"proxymx:opt-out": "1"}, proxy_protocol_v2=False)
+    on_lb = tg("b", load_balancer_tags=({"proxymx:opt-out": "1"},), proxy_protocol_v2=False)
+    plan = plan_target_groups([on_group, on_lb], DEFAULT)
+    assert plan.enable == ()
+    assert all("opted out" in reason for reason in plan.skipped)
+
+
+def test_the_required_tag_may_sit_on_the_target_group_or_its_load_balancer() -> None:
+    required = settings(REQUIRED_TAG="role=mx")
+    groups = [
+        tg("own", tags={"role": "mx"}, proxy_protocol_v2=False),
+        tg("lb", load_balancer_tags=({"role": "mx"},), proxy_protocol_v2=False),
+        tg("none", proxy_protocol_v2=False),
+    ]
+    plan = plan_target_groups(groups, required)
+    assert plan.enable == ("arn:tg/own", "arn:tg/lb")
+    assert plan.skipped == ("target group none: lacks the required tag role=mx",)
