@@ -1,0 +1,264 @@
+"""ConfigureInstance on the embedded AWS: SQS batches of launch lifecycle events -> SendCommand."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import ROOT, load_event
+from proxymx import aws as aws_clients
+from proxymx.config import settings
+from proxymx.errors import MalformedEvent
+from proxymx.local.embedded import EmbeddedAws, to_sqs_batch
+from proxymx.local.seed_launch import ensure_document, ensure_group
+
+GROUP = "proxymx-mx-fleet"
+HOOK = "proxymx-postfix-launch"
+DOCUMENT = "proxymx-PostfixProxyProtocolDocument"
+WRITES = {"SendCommand", "CompleteLifecycleAction", "RecordLifecycleActionHeartbeat", "Publish"}
+
+
+def load_app(name: str) -> ModuleType:
+    path = ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"proxymx_test_{name}_app", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Calls:
+    """Every AWS call made through proxymx clients: (service, operation, params)."""
+
+    made: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def observe(self, client: Any) -> None:
+        service = client.meta.service_model.service_name
+
+        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+            self.made.append((service, model.name, dict(params)))
+
+        client.meta.events.register("provide-client-params", record)
+
+    def of(self, operation: str) -> list[dict[str, Any]]:
+        return [params for _, op, params in self.made if op == operation]
+
+    @property
+    def writes(self) -> list[str]:
+        return [op for _, op, _ in self.made if op in WRITES]
+
+
+@dataclass
+class Context:
+    function_name: str = "ConfigureInstance"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:proxymx-ConfigureInstance"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "proxymx")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Proxymx")
+    monkeypatch.setenv("DOCUMENT_NAME", DOCUMENT)
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
+@pytest.fixture
+def world(aws: EmbeddedAws, env: None) -> EmbeddedAws:
+    ensure_group(GROUP, HOOK)
+    ensure_document(DOCUMENT)
+    return aws
+
+
+@pytest.fixture
+def calls(world: EmbeddedAws) -> Iterator[Calls]:
+    recorded = Calls()
+    aws_clients.add_client_observer(recorded.observe)
+    yield recorded
+    aws_clients.remove_client_observer(recorded.observe)
+
+
+@pytest.fixture
+def app(env: None) -> ModuleType:
+    # Loaded inside the test's environment: Powertools reads it when the module is imported.
+    return load_app("configure_instance")
+
+
+def invoke(app: ModuleType, batch: dict[str, Any]) -> list[str]:
+    response = app.lambda_handler(batch, Context())
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+def test_launch_sends_our_document_with_context_and_output_to_logs(
+    world: EmbeddedAws, calls: Calls, app: ModuleType
+) -> None:
+    # Given one instance held in Pending:Wait by our hook, its agent Online
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    instance = events[0]["detail"]["EC2InstanceId"]
+    # When its lifecycle event arrives through the queue
+    failures = invoke(app, to_sqs_batch(events))
+    # Then the record succeeds and one command carries our document to that instance only
+    assert failures == []
+    (sent,) = calls.of("SendCommand")
+    assert sent["InstanceIds"] == [instance]
+    assert sent["DocumentName"] == DOCUMENT
+    assert sent["Parameters"] == {
+        "SmtpPorts": ["25"],
+        "ProxyProtocol": ["any"],
+        "UpstreamProxyTimeout": ["5s"],
+        "DryRun": ["false"],
+    }
+    assert sent["CloudWatchOutputConfig"]["CloudWatchOutputEnabled"] is True
+    assert 30 <= sent["TimeoutSeconds"] <= 3600
+    assert json.loads(sent["Comment"].removeprefix("proxymx:")) == [GROUP, HOOK]
+    # And the instance still waits: only CheckOutcome may release it
+    assert world.launch.lifecycle_state(instance) == "Pending:Wait"
+
+
+def test_120_instances_arriving_together_take_3_send_commands(
+    world: EmbeddedAws, calls: Calls, app: ModuleType
+) -> None:
+    # Given 120 instances launched together
+    events = world.launch.launch_into_wait(GROUP, HOOK, 120)
+    # When their events arrive in one batch
+    failures = invoke(app, to_sqs_batch(events))
+    # Then at most 3 SendCommand calls, none over 50 instances, cover every instance once
+    assert failures == []
+    sends = calls.of("SendCommand")
+    assert len(sends) <= 3
+    assert all(len(send["InstanceIds"]) <= 50 for send in sends)
+    covered = [iid for send in sends for iid in send["InstanceIds"]]
+    assert sorted(covered) == sorted(e["detail"]["EC2InstanceId"] for e in events)
+
+
+def test_late_agent_is_retried_by_the_queue_then_sent(
+    world: EmbeddedAws, calls: Calls, app: ModuleType
+) -> None:
+    # Given an instance whose SSM agent is not registered yet
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1, online_after_polls=1)
+    batch = to_sqs_batch(events)
+    # When the event is first delivered
+    first = invoke(app, batch)
+    # Then the record fails (SQS brings it back later) and nothing is sent
+    assert first == [batch["Records"][0]["messageId"]]
+    assert calls.of("SendCommand") == []
+    # When SQS redelivers it and the agent is Online by then
+    batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
+    second = invoke(app, batch)
+    # Then it is sent
+    assert second == []
+    assert len(calls.of("SendCommand")) == 1
+
+
+def test_long_wait_records_a_lifecycle_heartbeat(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+    # Given an instance whose agent is still not Online five minutes after the launch event
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1, online_after_polls=5)
+    old = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    events[0]["time"] = old
+    instance = events[0]["detail"]["EC2InstanceId"]
+    # When its event is retried
+    failures = invoke(app, to_sqs_batch(events))
+    # Then the record comes back later and the action's heartbeat was recorded
+    assert len(failures) == 1
+    assert len(calls.of("RecordLifecycleActionHeartbeat")) == 1
+    assert world.launch.actions[instance].heartbeats == 1
+
+
+def test_vanished_instance_is_dropped_not_retried(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+    # Given an instance whose lifecycle action already ended (expired: default result applied)
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    world.launch.expire_action(events[0]["detail"]["EC2InstanceId"])
+    # And an event for an instance Auto Scaling never heard of (terminated and gone)
+    gone = load_event("lifecycle-launch")
+    gone["detail"]["EC2InstanceId"] = "i-0fedcba9876543210"
+    # When both events arrive
+    failures = invoke(app, to_sqs_batch([*events, gone]))
+    # Then both records succeed (dropped, with a log line) and nothing is sent
+    assert failures == []
+    assert calls.of("SendCommand") == []
+
+
+def test_malformed_record_fails_alone_without_sinking_the_batch(
+    world: EmbeddedAws, calls: Calls, app: ModuleType
+) -> None:
+    # Given a batch with one good event and one malformed event
+    good = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    batch = to_sqs_batch([*good, load_event("malformed-lifecycle-bad-instance-id")])
+    # When it is processed
+    failures = invoke(app, batch)
+    # Then only the malformed record fails, and the good one is sent
+    assert failures == [batch["Records"][1]["messageId"]]
+    assert len(calls.of("SendCommand")) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "malformed-lifecycle-missing-instance",
+        "malformed-lifecycle-bad-instance-id",
+        "malformed-lifecycle-missing-token",
+    ],
+)
+def test_malformed_only_batch_is_rejected_with_no_aws_call(
+    world: EmbeddedAws, calls: Calls, app: ModuleType, name: str
+) -> None:
+    with pytest.raises(MalformedEvent, match=r"detail\."):
+        invoke(app, to_sqs_batch([load_event(name)]))
+    assert calls.made == []
+
+
+def test_other_hooks_are_ignored_with_no_aws_call(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+    failures = invoke(app, to_sqs_batch([load_event("lifecycle-out-of-scope")]))
+    assert failures == []
+    assert calls.made == []
+
+
+def test_duplicate_deliveries_share_one_command(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    failures = invoke(app, to_sqs_batch([events[0], events[0]]))
+    assert failures == []
+    (sent,) = calls.of("SendCommand")
+    assert len(sent["InstanceIds"]) == 1
+
+
+def test_warm_pool_launch_is_configured_too(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+    # Given an instance launched into the warm pool (it waits in Warmed:Pending:Wait)
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1, destination="WarmPool")
+    instance = events[0]["detail"]["EC2InstanceId"]
+    assert world.launch.lifecycle_state(instance) == "Warmed:Pending:Wait"
+    # When its event arrives
+    failures = invoke(app, to_sqs_batch(events))
+    # Then it is configured before it is stopped into the pool
+    assert failures == []
+    assert calls.of("SendCommand")[0]["InstanceIds"] == [instance]
+
+
+def test_dry_run_sends_the_document_in_dry_run_mode(
+    world: EmbeddedAws, calls: Calls, app: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRY_RUN", "true")
+    settings.cache_clear()
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    assert invoke(app, to_sqs_batch(events)) == []
+    assert calls.of("SendCommand")[0]["Parameters"]["DryRun"] == ["true"]
+
+
+def test_sample_event_file_is_a_valid_queue_body(world: EmbeddedAws, app: ModuleType) -> None:
+    # The events/ file, seeded as proxymx invoke does, goes through the handler cleanly.
+    from proxymx.local.seed_launch import seed
+
+    event = load_event("lifecycle-launch")
+    seed(event)
+    assert invoke(app, to_sqs_batch([event])) == []
+    assert Path(ROOT / "events" / "lifecycle-launch.json").is_file()
