@@ -64,11 +64,17 @@ class MetricsSink(Protocol):
 
 
 def emit_metrics(result: ProxyProtocolResult, metrics: MetricsSink) -> None:
-    """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored."""
+    """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored,
+    EventsCompliant, DryRunChangesPlanned; Failures comes from :func:`emit_failure_metric`."""
     from aws_lambda_powertools.metrics import MetricUnit
 
     if result.outcome == "ignored":
         metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+    elif result.outcome == "compliant":
+        metrics.add_metric(name="EventsCompliant", unit=MetricUnit.Count, value=1)
+    elif result.dry_run:
+        # What a dry run would have changed: the number to watch before switching DRY_RUN off.
+        metrics.add_metric(name="DryRunChangesPlanned", unit=MetricUnit.Count, value=len(result.changes))
     if result.enabled_count and not result.dry_run:
         metrics.add_metric(name="ProxyProtocolEnabled", unit=MetricUnit.Count, value=result.enabled_count)
     if result.drift_repaired:

@@ -1,0 +1,485 @@
+"""EnableProxyProtocol on the embedded AWS (moto): every behaviour of issue 2.
+
+The world each event presumes is seeded with proxymx.local.seed (the same seeding
+``proxymx invoke`` uses); every AWS call the function makes is recorded, in order.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+from conftest import ROOT, load_event
+from proxymx import aws as aws_clients
+from proxymx.config import Settings, load_settings, settings
+from proxymx.errors import MalformedEvent, NotReadyYet, VerificationFailed
+from proxymx.loadbalancer.classic import ClassicElb
+from proxymx.loadbalancer.nlb import NetworkLoadBalancers
+from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
+from proxymx.loadbalancer.service import ProxyProtocolResult, enable_proxy_protocol
+from proxymx.local.recorder import CallRecorder
+from proxymx.local.seed import seed_world
+from proxymx.models.cloudtrail import parse_elb_event
+
+SELF_ROLE = "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole"
+DEFAULT = load_settings({"SELF_ROLE_ARNS": SELF_ROLE})
+
+
+@pytest.fixture
+def calls(aws: Any) -> Iterator[CallRecorder]:
+    with CallRecorder() as recorder:
+        yield recorder
+
+
+class World:
+    """The seeded embedded AWS, read back with plain boto3 (not recorded)."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        self.elb = boto3.client("elb", region_name="us-east-1")
+        self.elbv2 = boto3.client("elbv2", region_name="us-east-1")
+
+    def backend_policies(self, name: str) -> dict[int, list[str]]:
+        lb = self.elb.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"][0]
+        return {b["InstancePort"]: b["PolicyNames"] for b in lb.get("BackendServerDescriptions", [])}
+
+    def policy_names(self, name: str) -> list[str]:
+        policies = self.elb.describe_load_balancer_policies(LoadBalancerName=name)["PolicyDescriptions"]
+        return [p["PolicyName"] for p in policies]
+
+    def proxy_v2(self, tg_arn: str) -> str:
+        attributes = self.elbv2.describe_target_group_attributes(TargetGroupArn=tg_arn)["Attributes"]
+        return {a["Key"]: a["Value"] for a in attributes}.get("proxy_protocol_v2.enabled", "false")
+
+    def target_group_arn(self, name: str) -> str:
+        return str(self.elbv2.describe_target_groups(Names=[name])["TargetGroups"][0]["TargetGroupArn"])
+
+    def tag_classic(self, name: str, **tags: str) -> None:
+        self.elb.add_tags(LoadBalancerNames=[name], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def tag_v2(self, arn: str, **tags: str) -> None:
+        self.elbv2.add_tags(ResourceArns=[arn], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def seeded(name: str) -> tuple[dict[str, Any], World]:
+    """Given the world ``events/<name>.json`` presumes; the event with the seeded ARNs."""
+    event = seed_world(load_event(name))
+    return event, World()
+
+
+def handle(
+    event: dict[str, Any],
+    config: Settings = DEFAULT,
+    sleep: Callable[[float], Any] | None = None,
+    classic_client: Any = None,
+) -> ProxyProtocolResult:
+    nap = sleep or (lambda _s: None)
+    return enable_proxy_protocol(
+        parse_elb_event(event),
+        config,
+        ClassicElb(classic_client, sleep=nap),
+        NetworkLoadBalancers(sleep=nap),
+    )
+
+
+def ops(recorder: CallRecorder) -> list[str]:
+    return [f"{c.service}.{c.operation}" for c in recorder.calls]
+
+
+CLASSIC_READS = ["elb.describe_load_balancers", "elb.describe_tags"]
+CLASSIC_VERIFY = [*CLASSIC_READS, "elb.describe_load_balancer_policies"]
+
+
+# ----- Classic ELB -----------------------------------------------------------------------------
+
+
+def test_classic_create_enables_the_policy_on_the_smtp_port_only(calls: CallRecorder) -> None:
+    # Given a new Classic ELB with SMTP (25) and HTTP (80 -> 8080) listeners
+    event, world = seeded("elb-create-smtp")
+    # When the creation event arrives
+    result = handle(event)
+    # Then the PROXY protocol policy exists and only instance port 25 has it
+    assert result.outcome == "changed"
+    assert PROXY_POLICY_NAME in world.policy_names("mx-inbound")
+    assert world.backend_policies("mx-inbound") == {25: [PROXY_POLICY_NAME]}
+    # And the calls are: read, create the policy, attach it, read it back
+    assert ops(calls) == [
+        *CLASSIC_READS,
+        "elb.create_load_balancer_policy",
+        "elb.set_load_balancer_policies_for_backend_server",
+        *CLASSIC_VERIFY,
+    ]
+    create = calls.calls[2].params
+    assert create["PolicyTypeName"] == "ProxyProtocolPolicyType"
+    assert create["PolicyAttributes"] == [{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}]
+    assert calls.calls[3].params == {
+        "LoadBalancerName": "mx-inbound",
+        "InstancePort": 25,
+        "PolicyNames": [PROXY_POLICY_NAME],
+    }
+
+
+def test_classic_compliant_load_balancer_gets_reads_only(calls: CallRecorder) -> None:
+    # Given a load balancer already configured by a first event
+    event, _world = seeded("elb-create-smtp")
+    handle(event)
+    calls.calls.clear()
+    # When the same event is delivered again (EventBridge delivers at least once)
+    result = handle(event)
+    # Then nothing is written
+    assert result.outcome == "compliant"
+    assert calls.writes == []
+    assert ops(calls) == CLASSIC_VERIFY
+
+
+def test_detached_policy_is_put_back_merged_with_the_ports_other_policies(calls: CallRecorder) -> None:
+    # Given someone set port 25's policies to [mx-backend-auth], dropping ours
+    event, world = seeded("elb-drift-backend-detached")
+    assert world.backend_policies("mx-inbound") == {25: ["mx-backend-auth"]}
+    # When the drift event arrives
+    result = handle(event)
+    # Then ours is back AND theirs is kept (SetLoadBalancerPoliciesForBackendServer replaces the list)
+    assert result.outcome == "changed"
+    assert result.drift_repaired
+    assert result.actor is not None and result.actor.endswith("/bob@example.com")
+    assert world.backend_policies("mx-inbound") == {25: ["mx-backend-auth", PROXY_POLICY_NAME]}
+    # And the existing policy was reused: no create call
+    assert [c.operation for c in calls.writes] == ["set_load_balancer_policies_for_backend_server"]
+
+
+def test_deleted_policy_is_recreated_and_reattached(calls: CallRecorder) -> None:
+    event, world = seeded("elb-drift-policy-deleted")
+    result = handle(event)
+    assert result.outcome == "changed"
+    assert result.drift_repaired
+    assert PROXY_POLICY_NAME in world.policy_names("mx-inbound")
+    assert world.backend_policies("mx-inbound")[25] == [PROXY_POLICY_NAME]
+    assert [c.operation for c in calls.writes] == [
+        "create_load_balancer_policy",
+        "set_load_balancer_policies_for_backend_server",
+    ]
+
+
+def test_new_smtp_listener_on_an_existing_load_balancer(calls: CallRecorder) -> None:
+    event, world = seeded("elb-create-listeners")
+    assert handle(event).outcome == "changed"
+    assert world.backend_policies("mx-legacy") == {25: [PROXY_POLICY_NAME]}
+
+
+def test_duplicate_policy_name_means_the_policy_is_already_there(calls: CallRecorder) -> None:
+    # Given create_load_balancer_policy answers DuplicatePolicyName (a concurrent run made it)
+    from botocore.exceptions import ClientError
+
+    event, world = seeded("elb-create-smtp")
+    client = aws_clients.client("elb")
+    world.elb.create_load_balancer_policy(
+        LoadBalancerName="mx-inbound",
+        PolicyName=PROXY_POLICY_NAME,
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+    )
+    real_describe = client.describe_load_balancers
+
+    def stale_describe(**kwargs: Any) -> Any:
+        # the first read does not see the policy yet
+        response = real_describe(**kwargs)
+        if len(calls.calls) <= 2:
+            response["LoadBalancerDescriptions"][0]["Policies"]["OtherPolicies"] = []
+        return response
+
+    def duplicate(**_kwargs: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "DuplicatePolicyName", "Message": "exists"}}, "CreateLoadBalancerPolicy"
+        )
+
+    client.describe_load_balancers = stale_describe
+    client.create_load_balancer_policy = duplicate
+    # When handled / Then it goes on and attaches the policy
+    assert handle(event, classic_client=client).outcome == "changed"
+    assert world.backend_policies("mx-inbound") == {25: [PROXY_POLICY_NAME]}
+
+
+# ----- scope ------------------------------------------------------------------------------------
+
+
+def test_opt_out_tag_means_no_write(calls: CallRecorder) -> None:
+    event, world = seeded("elb-create-smtp")
+    world.tag_classic("mx-inbound", **{"proxymx:opt-out": "true"})
+    result = handle(event)
+    assert result.outcome == "ignored"
+    assert result.reason == "opted out by tag proxymx:opt-out=true"
+    assert calls.writes == []
+    assert world.backend_policies("mx-inbound") == {}
+
+
+def test_required_tag_narrows_scope(calls: CallRecorder) -> None:
+    event, world = seeded("elb-create-smtp")
+    required = load_settings({"REQUIRED_TAG": "proxymx:scope=mx"})
+    # Without the tag: out of scope, no write
+    assert handle(event, required).outcome == "ignored"
+    assert calls.writes == []
+    # With it: in scope
+    world.tag_classic("mx-inbound", **{"proxymx:scope": "mx"})
+    assert handle(event, required).outcome == "changed"
+    assert world.backend_policies("mx-inbound") == {25: [PROXY_POLICY_NAME]}
+
+
+def test_opt_out_on_an_nlb_target_group(calls: CallRecorder) -> None:
+    event, world = seeded("nlb-create-target-group")
+    arn = world.target_group_arn("mx-smtp-25")
+    world.tag_v2(arn, **{"proxymx:opt-out": "yes"})
+    result = handle(event)
+    assert result.outcome == "ignored"
+    assert calls.writes == []
+    assert world.proxy_v2(arn) == "false"
+
+
+def test_smtp_ports_are_a_parameter(calls: CallRecorder) -> None:
+    # Given SMTP_PORTS=587 only / When the port-25 load balancer is created / Then it is not touched
+    event, _world = seeded("elb-create-smtp")
+    result = handle(event, load_settings({"SMTP_PORTS": "587"}))
+    assert result.outcome == "compliant"
+    assert calls.writes == []
+
+
+# ----- dry run, verification, eventual consistency ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["elb-create-smtp", "nlb-create-target-group", "nlb-drift-proxy-disabled"])
+def test_dry_run_plans_and_writes_nothing(calls: CallRecorder, name: str) -> None:
+    event, _world = seeded(name)
+    result = handle(event, load_settings({"DRY_RUN": "true"}))
+    assert result.outcome == "changed"
+    assert result.dry_run
+    assert result.changes  # the plan, for the log
+    assert calls.writes == []
+
+
+def test_verification_failure_when_the_change_does_not_take(calls: CallRecorder) -> None:
+    # Given SetLoadBalancerPoliciesForBackendServer "succeeds" without effect
+    event, _world = seeded("elb-create-smtp")
+    client = aws_clients.client("elb")
+
+    def swallow(model: Any, **_: Any) -> Any:
+        if model.name == "SetLoadBalancerPoliciesForBackendServer":
+            return SimpleNamespace(status_code=200, headers={}), {}
+        return None
+
+    client.meta.events.register("before-call", swallow)
+    # When handled / Then reading it back fails loudly
+    with pytest.raises(VerificationFailed, match="instance port 25"):
+        handle(event, classic_client=client)
+
+
+def test_not_found_right_after_creation_is_retried_with_bounded_backoff_then_fails(
+    calls: CallRecorder,
+) -> None:
+    # Given a creation event for a load balancer that is not readable (yet)
+    event = load_event("elb-create-smtp")
+    naps: list[float] = []
+    # When handled / Then it retries along the backoff and gives up with NotReadyYet (-> async retry, DLQ)
+    with pytest.raises(NotReadyYet, match="LoadBalancerNotFound after 5 attempts"):
+        handle(event, sleep=naps.append)
+    assert naps == [1.0, 2.0, 4.0, 8.0]
+    assert ops(calls) == ["elb.describe_load_balancers"] * 5
+    assert calls.writes == []
+
+
+def test_not_found_then_readable_goes_on(calls: CallRecorder) -> None:
+    event = load_event("elb-create-smtp")
+    naps: list[float] = []
+
+    def appear(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 2:
+            seed_world(event)
+
+    result = handle(event, sleep=appear)
+    assert result.outcome == "changed"
+    assert naps == [1.0, 2.0]
+
+
+def test_a_target_group_not_readable_yet_is_retried_too(calls: CallRecorder) -> None:
+    event = load_event("nlb-create-target-group")
+    naps: list[float] = []
+    with pytest.raises(NotReadyYet, match="TargetGroupNotFound"):
+        handle(event, sleep=naps.append)
+    assert len(naps) == 4
+
+
+# ----- NLB --------------------------------------------------------------------------------------
+
+
+def test_new_nlb_without_target_groups_is_a_clean_no_op(calls: CallRecorder) -> None:
+    event, _world = seeded("nlb-create")
+    result = handle(event)
+    assert result.outcome == "compliant"
+    assert ops(calls) == ["elbv2.describe_load_balancers", "elbv2.describe_target_groups"]
+
+
+def test_tcp_target_group_on_port_25_gets_proxy_protocol_v2(calls: CallRecorder) -> None:
+    event, world = seeded("nlb-create-target-group")
+    arn = world.target_group_arn("mx-smtp-25")
+    result = handle(event)
+    assert result.outcome == "changed"
+    assert world.proxy_v2(arn) == "true"
+    assert ops(calls) == [
+        "elbv2.describe_target_groups",
+        "elbv2.describe_tags",
+        "elbv2.describe_target_group_attributes",
+        "elbv2.modify_target_group_attributes",
+        "elbv2.describe_target_group_attributes",
+    ]
+    assert calls.writes[0].params == {
+        "TargetGroupArn": arn,
+        "Attributes": [{"Key": "proxy_protocol_v2.enabled", "Value": "true"}],
+    }
+
+
+def test_create_listener_enables_the_target_group_it_forwards_to(calls: CallRecorder) -> None:
+    event, world = seeded("nlb-create-listener")
+    result = handle(event)
+    assert result.outcome == "changed"
+    assert world.proxy_v2(world.target_group_arn("mx-smtp-25")) == "true"
+
+
+def test_listener_port_25_in_front_of_a_target_group_on_another_port(calls: CallRecorder) -> None:
+    # Given an NLB whose listener 25 forwards to a target group on port 2525
+    event, world = seeded("nlb-create")
+    lb_arn = event["detail"]["responseElements"]["loadBalancers"][0]["loadBalancerArn"]
+    vpc = world.elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]["VpcId"]
+    tg = world.elbv2.create_target_group(Name="alt", Protocol="TCP", Port=2525, VpcId=vpc)["TargetGroups"][0]
+    world.elbv2.create_listener(
+        LoadBalancerArn=lb_arn,
+        Protocol="TCP",
+        Port=25,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+    )
+    # When the load balancer is reconciled / Then that target group is enabled
+    assert handle(event).outcome == "changed"
+    assert world.proxy_v2(tg["TargetGroupArn"]) == "true"
+
+
+def test_disabled_proxy_protocol_v2_is_put_back(calls: CallRecorder) -> None:
+    event, world = seeded("nlb-drift-proxy-disabled")
+    arn = world.target_group_arn("mx-smtp-25")
+    assert world.proxy_v2(arn) == "false"
+    result = handle(event)
+    assert result.outcome == "changed"
+    assert result.drift_repaired
+    assert world.proxy_v2(arn) == "true"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("nlb-create-application-lb", "application load balancers do not support the PROXY protocol"),
+        ("nlb-create-target-group-http", "target group protocol HTTP does not carry the PROXY protocol"),
+        ("elb-own-change", "our own change (no remediation loop)"),
+        ("elb-failed-call", "the API call failed (DuplicateLoadBalancerName): nothing changed"),
+    ],
+)
+def test_ignored_events_make_no_aws_call(calls: CallRecorder, name: str, reason: str) -> None:
+    event, _world = seeded(name)
+    result = handle(event)
+    assert (result.outcome, result.reason) == ("ignored", reason)
+    assert calls.calls == []
+
+
+def test_our_own_change_is_recognised_only_for_our_role(calls: CallRecorder) -> None:
+    # Given our own event but a function whose SELF_ROLE_ARNS is another role
+    event, _world = seeded("elb-own-change")
+    result = handle(event, load_settings({"SELF_ROLE_ARNS": "arn:aws:iam::123456789012:role/other"}))
+    # Then it is checked like anyone's change (and found compliant: our policy is on port 25)
+    assert result.outcome == "compliant"
+    assert calls.writes == []
+
+
+# ----- the handler ------------------------------------------------------------------------------
+
+
+def load_handler(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "proxymx")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Proxymx")
+    monkeypatch.setenv("SELF_ROLE_ARNS", SELF_ROLE)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings.cache_clear()
+    path = ROOT / "functions" / "enable_proxy_protocol" / "app.py"
+    spec = importlib.util.spec_from_file_location("enable_proxy_protocol_app", Path(path))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def emf_metrics(output: str) -> dict[str, list[float]]:
+    metrics: dict[str, list[float]] = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                metrics[definition["Name"]] = record[definition["Name"]]
+    return metrics
+
+
+def context() -> Any:
+    return SimpleNamespace(
+        function_name="EnableProxyProtocol",
+        memory_limit_in_mb=256,
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:EnableProxyProtocol",
+        aws_request_id="req-1",
+    )
+
+
+def test_handler_returns_the_outcome_logs_with_the_event_id_and_emits_metrics(
+    calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = load_handler(monkeypatch)
+    event, _world = seeded("elb-drift-backend-detached")
+    result = app.lambda_handler(event, context())
+    output = capsys.readouterr().out
+    assert result["outcome"] == "changed"
+    assert result["drift_repaired"] is True
+    json.dumps(result)  # JSON-able for the async destination
+    logs = [json.loads(line) for line in output.splitlines() if line.startswith('{"level"')]
+    assert {log["correlation_id"] for log in logs} == {event["id"]}
+    drift_log = next(log for log in logs if log["message"].startswith("drift repaired"))
+    assert drift_log["actor"].endswith("/bob@example.com")
+    assert emf_metrics(output) == {"ProxyProtocolEnabled": [1.0], "DriftRepaired": [1.0]}
+
+
+def test_handler_rejects_a_malformed_event_before_any_aws_call(
+    calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = load_handler(monkeypatch)
+    with pytest.raises(MalformedEvent, match=r"detail\.requestParameters\.loadBalancerName: field required"):
+        app.lambda_handler(load_event("malformed-elb-missing-load-balancer-name"), context())
+    assert calls.calls == []
+    assert emf_metrics(capsys.readouterr().out) == {"Failures": [1.0]}
+
+
+def test_handler_counts_ignored_events(
+    calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = load_handler(monkeypatch)
+    assert app.lambda_handler(load_event("nlb-create-application-lb"), context())["outcome"] == "ignored"
+    assert emf_metrics(capsys.readouterr().out) == {"EventsIgnored": [1.0]}
+
+
+def test_handler_dry_run_from_the_environment(
+    calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = load_handler(monkeypatch, DRY_RUN="true")
+    event, world = seeded("elb-create-smtp")
+    result = app.lambda_handler(event, context())
+    assert (result["outcome"], result["dry_run"]) == ("changed", True)
+    assert calls.writes == []
+    assert world.backend_policies("mx-inbound") == {}
+    assert emf_metrics(capsys.readouterr().out) == {"DryRunChangesPlanned": [2.0]}
