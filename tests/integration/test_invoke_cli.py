@@ -1,0 +1,274 @@
+"""``proxymx invoke`` and ``proxymx demo``: routing, the --json shape, exit codes, messages."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EVENTS_DIR, ROOT, load_event
+from proxymx import template as tpl
+from proxymx.cli import main
+from proxymx.errors import PermanentAwsError
+from proxymx.local import demo
+from proxymx.local.runner import Route, resolve, route, sqs_event
+
+JSON_KEYS = ["matched_rules", "functions", "outcome", "aws_calls", "error"]
+
+
+def invoke_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = main(["invoke", *args, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)  # exactly one JSON object, nothing else on stdout
+
+
+def test_json_report_of_a_classic_creation(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given the Classic creation event / When invoked with --json on the embedded AWS
+    code, report = invoke_json(capsys, str(EVENTS_DIR / "elb-create-smtp.json"))
+    # Then one object with exactly the documented keys, every call in order, exit 0
+    assert code == 0
+    assert list(report) == JSON_KEYS
+    assert report["matched_rules"] == ["EnableProxyProtocolFunctionClassicElbApiCall"]
+    assert report["functions"] == ["EnableProxyProtocolFunction"]
+    assert report["outcome"] == "changed"
+    assert report["error"] is None
+    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:4] == [
+        ("elb", "describe_load_balancers"),
+        ("elb", "describe_tags"),
+        ("elb", "create_load_balancer_policy"),
+        ("elb", "set_load_balancer_policies_for_backend_server"),
+    ]
+    assert report["aws_calls"][2]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
+    assert all(list(call) == ["service", "operation", "params"] for call in report["aws_calls"])
+
+
+def test_dry_run_makes_reads_only(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = invoke_json(capsys, str(EVENTS_DIR / "nlb-drift-proxy-disabled.json"), "--dry-run")
+    assert code == 0
+    assert report["outcome"] == "changed"
+    operations = [c["operation"] for c in report["aws_calls"]]
+    assert operations
+    assert all(op.startswith("describe_") for op in operations)
+
+
+def test_malformed_event_is_rejected_with_the_field_and_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = invoke_json(capsys, str(EVENTS_DIR / "malformed-elb-bad-instance-port.json"))
+    assert code == 3
+    assert report["outcome"] == "rejected"
+    assert report["error"].startswith("detail.requestParameters.listeners[0].instancePort:")
+    assert report["aws_calls"] == []
+
+
+def test_no_matching_rule_is_said_clearly_and_is_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(EVENTS_DIR / "elb-failed-call.json")
+    code, report = invoke_json(capsys, path)
+    assert (code, report["outcome"], report["matched_rules"], report["functions"]) == (0, "ignored", [], [])
+    assert main(["invoke", path]) == 0
+    assert "NONE: no rule of template.yaml matches this event" in capsys.readouterr().out
+
+
+def test_a_failure_exits_1_with_the_reason(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the ELB API refuses (e.g. AccessDenied, translated once by the adapter)
+    def refuse(self: Any, name: str) -> Any:
+        raise PermanentAwsError(f"Classic load balancer {name}: AccessDenied")
+
+    monkeypatch.setattr("proxymx.loadbalancer.classic.ClassicElb.describe", refuse)
+    code, report = invoke_json(capsys, str(EVENTS_DIR / "elb-create-smtp.json"))
+    assert code == 1
+    assert report["outcome"] == "failed"
+    assert report["error"] == "PermanentAwsError: Classic load balancer mx-inbound: AccessDenied"
+
+
+def test_handler_logs_stay_out_of_json_and_show_with_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(EVENTS_DIR / "nlb-create-target-group.json")
+    invoke_json(capsys, path)  # parses as one object: no log line leaked
+    assert main(["invoke", path, "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert '"correlation_id"' in out
+    assert '"ProxyProtocolEnabled"' in out  # the EMF line
+    assert "outcome    changed: PROXY protocol enabled" in out
+
+
+def test_readable_summary_lists_rules_outcome_and_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["invoke", str(EVENTS_DIR / "elb-drift-backend-detached.json")]) == 0
+    out = capsys.readouterr().out
+    assert "rules      EnableProxyProtocolFunctionClassicElbApiCall" in out
+    assert "outcome    changed: drift repaired" in out
+    assert "1 writes" in out
+    assert "elb.set_load_balancer_policies_for_backend_server" in out
+
+
+def test_an_unreadable_json_file_is_rejected(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code, report = invoke_json(capsys, str(bad))
+    assert (code, report["outcome"]) == (3, "rejected")
+    assert "is not JSON" in report["error"]
+
+
+def test_missing_launch_seeder_is_reported_not_crashed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a template whose rule sends Auto Scaling events to a function, and no seed_launch module
+    monkeypatch.setitem(sys.modules, "proxymx.local.seed_launch", None)
+    event = {"source": "aws.autoscaling", "detail-type": "EC2 Instance-launch Lifecycle Action", "detail": {}}
+    path = tmp_path / "launch.json"
+    path.write_text(json.dumps(event))
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        "      CodeUri: fn\n      Handler: app.handler\n      Events:\n        Launch:\n"
+        "          Type: EventBridgeRule\n          Properties:\n            Pattern:\n"
+        "              source: [aws.autoscaling]\n"
+    )
+    code, report = invoke_json(capsys, str(path), "--template", str(template))
+    assert code == 1
+    assert report["outcome"] == "failed"
+    assert "proxymx.local.seed_launch is missing" in report["error"]
+
+
+def test_console_script_entry_point() -> None:
+    # The installed `proxymx` script (pyproject: proxymx.cli:main), as a user runs it.
+    exe = shutil.which("proxymx", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    done = subprocess.run(
+        [exe, "invoke", "events/nlb-create.json", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["outcome"] == "compliant"
+    assert [c["operation"] for c in report["aws_calls"]] == [
+        "describe_load_balancers",
+        "describe_target_groups",
+    ]
+
+
+# ----- routing machinery -------------------------------------------------------------------------
+
+QUEUE_TEMPLATE: dict[str, Any] = {
+    "Parameters": {"Port": {"Type": "String", "Default": "25"}},
+    "Conditions": {"IsProd": {"Fn::Equals": [{"Ref": "Port"}, "25"]}},
+    "Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue"},
+        "Rule": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "EventPattern": {"source": ["aws.autoscaling"], "detail": {"port": [{"Ref": "Port"}]}},
+                "Targets": [{"Id": "q", "Arn": {"Fn::GetAtt": ["Queue", "Arn"]}}],
+            },
+        },
+        "Consumer": {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "CodeUri": "c",
+                "Handler": "app.handler",
+                "Events": {
+                    "Batch": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["Queue", "Arn"]}}}
+                },
+            },
+        },
+        "FnRole": {"Type": "AWS::IAM::Role"},
+    },
+}
+
+
+def test_a_rule_targeting_a_queue_runs_the_queues_consumer() -> None:
+    event = {"source": "aws.autoscaling", "detail": {"port": "25"}}
+    assert route(event, QUEUE_TEMPLATE) == [Route("Rule", "Consumer", "Queue")]
+    assert route({"source": "aws.autoscaling", "detail": {"port": "587"}}, QUEUE_TEMPLATE) == []
+
+
+def test_the_event_reaches_the_consumer_as_an_sqs_record() -> None:
+    event = load_event("elb-create-smtp")
+    record = sqs_event(event, "Queue")["Records"][0]
+    assert record["eventSource"] == "aws:sqs"
+    assert json.loads(record["body"]) == event
+    assert record["eventSourceARN"] == "arn:aws:sqs:us-east-1:123456789012:proxymx-Queue"
+
+
+def test_intrinsics_resolve_as_a_local_stack_would() -> None:
+    assert resolve(QUEUE_TEMPLATE, {"Ref": "Port"}) == "25"
+    assert resolve(QUEUE_TEMPLATE, {"Ref": "Queue"}).endswith("/123456789012/proxymx-Queue")
+    assert (
+        resolve(QUEUE_TEMPLATE, {"Fn::GetAtt": ["FnRole", "Arn"]})
+        == "arn:aws:iam::123456789012:role/proxymx-FnRole"
+    )
+    assert resolve(QUEUE_TEMPLATE, {"Fn::Sub": "${AWS::Region}:${Port}"}) == "us-east-1:25"
+    assert resolve(QUEUE_TEMPLATE, {"Fn::If": ["IsProd", "a", "b"]}) == "a"
+    assert resolve(QUEUE_TEMPLATE, {"Fn::Join": [",", ["x", {"Ref": "Port"}]]}) == "x,25"
+
+
+def test_the_function_gets_its_template_environment() -> None:
+    from proxymx.local.runner import function_env
+
+    env = function_env(tpl.load_template(), "EnableProxyProtocolFunction")
+    assert env["SMTP_PORTS"] == "25"
+    assert env["OPT_OUT_TAG_KEY"] == "proxymx:opt-out"
+    assert env["DRY_RUN"] == "false"
+    assert env["SELF_ROLE_ARNS"] == "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole"
+    assert "REQUIRED_TAG" in env
+
+
+# ----- demo --------------------------------------------------------------------------------------
+
+
+def test_demo_step_checks_every_event_against_the_manifest(tmp_path: Path) -> None:
+    # Given an events dir with two events and a manifest, one entry deliberately wrong
+    events = tmp_path / "events"
+    events.mkdir()
+    for name in ("nlb-create.json", "malformed-elb-no-user-identity.json"):
+        shutil.copy(EVENTS_DIR / name, events / name)
+    manifest = {
+        "events": {
+            "nlb-create.json": {"rules": ["EnableProxyProtocolFunctionElbV2ApiCall"], "outcome": "compliant"},
+            "malformed-elb-no-user-identity.json": {
+                "rules": ["EnableProxyProtocolFunctionElbV2ApiCall"],
+                "outcome": "changed",
+            },
+        }
+    }
+    (events / "expected.json").write_text(json.dumps(manifest))
+    out = io.StringIO()
+    context = demo.DemoContext(template_path=tpl.DEFAULT_TEMPLATE, events_dir=events, out=out)
+    # When the step runs / Then it fails, naming the mismatch, and the table has both rows
+    result = demo.invoke_every_event(context)
+    assert result.status == "failed"
+    assert any("malformed-elb-no-user-identity.json: expected changed" in line for line in result.lines)
+    assert any(line.startswith("nlb-create.json") and "compliant ok" in line for line in result.lines)
+    # And fixing the manifest makes the whole demo exit 0
+    manifest["events"]["malformed-elb-no-user-identity.json"]["outcome"] = "rejected"
+    (events / "expected.json").write_text(json.dumps(manifest))
+    code = demo.Demo([demo.Step("events", demo.invoke_every_event)]).run(context)
+    assert code == 0
+    assert "all steps passed" in out.getvalue()
+
+
+def test_a_failing_step_fails_the_demo_but_the_next_steps_run(tmp_path: Path) -> None:
+    out = io.StringIO()
+    context = demo.DemoContext(template_path=tpl.DEFAULT_TEMPLATE, events_dir=tmp_path, out=out)
+    ran: list[str] = []
+
+    def broken(_ctx: demo.DemoContext) -> demo.StepResult:
+        raise RuntimeError("boom")
+
+    def fine(_ctx: demo.DemoContext) -> demo.StepResult:
+        ran.append("fine")
+        return demo.StepResult("skipped", "haproxy missing: apt-get install haproxy")
+
+    code = demo.Demo([demo.Step("broken", broken), demo.Step("fine", fine)]).run(context)
+    assert code == 1
+    assert ran == ["fine"]
+    text = out.getvalue()
+    assert "FAILED: broken" in text
+    assert "SKIPPED" in text
