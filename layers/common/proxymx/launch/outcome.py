@@ -179,12 +179,17 @@ def check_outcome(
     sleep: Callable[[float], None] = time.sleep,
 ) -> OutcomeReport:
     if isinstance(event, CommandStatusChange):
-        return OutcomeReport("ignored", "command-level status event (we act per instance)")
+        return OutcomeReport(
+            "ignored",
+            "command-level status event (we act per instance)",
+            metrics=[Metric("StatusEventsIgnored", "Count", 1)],
+        )
     detail = event.detail
     base = OutcomeReport("ignored", "", detail.instance_id, detail.command_id, detail.status)
 
     def about(outcome: OutcomeStatus, reason: str) -> OutcomeReport:
-        return replace(base, outcome=outcome, reason=reason, metrics=[])
+        metrics = [Metric("StatusEventsIgnored", "Count", 1)] if outcome == "ignored" else []
+        return replace(base, outcome=outcome, reason=reason, metrics=metrics)
 
     if detail.document_name != settings.document_name:
         return about("ignored", f"foreign document {detail.document_name!r}")

@@ -1,0 +1,277 @@
+"""CheckOutcome on the embedded AWS: SSM invocation status events -> CompleteLifecycleAction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import load_event
+from proxymx import aws as aws_clients
+from proxymx.config import load_settings, settings
+from proxymx.errors import MalformedEvent, NotReadyYet
+from proxymx.launch.outcome import check_outcome
+from proxymx.local.embedded import CommandOutcome, EmbeddedAws, to_sqs_batch
+from proxymx.local.seed_launch import ensure_document, ensure_group, seed
+from proxymx.models.ssm import parse_ssm_event
+from test_configure_instance import DOCUMENT, GROUP, HOOK, Calls, Context, load_app
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "proxymx")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Proxymx")
+    monkeypatch.setenv("DOCUMENT_NAME", DOCUMENT)
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
+
+
+@pytest.fixture
+def world(aws: EmbeddedAws, env: None) -> EmbeddedAws:
+    ensure_group(GROUP, HOOK)
+    ensure_document(DOCUMENT)
+    return aws
+
+
+@pytest.fixture
+def calls(world: EmbeddedAws) -> Iterator[Calls]:
+    recorded = Calls()
+    aws_clients.add_client_observer(recorded.observe)
+    yield recorded
+    aws_clients.remove_client_observer(recorded.observe)
+
+
+@pytest.fixture
+def configure(env: None) -> ModuleType:
+    return load_app("configure_instance")
+
+
+@pytest.fixture
+def check(env: None) -> ModuleType:
+    return load_app("check_outcome")
+
+
+def launch_and_configure(world: EmbeddedAws, configure: ModuleType, count: int = 1) -> list[dict[str, Any]]:
+    """Launch instances held by the hook, run ConfigureInstance, return the SSM status events."""
+    events = world.launch.launch_into_wait(GROUP, HOOK, count)
+    response = configure.lambda_handler(to_sqs_batch(events), Context())
+    assert response["batchItemFailures"] == []
+    return world.launch.drain_status_events()
+
+
+def test_launch_command_success_continue_in_service(
+    world: EmbeddedAws, calls: Calls, configure: ModuleType, check: ModuleType
+) -> None:
+    # Given a launched instance configured by the document (its summary proves it)
+    (status_event,) = launch_and_configure(world, configure)
+    instance = status_event["detail"]["instance-id"]
+    assert status_event["detail"]["status"] == "Success"
+    # When SSM's status event reaches CheckOutcome
+    result = check.lambda_handler(status_event, Context(function_name="CheckOutcome"))
+    # Then the action is completed with CONTINUE and the instance goes InService
+    assert result["decision"] == "continued"
+    assert result["outcome"] == "changed"
+    (completed,) = calls.of("CompleteLifecycleAction")
+    assert completed == {
+        "AutoScalingGroupName": GROUP,
+        "LifecycleHookName": HOOK,
+        "InstanceId": instance,
+        "LifecycleActionResult": "CONTINUE",
+    }
+    state = aws_clients.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance])
+    assert state["AutoScalingInstances"][0]["LifecycleState"] == "InService"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (CommandOutcome.failed("Postfix 3.4.13 is too old for PROXY v2"), "too old for PROXY v2"),
+        (CommandOutcome.timed_out(), "timed out"),
+        (CommandOutcome.undeliverable(), "could not be reached"),
+        (CommandOutcome("Success", "done, no summary\n"), "no summary"),
+    ],
+)
+def test_failure_and_timeout_abandon_with_the_reason(
+    world: EmbeddedAws,
+    calls: Calls,
+    configure: ModuleType,
+    check: ModuleType,
+    case: tuple[CommandOutcome, str],
+) -> None:
+    outcome, reason = case
+    # Given the document fails on the instance
+    world.launch.script_outcome(outcome)
+    (status_event,) = launch_and_configure(world, configure)
+    instance = status_event["detail"]["instance-id"]
+    # When CheckOutcome reads it
+    result = check.lambda_handler(status_event, Context(function_name="CheckOutcome"))
+    # Then the action is ABANDONed, with the reason, and the instance is on its way out
+    assert result["decision"] == "abandoned"
+    assert reason in result["reason"]
+    assert calls.of("CompleteLifecycleAction")[0]["LifecycleActionResult"] == "ABANDON"
+    assert world.launch.lifecycle_state(instance) == "Terminating"
+
+
+def test_failure_is_published_with_instance_reason_and_stderr_tail(
+    world: EmbeddedAws, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a notification topic with a queue subscribed to read what is published
+    sns = aws_clients.client("sns")
+    sqs = aws_clients.client("sqs")
+    topic = sns.create_topic(Name="proxymx-failures")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="operator")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic)
+    settings.cache_clear()
+    world.launch.script_outcome(CommandOutcome.failed("postfix check: fatal: bad master.cf"))
+    (status_event,) = launch_and_configure(world, configure)
+    # When CheckOutcome abandons the instance
+    result = load_app("check_outcome").lambda_handler(status_event, Context(function_name="CheckOutcome"))
+    # Then the operator gets the instance, the reason and the tail of stderr
+    assert result["notified"] is True
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    body = messages[0]["Body"]
+    assert status_event["detail"]["instance-id"] in body
+    assert "bad master.cf" in body
+    assert "rolled back main.cf and master.cf" in body
+
+
+def test_completed_or_expired_action_is_an_idempotent_success(
+    world: EmbeddedAws, calls: Calls, configure: ModuleType, check: ModuleType
+) -> None:
+    # Given an instance already released (the same status event delivered twice)
+    first, second = launch_and_configure(world, configure, 2)
+    assert check.lambda_handler(first, Context())["decision"] == "continued"
+    # When the event comes again
+    again = check.lambda_handler(first, Context())
+    # Then it is a success that changes nothing
+    assert again["decision"] == "already-over"
+    assert again["outcome"] == "compliant"
+    # And an action that expired meanwhile (heartbeat timeout) is the same
+    world.launch.expire_action(second["detail"]["instance-id"])
+    expired = check.lambda_handler(second, Context())
+    assert expired["decision"] == "already-over"
+    assert world.launch.lifecycle_state(second["detail"]["instance-id"]) == "Terminating"
+
+
+def test_invocation_not_visible_yet_is_read_again(world: EmbeddedAws, configure: ModuleType) -> None:
+    # Given SSM answers InvocationDoesNotExist twice right after the status event
+    world.launch.script_outcome(CommandOutcome("Success", CommandOutcome.configured().stdout, hidden_reads=2))
+    (status_event,) = launch_and_configure(world, configure)
+    pauses: list[float] = []
+    # When CheckOutcome reads it
+    report = check_outcome(
+        parse_ssm_event(status_event), load_settings({"DOCUMENT_NAME": DOCUMENT}), sleep=pauses.append
+    )
+    # Then it waited briefly, twice, and decided
+    assert report.outcome == "continued"
+    assert len(pauses) == 2
+
+
+def test_invocation_that_never_shows_fails_for_a_later_retry(
+    world: EmbeddedAws, configure: ModuleType
+) -> None:
+    world.launch.script_outcome(
+        CommandOutcome("Success", CommandOutcome.configured().stdout, hidden_reads=10)
+    )
+    (status_event,) = launch_and_configure(world, configure)
+    with pytest.raises(NotReadyYet, match="InvocationDoesNotExist"):
+        check_outcome(
+            parse_ssm_event(status_event), load_settings({"DOCUMENT_NAME": DOCUMENT}), sleep=lambda _: None
+        )
+    assert world.launch.lifecycle_state(status_event["detail"]["instance-id"]) == "Pending:Wait"
+
+
+@pytest.mark.parametrize("name", ["ssm-status-foreign-document", "ssm-command-level"])
+def test_foreign_document_and_command_level_events_are_ignored(
+    world: EmbeddedAws, calls: Calls, check: ModuleType, name: str
+) -> None:
+    result = check.lambda_handler(load_event(name), Context())
+    assert result["outcome"] == "ignored"
+    assert calls.made == []
+
+
+def test_non_terminal_status_is_ignored(world: EmbeddedAws, calls: Calls, check: ModuleType) -> None:
+    event = load_event("ssm-status-success")
+    event["detail"]["status"] = "InProgress"
+    assert check.lambda_handler(event, Context())["outcome"] == "ignored"
+    assert calls.made == []
+
+
+@pytest.mark.parametrize("name", ["malformed-ssm-bad-command-id", "malformed-ssm-missing-instance"])
+def test_malformed_status_event_is_rejected_with_no_aws_call(
+    world: EmbeddedAws, calls: Calls, check: ModuleType, name: str
+) -> None:
+    with pytest.raises(MalformedEvent, match=r"detail\."):
+        check.lambda_handler(load_event(name), Context())
+    assert calls.made == []
+
+
+def test_hook_default_leaves_the_failed_instance_to_the_hook(
+    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAILURE_RESULT", "HOOK_DEFAULT")
+    settings.cache_clear()
+    world.launch.script_outcome(CommandOutcome.failed())
+    (status_event,) = launch_and_configure(world, configure)
+    result = load_app("check_outcome").lambda_handler(status_event, Context())
+    assert result["decision"] == "left-to-hook-default"
+    assert calls.of("CompleteLifecycleAction") == []
+    assert world.launch.lifecycle_state(status_event["detail"]["instance-id"]) == "Pending:Wait"
+
+
+def test_dry_run_never_shrinks_the_fleet(
+    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRY_RUN", "true")
+    settings.cache_clear()
+    world.launch.script_outcome(CommandOutcome.configured(result="dry-run"))
+    (status_event,) = launch_and_configure(world, configure)
+    result = load_app("check_outcome").lambda_handler(status_event, Context())
+    assert result["action"] == "CONTINUE"
+    assert "dry_run" in result["reason"] or "dry-run" in result["reason"]
+    assert world.launch.lifecycle_state(status_event["detail"]["instance-id"]) == "InService"
+
+
+def test_context_is_found_without_the_comment(world: EmbeddedAws, calls: Calls, check: ModuleType) -> None:
+    # Given a command whose comment could not carry group and hook (names too long)
+    long_group = "g" * 90
+    ensure_group(long_group, HOOK)
+    events = world.launch.launch_into_wait(long_group, HOOK, 1)
+    load_app("configure_instance").lambda_handler(to_sqs_batch(events), Context())
+    (status_event,) = world.launch.drain_status_events()
+    # When CheckOutcome handles its status event
+    result = check.lambda_handler(status_event, Context())
+    # Then it found the group and hook by looking them up, and released the instance
+    assert result["decision"] == "continued"
+    assert result["group_name"] == long_group
+    assert len(calls.of("DescribeLifecycleHooks")) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "decision", "action"),
+    [
+        ("ssm-status-success", "continued", "CONTINUE"),
+        ("ssm-status-failed", "abandoned", "ABANDON"),
+        ("ssm-status-timedout", "abandoned", "ABANDON"),
+    ],
+)
+def test_sample_status_events_on_their_seeded_world(
+    world: EmbeddedAws, check: ModuleType, name: str, decision: str, action: str
+) -> None:
+    # Given the world proxymx invoke seeds for the sample event
+    event = load_event(name)
+    seed(event)
+    # When it is handled
+    result = check.lambda_handler(event, Context())
+    # Then the decision agrees with the event's status
+    assert (result["decision"], result["action"]) == (decision, action)
+    assert json.dumps(result)  # the --json report can carry it
