@@ -50,10 +50,18 @@ def document_parameters(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return params
 
 
-def resolve_parameters(template: dict[str, Any], given: Mapping[str, str]) -> dict[str, str]:
-    """Defaults filled in, every value checked against its ``allowedPattern`` (as SSM does)."""
+def resolve_parameters(
+    template: dict[str, Any], given: Mapping[str, str], *, check: bool = True
+) -> dict[str, str]:
+    """Defaults filled in, every value checked against its ``allowedPattern`` (as SSM does).
+
+    ``check=False`` fills the defaults only (tests hand the script values SSM would refuse).
+    """
     declared = document_parameters(template)
     unknown = sorted(set(given) - set(declared))
+    if not check:
+        defaults = {name: str(spec["default"]) for name, spec in declared.items() if "default" in spec}
+        return {**defaults, **given}
     if unknown:
         raise InvalidDocumentParameters(f"unknown document parameter(s): {', '.join(unknown)}")
     resolved: dict[str, str] = {}
@@ -91,7 +99,7 @@ def run_document(
     """
     template = load_template(template_path)
     script = document_script(template)
-    values = resolve_parameters(template, parameters) if validate else dict(parameters)
+    values = resolve_parameters(template, parameters, check=validate)
     run_env = {"PATH": AGENT_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
     run_env.update({f"SSM_{name}": value for name, value in values.items()})
     run_env["MAIL_CONFIG"] = str(mail_config)
