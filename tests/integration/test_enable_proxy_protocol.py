@@ -483,3 +483,60 @@ def test_handler_dry_run_from_the_environment(
     assert calls.writes == []
     assert world.backend_policies("mx-inbound") == {}
     assert emf_metrics(capsys.readouterr().out) == {"DryRunChangesPlanned": [2.0]}
+
+
+# ----- IAM: what the function calls is what its role allows ------------------------------------
+
+
+def _function_statements() -> list[dict[str, Any]]:
+    from proxymx import template as tpl
+
+    props = tpl.load_template()["Resources"]["EnableProxyProtocolFunction"]["Properties"]
+    statements: list[dict[str, Any]] = []
+    for policy in props["Policies"]:
+        for statement in policy["Statement"]:
+            # The conditional Deny (Fn::If [condition, statement, AWS::NoValue]) counts as present.
+            statements.append(statement["Fn::If"][1] if "Fn::If" in statement else statement)
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_every_call_the_function_makes_is_allowed_by_its_role_and_nothing_more() -> None:
+    # Given every sample ELB event run through `proxymx invoke` (all code paths that call AWS)
+    from botocore.session import get_session
+    from proxymx.local.runner import invoke_event
+
+    session = get_session()
+    called: set[str] = set()
+    for path in sorted((ROOT / "events").glob("*.json")):
+        event = json.loads(path.read_text())
+        if event.get("source") != "aws.elasticloadbalancing":
+            continue
+        for call in invoke_event(event).aws_calls:
+            model = session.get_service_model(call.service)
+            operation = next(op for op in model.operation_names if op == _camel(call.operation))
+            called.add(f"elasticloadbalancing:{operation}")
+    # Then each is allowed by a statement with a Sid, and the role allows no action never called
+    allowed = {a for s in _function_statements() if s["Effect"] == "Allow" for a in _actions(s)}
+    assert all("Sid" in s for s in _function_statements())
+    assert called == allowed
+
+
+def _camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
+    for statement in _function_statements():
+        if statement["Effect"] != "Allow":
+            continue
+        mutating = [a for a in _actions(statement) if not a.split(":", 1)[1].startswith("Describe")]
+        if mutating:
+            assert statement["Resource"] != "*", statement["Sid"]
+            assert "elasticloadbalancing" in json.dumps(statement["Resource"])
+        else:
+            assert statement["Sid"] == "ReadLoadBalancers"
