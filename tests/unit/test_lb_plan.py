@@ -165,6 +165,7 @@ def test_http_udp_and_non_smtp_target_groups_are_skipped_and_not_read() -> None:
     plan = plan_target_groups(groups, DEFAULT)
     assert not plan.has_changes
     assert len(plan.skipped) == 3
+    assert plan.out_of_scope == ()
 
 
 def test_an_enabled_target_group_is_compliant() -> None:
@@ -178,7 +179,10 @@ def test_opt_out_on_the_target_group_or_its_load_balancer_excludes_it() -> None:
     on_lb = tg("b", load_balancer_tags=({"proxymx:opt-out": "1"},), proxy_protocol_v2=False)
     plan = plan_target_groups([on_group, on_lb], DEFAULT)
     assert plan.enable == ()
-    assert all("opted out" in reason for reason in plan.skipped)
+    assert plan.out_of_scope == (
+        "target group a: opted out by tag proxymx:opt-out=1",
+        "target group b: opted out by tag proxymx:opt-out=1",
+    )
 
 
 def test_the_required_tag_may_sit_on_the_target_group_or_its_load_balancer() -> None:

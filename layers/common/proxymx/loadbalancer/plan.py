@@ -197,7 +197,9 @@ class TargetGroupState:
 class TargetGroupPlan:
     enable: tuple[str, ...] = ()
     compliant: tuple[str, ...] = ()
+    # Not eligible (protocol, port) or out of scope (tags), with the reason.
     skipped: tuple[str, ...] = ()
+    out_of_scope: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -209,28 +211,34 @@ class TargetGroupPlan:
 
 def target_group_candidates(groups: Sequence[TargetGroupState], settings: Settings) -> list[TargetGroupState]:
     """The target groups that need their attribute read (eligible and in scope)."""
-    return [tg for tg in groups if _skip_reason(tg, settings) is None]
+    return [tg for tg in groups if _ineligible(tg, settings) is None and _out_of_scope(tg, settings) is None]
 
 
-def _skip_reason(tg: TargetGroupState, settings: Settings) -> str | None:
+def _ineligible(tg: TargetGroupState, settings: Settings) -> str | None:
     if not tg.supports_proxy_protocol:
         return f"target group {tg.name}: protocol {tg.protocol} does not carry the PROXY protocol"
     if not tg.carries_smtp(settings.smtp_ports):
         return f"target group {tg.name}: no SMTP port (port {tg.port}, listeners {list(tg.listener_ports)})"
-    reason = out_of_scope_reason([tg.tags, *tg.load_balancer_tags], settings)
-    if reason:
-        return f"target group {tg.name}: {reason}"
     return None
 
 
+def _out_of_scope(tg: TargetGroupState, settings: Settings) -> str | None:
+    reason = out_of_scope_reason([tg.tags, *tg.load_balancer_tags], settings)
+    return f"target group {tg.name}: {reason}" if reason else None
+
+
 def plan_target_groups(groups: Sequence[TargetGroupState], settings: Settings) -> TargetGroupPlan:
-    enable, compliant, skipped = [], [], []
+    enable, compliant, skipped, out_of_scope = [], [], [], []
     for tg in groups:
-        reason = _skip_reason(tg, settings)
-        if reason:
-            skipped.append(reason)
+        ineligible = _ineligible(tg, settings)
+        excluded = None if ineligible else _out_of_scope(tg, settings)
+        if ineligible:
+            skipped.append(ineligible)
+        elif excluded:
+            skipped.append(excluded)
+            out_of_scope.append(excluded)
         elif tg.proxy_protocol_v2:
             compliant.append(tg.arn)
         else:
             enable.append(tg.arn)
-    return TargetGroupPlan(tuple(enable), tuple(compliant), tuple(skipped))
+    return TargetGroupPlan(tuple(enable), tuple(compliant), tuple(skipped), tuple(out_of_scope))

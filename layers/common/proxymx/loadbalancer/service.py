@@ -211,12 +211,9 @@ class EnableProxyProtocol:
         for reason in plan.skipped:
             log.info("skipped %s", reason, extra={"load_balancer": subject})
         if not plan.enable and not plan.compliant:
-            reasons = "; ".join(plan.skipped) or "nothing in scope"
-            outcome: Outcome = (
-                "ignored"
-                if any("opted out" in r or "required tag" in r for r in plan.skipped)
-                else "compliant"
-            )
+            reasons = "; ".join(plan.skipped) or "no target group"
+            # Out of scope (tags) is "ignored", like a Classic ELB; nothing eligible is "compliant".
+            outcome: Outcome = "ignored" if plan.out_of_scope else "compliant"
             return self._result(detail, outcome, reasons, subject)
         if not plan.has_changes:
             return self._result(
