@@ -60,8 +60,39 @@ def online_instances(instance_ids: Iterable[str], *, client: SSMClient | None = 
     return online
 
 
+def limit_violations(value: Any, shape: Any, path: str = "") -> list[str]:
+    """The maxima of the service model that ``value`` exceeds (botocore's own validation checks
+    types, required members and minima, not maxima such as SendCommand's 50 InstanceIds)."""
+    found: list[str] = []
+    maximum = shape.metadata.get("max")
+    if shape.type_name == "structure" and isinstance(value, Mapping):
+        for name, member in value.items():
+            if name in shape.members:
+                found += limit_violations(member, shape.members[name], f"{path}.{name}" if path else name)
+    elif shape.type_name == "list" and isinstance(value, list | tuple):
+        if maximum is not None and len(value) > maximum:
+            found.append(f"{path}: {len(value)} items, at most {maximum}")
+        for index, item in enumerate(value):
+            found += limit_violations(item, shape.member, f"{path}[{index}]")
+    elif shape.type_name == "map" and isinstance(value, Mapping):
+        for key, item in value.items():
+            found += limit_violations(item, shape.value, f"{path}.{key}")
+    elif shape.type_name == "string" and isinstance(value, str):
+        if maximum is not None and len(value) > maximum:
+            found.append(f"{path}: {len(value)} characters, at most {maximum}")
+    elif (
+        shape.type_name in ("integer", "long")
+        and isinstance(value, int)
+        and maximum is not None
+        and value > maximum
+    ):
+        found.append(f"{path}: {value} > {maximum}")
+    return found
+
+
 def validate_request(client: Any, operation: str, params: Mapping[str, Any]) -> None:
-    """Validate a request against botocore's service model before sending it (limits, types)."""
+    """Validate a request against botocore's service model before sending it (types, required
+    members, minima and maxima)."""
     from botocore.exceptions import ParamValidationError
     from botocore.validate import validate_parameters
 
@@ -70,6 +101,9 @@ def validate_request(client: Any, operation: str, params: Mapping[str, Any]) -> 
         validate_parameters(dict(params), shape)
     except ParamValidationError as exc:
         raise PermanentAwsError(f"{operation} request rejected by the service model: {exc}") from exc
+    violations = limit_violations(params, shape)
+    if violations:
+        raise PermanentAwsError(f"{operation} request exceeds the service model: {'; '.join(violations)}")
 
 
 class InstancesNotReady(TransientAwsError):

@@ -56,6 +56,7 @@ from typing import Any
 from unittest import mock
 
 from proxymx import aws
+from proxymx.launch.ssm import limit_violations
 
 FAKE_ACCOUNT = "123456789012"
 # GetCommandInvocation returns the first 24,000 characters of each stream (SSM API reference).
@@ -418,6 +419,9 @@ class LaunchExtension:
         def before_call(model: Any, context: dict[str, Any], **_: Any) -> Any:
             params = context.get("proxymx_params", {})
             try:
+                violations = limit_violations(params, model.input_shape)
+                if violations:  # the service answers what botocore does not check
+                    raise EmulatedError("ValidationException", "; ".join(violations))
                 parsed = handler(params)
             except EmulatedError as exc:
                 return _response(exc.status), {
