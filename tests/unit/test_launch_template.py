@@ -105,7 +105,8 @@ def test_check_outcome_has_an_on_failure_destination() -> None:
 @pytest.mark.parametrize("hook", ["LaunchLifecycleHook1", "LaunchLifecycleHook2", "LaunchLifecycleHook3"])
 def test_created_hooks_abandon_by_default(hook: str) -> None:
     props = RES[hook]["Properties"]
-    assert props["DefaultResult"] == "ABANDON"
+    # ABANDON, except in dry run (nothing is configured then; a dry run never shrinks the fleet)
+    assert props["DefaultResult"] == {"Fn::If": ["IsDryRun", "CONTINUE", "ABANDON"]}
     assert props["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
     assert 300 <= props["HeartbeatTimeout"] <= 3600
 
