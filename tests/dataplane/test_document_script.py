@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 import pytest
-from dataplane_support import Proxies, server_replies, swaks
+from dataplane_support import Proxies, swaks
 from proxymx.local.document import run_document
 from proxymx.local.postfix import LocalPostfix
 
@@ -292,19 +292,3 @@ def test_the_script_revalidates_every_parameter(new_postfix: LocalPostfix, name:
     assert name in (run.summary.reason or "")
     assert not Path("/tmp/proxymx-injected").exists()
     assert tree_digest(new_postfix.config_dir) == before
-
-
-def test_no_header_client_on_the_configured_port_gets_421(running_postfix: LocalPostfix) -> None:
-    # Given a configured Postfix (1s header timeout)
-    postfix = running_postfix
-    assert run_document(params(postfix), mail_config=postfix.config_dir).exit_code == 0
-
-    # When a client connects without a PROXY header
-    sent = swaks(postfix.smtp_port, subject="no header")
-
-    # Then it is told to come back later (4xx), never refused (5xx)
-    replies = server_replies(sent.stdout)
-    assert sent.returncode != 0
-    assert replies and replies[0] == "421", sent.stdout
-    assert not [code for code in replies if code.startswith("5")]
-    assert "4.3.2" in sent.stdout

@@ -1,0 +1,241 @@
+"""Prove it on the wire (issue 4): real Postfix, configured by the document's script, behind
+real proxies that speak what each AWS load balancer speaks, logs the sender's address.
+
+One configured Postfix and its two proxies (v1 = Classic ELB with the policy, v2 = NLB) are
+shared by the module; tests that change the configuration get their own Postfix.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from dataplane_support import Proxies, private_postfix, require_data_plane, server_replies, swaks
+from proxymx.local.document import run_document
+from proxymx.local.haproxy import LocalHaproxy, client_address
+from proxymx.local.postfix import LocalPostfix
+
+# A v2 header with the LOCAL command and no addresses: what an NLB health check sends.
+PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00, 0x00, 0x00])
+HEADER_TIMEOUT = "1s"
+
+
+@dataclass
+class Wire:
+    postfix: LocalPostfix
+    proxies: dict[str, LocalHaproxy]
+
+
+@pytest.fixture(scope="module")
+def wire() -> Iterator[Wire]:
+    """A Postfix configured by the document (1s header timeout), a v1 and a v2 proxy in front."""
+    require_data_plane()
+    with private_postfix() as postfix:
+        postfix.start()
+        run = run_document(
+            {"SmtpPorts": str(postfix.smtp_port), "UpstreamProxyTimeout": HEADER_TIMEOUT},
+            mail_config=postfix.config_dir,
+        )
+        assert run.exit_code == 0, run.stdout + run.stderr
+        started = Proxies(postfix.root / "haproxy")
+        try:
+            yield Wire(postfix, {mode: started.start(postfix.smtp_port, mode) for mode in ("v1", "v2")})
+        finally:
+            started.stop_all()
+
+
+def delivered_with_subject(postfix: LocalPostfix, subject: str, timeout: float = 15) -> str:
+    """The sink's copy of the message with this Subject (waits for delivery)."""
+    assert postfix.sink is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in postfix.sink.messages():
+            text = path.read_text(errors="replace")
+            if f"Subject: {subject}" in text:
+                return text
+        time.sleep(0.1)
+    raise AssertionError(f"no message with Subject {subject!r} reached the sink")
+
+
+@pytest.mark.parametrize("mode", ["v1", "v2"])
+def test_postfix_logs_and_stamps_the_clients_address_through_the_proxy(wire: Wire, mode: str) -> None:
+    postfix = wire.postfix
+    proxy = wire.proxies[mode]
+    for index in (0, 1, 2):
+        # Given a client on its own loopback address (127.0.0.2, .3, .4), the proxy on 127.0.0.1
+        client = client_address(index)
+        escaped = re.escape(client)
+        subject = f"through {mode} from {client}"
+        offset = postfix.log_offset()
+
+        # When it sends a message through the proxy
+        sent = swaks(proxy.port, client=client, subject=subject)
+
+        # Then the message is accepted, and postscreen, smtpd and the Received: header all
+        # carry the client's address, not the proxy's (postscreen's "to" is the address the
+        # client connected to: the proxy's listener, as with a load balancer)
+        assert sent.returncode == 0, sent.stdout
+        postfix.wait_for_log(
+            rf"postscreen\[\d+\]: CONNECT from \[{escaped}\]:\d+ to \[127\.0\.0\.1\]:{proxy.port}$",
+            since=offset,
+        )
+        postfix.wait_for_log(rf"smtpd\[\d+\]: connect from unknown\[{escaped}\]$", since=offset)
+        message = delivered_with_subject(postfix, subject)
+        received = re.search(
+            r"^Received: from client\.proxymx\.test \(unknown \[([0-9.]+)\]\)", message, re.M
+        )
+        assert received is not None, message
+        assert received.group(1) == client
+        assert "CONNECT from [127.0.0.1]" not in postfix.log_text()[offset:]
+
+
+def test_a_proxy_v2_local_connection_is_accepted(wire: Wire) -> None:
+    # Given the configured port, When a connection opens with a v2 LOCAL header (NLB health check)
+    postfix = wire.postfix
+    with socket.create_connection(("127.0.0.1", postfix.smtp_port), timeout=10) as sock:
+        sock.sendall(PROXY_V2_LOCAL)
+        greeting = sock.recv(1024)
+        sock.sendall(b"QUIT\r\n")
+        goodbye = sock.recv(1024)
+    # Then Postfix greets it and says goodbye: the health check passes
+    assert greeting.startswith(b"220 "), greeting
+    assert goodbye.startswith(b"221 "), goodbye
+
+
+def test_a_client_without_header_gets_421_after_the_timeout(wire: Wire) -> None:
+    # Given the configured port (1s header timeout), When a client connects and sends nothing
+    postfix = wire.postfix
+    offset = postfix.log_offset()
+    with socket.create_connection(("127.0.0.1", postfix.smtp_port), timeout=10) as sock:
+        reply = sock.recv(1024)
+        rest = sock.recv(1024)
+    # Then it is told to come back later (a temporary failure: the sender retries), then closed
+    assert reply.startswith(b"421 4.3.2 "), reply
+    assert rest == b""
+    postfix.wait_for_log(r"postscreen\[\d+\]: warning: haproxy read: time limit exceeded", since=offset)
+
+
+def test_cutover_fleet_first_defers_with_4xx_never_5xx(wire: Wire, proxies: Proxies) -> None:
+    # Given the fleet already configured and the load balancer not sending headers yet
+    postfix = wire.postfix
+    plain = proxies.start(postfix.smtp_port, "off")
+    subject = "fleet first"
+
+    # When a sender delivers through it
+    sent = swaks(plain.port, client=client_address(5), subject=subject)
+
+    # Then the sender is deferred (421 4.3.2: it will retry), never bounced (no 5xx)
+    replies = server_replies(sent.stdout)
+    assert sent.returncode != 0
+    assert replies[:1] == ["421"], sent.stdout
+    assert not [code for code in replies if code.startswith("5")], sent.stdout
+    assert postfix.sink is not None
+    assert not any(f"Subject: {subject}" in path.read_text() for path in postfix.sink.messages())
+
+
+@pytest.fixture
+def unconfigured_postfix() -> Iterator[LocalPostfix]:
+    """Debian's default Postfix (plain smtpd on the SMTP port), running."""
+    with private_postfix() as postfix:
+        yield postfix.start()
+
+
+@pytest.mark.parametrize("mode", ["v1", "v2"])
+def test_cutover_load_balancer_first_garbles_sessions(
+    unconfigured_postfix: LocalPostfix, proxies: Proxies, mode: str
+) -> None:
+    # Given the load balancer already sending headers to a Postfix not configured yet
+    postfix = unconfigured_postfix
+    proxy = proxies.start(postfix.smtp_port, mode)
+    offset = postfix.log_offset()
+
+    # When a sender delivers through it
+    sent = swaks(proxy.port, client=client_address(6), subject=f"lb first {mode}")
+
+    # Then smtpd takes the header for the client's first command: the session goes out of
+    # step and the sender sees 5xx replies (the reason the fleet is configured first, see
+    # docs/postfix.md); the log names the proxy's address and shows the header as pipelining
+    replies = server_replies(sent.stdout)
+    assert sent.returncode != 0, sent.stdout
+    assert [code for code in replies if code.startswith("5")], sent.stdout
+    postfix.wait_for_log(
+        r"smtpd\[\d+\]: improper command pipelining after CONNECT from unknown\[127\.0\.0\.1\]: "
+        + (r"PROXY TCP4 127\.0\.0\.8 " if mode == "v1" else r"\\r\\n\\r\\n\\000\\r\\nQUIT"),
+        since=offset,
+    )
+
+
+def test_no_mail_is_lost_while_the_configuration_changes_under_load(proxies: Proxies) -> None:
+    require_data_plane()
+    with private_postfix() as postfix:
+        # Given a configured Postfix behind a v2 proxy
+        postfix.start()
+        first = run_document({"SmtpPorts": str(postfix.smtp_port)}, mail_config=postfix.config_dir)
+        assert first.exit_code == 0, first.stdout + first.stderr
+        proxy = proxies.start(postfix.smtp_port, "v2")
+        offset = postfix.log_offset()
+        messages = 2000
+
+        # When a stream of messages flows through the proxy while the document changes the
+        # configuration twice (two real changes, two reloads)
+        source = subprocess.Popen(
+            ["smtp-source", "-s", "4", "-m", str(messages), "-l", "4096", "-f", "stream@example.net",
+             "-t", "sink@example.com", "-M", "client.proxymx.test", f"127.0.0.1:{proxy.port}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            runs = []
+            for timeout in ("3s", "4s"):
+                time.sleep(0.3)
+                runs.append(
+                    run_document(
+                        {"SmtpPorts": str(postfix.smtp_port), "UpstreamProxyTimeout": timeout},
+                        mail_config=postfix.config_dir,
+                    )
+                )
+            still_flowing = source.poll() is None
+            out, err = source.communicate(timeout=120)
+        finally:
+            if source.poll() is None:
+                source.kill()
+                source.wait()
+
+        # Then both runs reconfigured and reloaded Postfix while the stream was flowing
+        assert still_flowing
+        assert [run.summary.result if run.summary else None for run in runs] == ["configured"] * 2
+        reloads = postfix.log_text()[offset:].count("reload -- version")
+        assert reloads == 2
+        # And every message the proxy path accepted reached the sink: counted, exactly
+        assert source.returncode == 0, out + err
+        accepted = len(re.findall(r"cleanup\[\d+\]: \w+: message-id=", postfix.log_text()[offset:]))
+        assert accepted == messages
+        assert postfix.sink is not None
+        assert postfix.sink.wait_for_count(messages, timeout=60) == messages
+        time.sleep(0.5)
+        assert postfix.sink.count() == messages
+        deadline = time.monotonic() + 10
+        while postfix.queued_messages() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        leftover = [
+            path
+            for queue in ("maildrop", "incoming", "active", "deferred", "hold")
+            for path in (postfix.queue_dir / queue).rglob("*")
+            if path.is_file()
+        ]
+        assert postfix.queued_messages() == 0, leftover
+
+
+def test_helpers_use_only_loopback(wire: Wire) -> None:
+    # Every address a test binds or connects to is in 127.0.0.0/8
+    addresses = [wire.postfix.host, *(proxy.host for proxy in wire.proxies.values())]
+    addresses += [client_address(index) for index in range(8)]
+    assert all(address.startswith("127.") for address in addresses)
+    assert Path(wire.postfix.config_dir / "main.cf").read_text().count("inet_interfaces = loopback-only") == 1
