@@ -59,7 +59,7 @@ demo: venv ## the whole chain on the embedded AWS (and local Postfix + HAProxy w
 	$(BIN)/proxymx demo
 
 bench: venv system-deps ## benchmarks, printed as a table
-	$(BIN)/python -m proxymx.bench
+	$(BIN)/python -m proxymx.local.bench
 
 constraints: ## re-pin every package from the current venv
 	{ echo '# Every Python package the venv may install, pinned. Regenerate with `make constraints`.'; \
