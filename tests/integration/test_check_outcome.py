@@ -275,3 +275,42 @@ def test_sample_status_events_on_their_seeded_world(
     # Then the decision agrees with the event's status
     assert (result["decision"], result["action"]) == (decision, action)
     assert json.dumps(result)  # the --json report can carry it
+
+
+def _role_actions(function: str) -> set[str]:
+    from proxymx.template import load_template
+
+    actions: set[str] = set()
+    for policy in load_template()["Resources"][function]["Properties"]["Policies"]:
+        for raw in policy["Statement"]:
+            statement = raw["Fn::If"][1] if "Fn::If" in raw else raw
+            action = statement["Action"]
+            actions.update([action] if isinstance(action, str) else action)
+    return actions
+
+
+def test_every_call_each_function_makes_is_granted_by_its_role(
+    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the widest paths: a late agent with a heartbeat, a failure published to SNS, and a
+    # command whose comment could not carry the context
+    topic = aws_clients.client("sns").create_topic(Name="proxymx-failures")["TopicArn"]
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic)
+    settings.cache_clear()
+    long_group = "g" * 90
+    ensure_group(long_group, HOOK)
+    world.launch.script_outcome(CommandOutcome.failed())
+    late = world.launch.launch_into_wait(long_group, HOOK, 1, online_after_polls=1)
+    late[0]["time"] = "2020-01-01T00:00:00Z"
+    batch = to_sqs_batch(late)
+    calls.made.clear()
+    configure.lambda_handler(batch, Context())
+    configure.lambda_handler(batch, Context())
+    configure_calls = {f"{service}:{op}" for service, op, _ in calls.made}
+    calls.made.clear()
+    for status_event in world.launch.drain_status_events():
+        load_app("check_outcome").lambda_handler(status_event, Context())
+    check_calls = {f"{service}:{op}" for service, op, _ in calls.made}
+    # Then each function's role grants exactly what it used
+    assert configure_calls == _role_actions("ConfigureInstanceFunction")
+    assert check_calls == _role_actions("CheckOutcomeFunction")

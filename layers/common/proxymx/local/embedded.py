@@ -642,9 +642,15 @@ class LaunchExtension:
         command.invocations = []
         statuses = []
         for instance_id in targets:
+            started = datetime.now(UTC)
             outcome = self._outcome_for(instance_id, parameters)
+            ended = datetime.now(UTC)
             invocation = command.invocation_response(instance_id, "aws:runShellScript")
+            # moto says every run took five minutes; say how long this one really took.
             invocation.update(
+                ExecutionStartDateTime=started.isoformat(),
+                ExecutionEndDateTime=ended.isoformat(),
+                ExecutionElapsedTime=f"PT{(ended - started).total_seconds():.3f}S",
                 Status=outcome.status,
                 StatusDetails=outcome.status,
                 ResponseCode=outcome.response_code,
