@@ -53,13 +53,15 @@ class ClassicElb:
         )
         return dict(response["LoadBalancerDescriptions"][0])
 
-    def describe(self, name: str) -> ClassicState:
-        """Listeners, backend policies, ProxyProtocol-relevant policies and tags of ``name``."""
+    def describe(self, name: str, *, with_tags: bool = True) -> ClassicState:
+        """Listeners, backend policies, ProxyProtocol-relevant policies and (scope) tags of ``name``."""
         from botocore.exceptions import ClientError
 
         description = self._description(name)
         try:
-            tag_descriptions = self.client.describe_tags(LoadBalancerNames=[name])["TagDescriptions"]
+            tag_descriptions = (
+                self.client.describe_tags(LoadBalancerNames=[name])["TagDescriptions"] if with_tags else []
+            )
             policy_names = description.get("Policies", {}).get("OtherPolicies", [])
             # Stickiness policies are listed apart and never of the PROXY type: skip the call
             # when there is nothing else.
@@ -125,7 +127,7 @@ class ClassicElb:
 
     def verify(self, plan: ClassicPlan) -> None:
         """Read back: the policy exists with ProxyProtocol=true and is on every planned port."""
-        state = self.describe(plan.load_balancer)
+        state = self.describe(plan.load_balancer, with_tags=False)
         policy = next((p for p in state.policies if p.name == plan.policy_name), None)
         if policy is None or not policy.enables_proxy_protocol:
             raise VerificationFailed(

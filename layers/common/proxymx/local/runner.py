@@ -296,7 +296,7 @@ class LocalContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def _forget_powertools_logger(service: str) -> None:
+def reset_powertools_logger(service: str) -> None:
     # Powertools configures the "<service>" stdlib logger once per process, bound to the
     # stdout of that moment; unbind it so that this invocation's capture gets the logs.
     logger = logging.getLogger(service)
@@ -335,12 +335,12 @@ def _function_process(env: Mapping[str, str]) -> Iterator[io.StringIO]:
         contextlib.redirect_stderr(captured),
     ):
         settings.cache_clear()
-        _forget_powertools_logger(env.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+        reset_powertools_logger(env.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
         try:
             yield captured
         finally:
             settings.cache_clear()
-            _forget_powertools_logger(env.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+            reset_powertools_logger(env.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
 
 
 def _outcome_of(result: Any, writes: int) -> str:
