@@ -252,9 +252,16 @@ class _Batch:
             for start in range(0, len(members), ssm.MAX_INSTANCES_PER_COMMAND):
                 chunk = members[start : start + ssm.MAX_INSTANCES_PER_COMMAND]
                 # Give the command a full HeartbeatTimeout when the wait so far has eaten into it.
-                chunk = [item for item in chunk if not self.waited_long(item) or self.heartbeat(item)]
-                if chunk:
-                    self.send_chunk(group, hook, chunk, parameters)
+                kept = []
+                for item in chunk:
+                    if self.waited_long(item) and not self.heartbeat(item):
+                        self.outcome(
+                            item, "ignored", "the lifecycle action ended before the command was sent"
+                        )
+                    else:
+                        kept.append(item)
+                if kept:
+                    self.send_chunk(group, hook, kept, parameters)
 
     def send_chunk(self, group: str, hook: str, chunk: list[_Pending], parameters: dict[str, str]) -> None:
         ids = [item.instance_id for item in chunk]
