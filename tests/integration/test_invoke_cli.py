@@ -272,3 +272,18 @@ def test_a_failing_step_fails_the_demo_but_the_next_steps_run(tmp_path: Path) ->
     text = out.getvalue()
     assert "FAILED: broken" in text
     assert "SKIPPED" in text
+
+
+def test_invoke_inside_the_callers_embedded_aws_keeps_the_world(aws: Any) -> None:
+    # Given the caller holds the embedded AWS (the demo's data-plane chain does)
+    import boto3
+    from proxymx.local.runner import invoke_event
+
+    # When the NLB target group event is invoked without entering a new one
+    report = invoke_event(load_event("nlb-create-target-group"), enter_embedded=False)
+    # Then the change is still readable afterwards, in the caller's world
+    assert report.outcome == "changed"
+    elbv2 = boto3.client("elbv2", region_name="us-east-1")
+    arn = elbv2.describe_target_groups(Names=["mx-smtp-25"])["TargetGroups"][0]["TargetGroupArn"]
+    attributes = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    assert {a["Key"]: a["Value"] for a in attributes}["proxy_protocol_v2.enabled"] == "true"

@@ -397,8 +397,16 @@ def invoke_event(
     backend: str = "moto",
     dry_run: bool = False,
     template_path: str | Path | None = None,
+    seed: bool = True,
+    enter_embedded: bool = True,
 ) -> InvokeReport:
-    """Route ``event`` through the template's rules and run every matching handler."""
+    """Route ``event`` through the template's rules and run every matching handler.
+
+    ``backend="moto"``: on the embedded AWS, seeded first (``seed``) with the world the event
+    presumes. By default a fresh embedded AWS is entered and left; a caller already inside
+    ``embedded_aws()`` (the demo's data-plane chain, a test) passes ``enter_embedded=False`` to
+    run in its world and read the result afterwards. ``backend="aws"``: real credentials.
+    """
     started = time.monotonic()
     path = Path(template_path or tpl.DEFAULT_TEMPLATE).resolve()
     template = tpl.load_template(path)
@@ -421,9 +429,9 @@ def invoke_event(
         from proxymx.local.embedded import embedded_aws
         from proxymx.local.seed import SeedingUnavailable, seed_world
 
-        with embedded_aws():
+        with embedded_aws() if enter_embedded else contextlib.nullcontext():
             try:
-                event = seed_world(event)
+                event = seed_world(event) if seed else event
             except SeedingUnavailable as exc:
                 report.outcome, report.error = "failed", str(exc)
                 report.seconds = time.monotonic() - started
