@@ -87,13 +87,15 @@ def test_fresh_debian_configuration_is_configured_and_a_second_run_changes_nothi
 
 
 def test_smtpd_overrides_and_process_limit_move_to_smtpd_pass(new_postfix: LocalPostfix) -> None:
-    # Given an SMTP line with overrides, a process limit, and Postfix not running
+    # Given an SMTP line with overrides (one of them smtpd reading the header itself), a process
+    # limit, and Postfix not running
     postfix = new_postfix
     service = postfix.smtp_service
     postfix.postconf(
         "-M",
         f"{service}/inet={service} inet n - n - 20 smtpd -o smtpd_tls_security_level=none "
-        "-o { smtpd_client_restrictions = permit_mynetworks, reject }",
+        "-o { smtpd_client_restrictions = permit_mynetworks, reject } "
+        "-o smtpd_upstream_proxy_protocol=haproxy",
     )
 
     # When the document runs
@@ -108,6 +110,8 @@ def test_smtpd_overrides_and_process_limit_move_to_smtpd_pass(new_postfix: Local
     restrictions = postfix.postconf("-P", "smtpd/pass/smtpd_client_restrictions").strip()
     assert restrictions.endswith("= permit_mynetworks, reject")
     assert postfix.postconf("-M", "smtpd/pass").split()[6] == "20"
+    # an smtpd behind postscreen must not expect a header of its own
+    assert "smtpd_upstream_proxy_protocol" not in postfix.postconf("-M", "smtpd/pass")
     smtp_line = postfix.postconf("-M", f"{service}/inet").split()
     assert smtp_line[6:] == ["1", "postscreen"]
 
