@@ -133,10 +133,9 @@ class LocalPostfix:
     """A private Postfix instance under ``root``, listening on ``127.0.0.1:smtp_port``.
 
     The SMTP service is named ``127.0.0.1:<smtp_port>`` in master.cf: the document's script
-    treats it as the MX service when the test passes ``SmtpPorts=<smtp_port>``.
-    ``submission_port``, when set, adds a submission-style smtpd service on that port; the
-    script treats it as a submission service only if the port is 587 or 465, so tests use
-    it to prove that an MX-looking extra port is left alone (or pass it in SmtpPorts).
+    treats it as the MX service when the caller passes ``SmtpPorts=<smtp_port>``, exactly as
+    it treats ``smtp`` (25) in production. ``extra_services`` adds master.cf entries
+    (``{"name/type": "entry"}``), e.g. a submission service or the benchmark's direct port.
     """
 
     root: Path
