@@ -101,11 +101,13 @@ def invoke_every_event(context: DemoContext) -> StepResult:
     from proxymx.local.runner import invoke_event
 
     manifest = load_manifest(context.events_dir)
-    header = f"{'event':44} {'rule(s)':46} {'outcome':18} calls (r/w)"
+    paths = sample_events(context.events_dir)
+    width = max([len(p.name) for p in paths] + [5])
+    header = f"{'event':{width}} {'rule(s)':46} {'outcome':18} calls (reads/writes)"
     lines = [header, "-" * len(header)]
     mismatches: list[str] = []
     reports = {}
-    for path in sample_events(context.events_dir):
+    for path in paths:
         event = json.loads(path.read_text(encoding="utf-8"))
         report = invoke_event(event, backend="moto", template_path=context.template_path)
         reports[path.name] = report
@@ -127,7 +129,7 @@ def invoke_every_event(context: DemoContext) -> StepResult:
             verdict = "ok"
         outcome = f"{report.outcome} {verdict}"
         calls = f"{len(report.aws_calls)} ({report.reads}/{report.writes})"
-        lines.append(f"{_cell(path.name, 44):44} {_cell(rules, 46):46} {outcome:18} {calls}")
+        lines.append(f"{path.name:{width}} {_cell(rules, 46):46} {outcome:18} {calls}")
     context.shared["invoke_reports"] = reports
     lines.extend(f"! {m}" for m in mismatches)
     total = len(reports)
