@@ -287,3 +287,16 @@ def test_invoke_inside_the_callers_embedded_aws_keeps_the_world(aws: Any) -> Non
     arn = elbv2.describe_target_groups(Names=["mx-smtp-25"])["TargetGroups"][0]["TargetGroupArn"]
     attributes = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
     assert {a["Key"]: a["Value"] for a in attributes}["proxy_protocol_v2.enabled"] == "true"
+
+
+def test_backend_current_runs_in_the_callers_world_with_extra_environment(aws: Any) -> None:
+    # Given the caller built the world itself
+    from proxymx.local.runner import invoke_event
+    from proxymx.local.seed import seed_world
+
+    event = seed_world(load_event("elb-create-smtp"))
+    # When invoked on it with SMTP_PORTS=587 for the function
+    report = invoke_event(event, backend="current", env_overrides={"SMTP_PORTS": "587"})
+    # Then the handler saw that environment (port 25 is not SMTP now): reads only
+    assert report.outcome == "compliant"
+    assert report.writes == 0

@@ -399,13 +399,16 @@ def invoke_event(
     template_path: str | Path | None = None,
     seed: bool = True,
     enter_embedded: bool = True,
+    env_overrides: Mapping[str, str] | None = None,
 ) -> InvokeReport:
     """Route ``event`` through the template's rules and run every matching handler.
 
     ``backend="moto"``: on the embedded AWS, seeded first (``seed``) with the world the event
     presumes. By default a fresh embedded AWS is entered and left; a caller already inside
     ``embedded_aws()`` (the demo's data-plane chain, a test) passes ``enter_embedded=False`` to
-    run in its world and read the result afterwards. ``backend="aws"``: real credentials.
+    run in its world and read the result afterwards; ``backend="current"`` is the same without
+    seeding (the caller built the world). ``backend="aws"``: real credentials.
+    ``env_overrides`` are added to every function's template environment.
     """
     started = time.monotonic()
     path = Path(template_path or tpl.DEFAULT_TEMPLATE).resolve()
@@ -424,7 +427,9 @@ def invoke_event(
         report.notes.append("no rule of the template matches this event: nothing would run in AWS")
         report.seconds = time.monotonic() - started
         return report
-    overrides = {"DRY_RUN": "true"} if dry_run else {}
+    overrides = {**(env_overrides or {}), **({"DRY_RUN": "true"} if dry_run else {})}
+    if backend == "current":
+        backend, seed, enter_embedded = "moto", False, False
     if backend == "moto":
         from proxymx.local.embedded import embedded_aws
         from proxymx.local.seed import SeedingUnavailable, seed_world
@@ -440,7 +445,7 @@ def invoke_event(
     elif backend == "aws":
         _run_all(report, template, path, routes, event, overrides=overrides)
     else:
-        raise ValueError(f"unknown backend {backend!r} (moto or aws)")
+        raise ValueError(f"unknown backend {backend!r} (moto, current or aws)")
     report.seconds = time.monotonic() - started
     return report
 
