@@ -40,8 +40,8 @@ PATHS = ("direct", "v1", "v2")
 
 @dataclass
 class BenchConfig:
-    rounds: int = 5
-    messages: int = 400
+    rounds: int = 7
+    messages: int = 500
     sessions: int = 8
     size: int = 4096
     budget_seconds: float = 150.0

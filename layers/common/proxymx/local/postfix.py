@@ -18,6 +18,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,23 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
         time.sleep(0.05)
+
+
+def _make_reachable(root: Path) -> None:
+    """Let the postfix user reach ``root``: Postfix daemons drop to it and chdir into the queue.
+
+    ``tempfile.mkdtemp()`` and pytest's ``tmp_path`` create 0700 directories; ``root`` gets
+    0755, and any 0700 ancestor inside the temporary directory gets search permission (x, not
+    read) so that the daemons can traverse it. Nothing outside the temporary directory is touched.
+    """
+    root.chmod(0o755)
+    temp = Path(tempfile.gettempdir()).resolve()
+    for ancestor in root.resolve().parents:
+        if ancestor == temp or temp not in ancestor.parents:
+            break
+        mode = ancestor.stat().st_mode
+        if mode & 0o001 == 0:
+            ancestor.chmod((mode & 0o7777) | 0o011)
 
 
 def _first_existing(candidates: tuple[Path, ...]) -> Path:
@@ -177,6 +195,8 @@ class LocalPostfix:
     # ----- creation ---------------------------------------------------------------------
     def create(self) -> LocalPostfix:
         """Write a fresh Debian configuration adapted to loopback (and start the sink)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        _make_reachable(self.root)
         if self.sink is None:
             self.sink = SmtpSink(self.root).start()
         self.config_dir.mkdir(parents=True, exist_ok=True)
