@@ -5,8 +5,9 @@
     in-process. Exit 0 for changed/compliant/ignored, 3 for rejected (malformed event),
     1 for failed. ``--json`` prints exactly one JSON object (see docs/loadbalancers.md).
 
-``proxymx demo [--template PATH]``
-    The local demo (``make demo``).
+``proxymx demo [--template PATH] [--no-data-plane]``
+    The local demo (``make demo``): every sample event, then the whole chain (real Postfix and
+    HAProxy when present; ``--no-data-plane`` runs the control-plane part only).
 
 Never imported by a Lambda handler.
 """
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the local demo (make demo)")
     demo.add_argument("--template", type=Path, default=None, help="template.yaml to use")
+    demo.add_argument(
+        "--no-data-plane",
+        action="store_true",
+        help="skip the local Postfix/HAProxy part (SSM command outcomes are emulated)",
+    )
     return parser
 
 
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from proxymx.local import demo
 
-        return demo.main(args.template)
+        return demo.main(args.template, data_plane=not args.no_data_plane)
     raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices
 
 

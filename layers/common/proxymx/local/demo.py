@@ -11,6 +11,7 @@ and each outcome and rule set is checked against ``events/expected.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -138,13 +139,29 @@ def invoke_every_event(context: DemoContext) -> StepResult:
     return StepResult("ok", f"{total} events, every outcome as expected ({MANIFEST_NAME})", lines)
 
 
-def default_demo() -> Demo:
+def default_demo(*, chain: bool = True) -> Demo:
     demo = Demo()
     demo.add("invoke every sample event through the template's rules (embedded AWS)", invoke_every_event)
+    if chain:
+        from proxymx.local.chain import add_chain
+
+        add_chain(demo)
     return demo
 
 
-def main(template_path: str | Path | None = None, out: TextIO | None = None) -> int:
+def main(
+    template_path: str | Path | None = None,
+    out: TextIO | None = None,
+    *,
+    chain: bool = True,
+    data_plane: bool = True,
+) -> int:
     path = Path(template_path or tpl.DEFAULT_TEMPLATE).resolve()
     context = DemoContext(template_path=path, events_dir=path.parent / "events", out=out or sys.stdout)
-    return default_demo().run(context)
+    # Steps register what they start (processes, the embedded AWS) on this stack: all of it is
+    # stopped when the demo ends, whatever happened.
+    with contextlib.ExitStack() as stack:
+        context.shared["stack"] = stack
+        if not data_plane:
+            context.shared["skipped"] = "--no-data-plane was given"
+        return default_demo(chain=chain).run(context)

@@ -1,0 +1,370 @@
+"""The whole chain in one ``make demo`` (issue 4): control plane on the embedded AWS, data plane
+on this machine.
+
+1. A Classic ELB and an NLB target group are created in the embedded AWS; their CloudTrail
+   creation events flow through the template's rules to EnableProxyProtocol.
+2. The proxy's mode is read back from the embedded AWS (policy on -> ``send-proxy``;
+   ``proxy_protocol_v2.enabled`` -> ``send-proxy-v2``; off -> plain TCP) and HAProxy starts in
+   that mode in front of a private local Postfix (fresh Debian configuration, not yet
+   configured for the PROXY protocol).
+3. Auto Scaling launches an instance into ``Pending:Wait``; its lifecycle event goes through the
+   rule and the queue to ConfigureInstance, whose ``SendCommand`` runs the SSM document's real
+   script against the local Postfix; the invocation's status event goes to CheckOutcome, which
+   completes the lifecycle action (``CONTINUE`` -> ``InService``).
+4. A mail from a distinct client address goes through each proxy, and the mail log line that
+   shows that address is printed.
+
+Without Postfix/HAProxy (or without root, which Postfix needs), the control-plane part still
+runs, with the command's outcome emulated, and the demo says what it skipped and how to get it.
+Every process started here is stopped at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from proxymx.local.demo import Demo, DemoContext, StepResult
+
+CLASSIC_NAME = "mx-demo-classic"
+NLB_NAME = "mx-demo-nlb"
+TARGET_GROUP_NAME = "mx-demo-smtp"
+GROUP_NAME = "mx-demo-fleet"
+SMTP_PORT = 25
+CLIENTS = {"v1": "127.0.0.2", "v2": "127.0.0.3"}
+
+
+def _data_plane_missing() -> str | None:
+    """Why the data plane cannot run here, or None when it can."""
+    from proxymx.local.postfix import INSTALL_HINT, missing_tools
+
+    missing = missing_tools()
+    if missing:
+        return f"missing {', '.join(missing)} (install with: {INSTALL_HINT})"
+    if os.geteuid() != 0:
+        return "Postfix needs root to start (run `sudo make demo`)"
+    return None
+
+
+def _event(context: DemoContext, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((context.events_dir / name).read_text(encoding="utf-8"))
+    return data
+
+
+def _invoke(context: DemoContext, event: dict[str, Any], env: dict[str, str] | None = None) -> Any:
+    from proxymx.local.runner import invoke_event
+
+    return invoke_event(event, backend="current", template_path=context.template_path, env_overrides=env)
+
+
+def _report_line(label: str, report: Any) -> str:
+    rules = ", ".join(report.matched_rules) or "(no rule)"
+    calls = ", ".join(f"{c.service}.{c.operation}" for c in report.aws_calls if not c.is_read) or "none"
+    return f"{label}: {rules} -> {report.outcome}; writes: {calls}"
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def start_world(context: DemoContext) -> StepResult:
+    """Enter the embedded AWS and, when possible, start the local Postfix (not yet configured)."""
+    from proxymx.local.embedded import embedded_aws
+
+    stack: contextlib.ExitStack = context.shared["stack"]
+    lines: list[str] = []
+    why_not = context.shared.get("skipped") or _data_plane_missing()
+    mail_config: Path | None = None
+    if why_not is None:
+        from proxymx.local.postfix import LocalPostfix
+
+        root = Path(tempfile.mkdtemp(prefix="proxymx-demo-"))
+        stack.callback(shutil.rmtree, root, True)
+        postfix = LocalPostfix(root / "postfix")
+        stack.callback(postfix.stop)
+        postfix.start()
+        context.shared.update(postfix=postfix, root=root)
+        mail_config = postfix.config_dir
+        lines.append(
+            f"local Postfix {postfix.postconf('-h', 'mail_version').strip()} on {postfix.smtp_service}"
+        )
+        lines.append(f"  MAIL_CONFIG={mail_config}, log {postfix.maillog}")
+        lines.append(f"  smtp-sink (the next hop) on 127.0.0.1:{postfix.sink.port if postfix.sink else '?'}")
+    else:
+        context.shared["skipped"] = why_not
+        lines.append(f"data plane skipped: {why_not}")
+    world = stack.enter_context(embedded_aws(mail_config=mail_config, template_path=context.template_path))
+    context.shared["world"] = world
+    kind = "real document on the local Postfix" if mail_config else "emulated command outcomes"
+    lines.append(f"embedded AWS (moto, in-process) in {world.region}; SSM commands: {kind}")
+    return StepResult("ok", "embedded AWS up" + ("" if why_not else ", local Postfix up"), lines)
+
+
+def create_load_balancers(context: DemoContext) -> StepResult:
+    """Create a Classic ELB and an NLB target group as a user would; route their events."""
+    from proxymx import aws
+
+    elb = aws.client("elb")
+    elbv2 = aws.client("elbv2")
+    ec2 = aws.client("ec2")
+    lines: list[str] = []
+
+    listeners = [
+        {
+            "Protocol": "TCP",
+            "LoadBalancerPort": SMTP_PORT,
+            "InstanceProtocol": "TCP",
+            "InstancePort": SMTP_PORT,
+        }
+    ]
+    elb.create_load_balancer(
+        LoadBalancerName=CLASSIC_NAME, Listeners=listeners, AvailabilityZones=["us-east-1a"]
+    )
+    classic_event = _event(context, "elb-create-smtp.json")
+    request = classic_event["detail"]["requestParameters"]
+    request["loadBalancerName"] = CLASSIC_NAME
+    request["listeners"] = [
+        {
+            "protocol": "TCP",
+            "loadBalancerPort": SMTP_PORT,
+            "instanceProtocol": "TCP",
+            "instancePort": SMTP_PORT,
+        }
+    ]
+    classic_report = _invoke(context, classic_event)
+    lines.append(_report_line(f"Classic ELB {CLASSIC_NAME} created", classic_report))
+
+    vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]  # embedded AWS only: no traffic
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.99.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, z in enumerate("ab")
+    ]
+    nlb_arn = elbv2.create_load_balancer(Name=NLB_NAME, Type="network", Subnets=subnets)["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    group = elbv2.create_target_group(
+        Name=TARGET_GROUP_NAME, Protocol="TCP", Port=SMTP_PORT, VpcId=vpc, TargetType="instance"
+    )["TargetGroups"][0]
+    elbv2.create_listener(
+        LoadBalancerArn=nlb_arn,
+        Protocol="TCP",
+        Port=SMTP_PORT,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}],
+    )
+    tg_event = _event(context, "nlb-create-target-group.json")
+    detail = tg_event["detail"]
+    detail["requestParameters"].update(name=TARGET_GROUP_NAME, protocol="TCP", port=SMTP_PORT, vpcId=vpc)
+    response_groups = detail.get("responseElements", {}).get("targetGroups") or [{}]
+    response_groups[0] = {
+        **response_groups[0],
+        "targetGroupArn": group["TargetGroupArn"],
+        "targetGroupName": TARGET_GROUP_NAME,
+        "port": SMTP_PORT,
+        "protocol": "TCP",
+        "vpcId": vpc,
+    }
+    detail.setdefault("responseElements", {})["targetGroups"] = response_groups
+    tg_report = _invoke(context, tg_event)
+    lines.append(_report_line(f"NLB target group {TARGET_GROUP_NAME} created", tg_report))
+    context.shared["target_group_arn"] = group["TargetGroupArn"]
+
+    outcomes = {classic_report.outcome, tg_report.outcome}
+    if outcomes != {"changed"}:
+        errors = "; ".join(r.error for r in (classic_report, tg_report) if r.error)
+        return StepResult(
+            "failed", f"expected both load balancers changed, got {sorted(outcomes)} {errors}", lines
+        )
+    return StepResult(
+        "ok", "Proxy Protocol switched on: Classic ELB policy (v1), NLB target group (v2)", lines
+    )
+
+
+def proxy_modes(context: DemoContext) -> dict[str, str]:
+    """What each load balancer sends, read from the embedded AWS (not assumed)."""
+    from proxymx import aws
+
+    modes = {"v1": "off", "v2": "off"}
+    elb = aws.client("elb")
+    description = elb.describe_load_balancers(LoadBalancerNames=[CLASSIC_NAME])["LoadBalancerDescriptions"][0]
+    policies_on_port = {
+        name
+        for backend in description.get("BackendServerDescriptions", [])
+        if backend.get("InstancePort") == SMTP_PORT
+        for name in backend.get("PolicyNames", [])
+    }
+    if policies_on_port:
+        described = elb.describe_load_balancer_policies(
+            LoadBalancerName=CLASSIC_NAME, PolicyNames=sorted(policies_on_port)
+        )["PolicyDescriptions"]
+        for policy in described:
+            attributes = {
+                a["AttributeName"]: a["AttributeValue"] for a in policy.get("PolicyAttributeDescriptions", [])
+            }
+            if (
+                policy.get("PolicyTypeName") == "ProxyProtocolPolicyType"
+                and attributes.get("ProxyProtocol") == "true"
+            ):
+                modes["v1"] = "v1"
+    attributes = aws.client("elbv2").describe_target_group_attributes(
+        TargetGroupArn=context.shared["target_group_arn"]
+    )
+    if {a["Key"]: a["Value"] for a in attributes["Attributes"]}.get("proxy_protocol_v2.enabled") == "true":
+        modes["v2"] = "v2"
+    return modes
+
+
+def start_proxies(context: DemoContext) -> StepResult:
+    modes = proxy_modes(context)
+    lines = [
+        f"Classic ELB {CLASSIC_NAME}: sends {'PROXY v1' if modes['v1'] == 'v1' else 'no header'}",
+        f"NLB target group {TARGET_GROUP_NAME}: sends {'PROXY v2' if modes['v2'] == 'v2' else 'no header'}",
+    ]
+    if "skipped" in context.shared:
+        return StepResult("skipped", f"no HAProxy started: {context.shared['skipped']}", lines)
+    from proxymx.local.haproxy import LocalHaproxy
+
+    postfix = context.shared["postfix"]
+    proxies = {}
+    for label, mode in modes.items():
+        proxy = LocalHaproxy(context.shared["root"] / "haproxy", backend_port=postfix.smtp_port, mode=mode)  # type: ignore[arg-type]
+        context.shared["stack"].callback(proxy.stop)
+        proxy.start()
+        proxies[label] = proxy
+        option = {"v1": "send-proxy", "v2": "send-proxy-v2", "off": "(plain TCP)"}[mode]
+        lines.append(
+            f"HAProxy 127.0.0.1:{proxy.port} -> {postfix.smtp_service} {option}"
+            f"  (stands in for the {label} load balancer)"
+        )
+    context.shared["proxies"] = proxies
+    return StepResult(
+        "ok", f"proxies derived from the load balancers' state: {modes['v1']}, {modes['v2']}", lines
+    )
+
+
+def launch_instance(context: DemoContext) -> StepResult:
+    """Scale out into Pending:Wait; ConfigureInstance -> SSM -> CheckOutcome -> CONTINUE."""
+    from proxymx.config import load_settings
+    from proxymx.local import seed_launch
+    from proxymx.local.runner import function_env
+    from proxymx.template import load_template
+
+    world = context.shared["world"]
+    template = load_template(context.template_path)
+    env = function_env(template, "ConfigureInstanceFunction")
+    settings = load_settings(env)
+    hook = settings.lifecycle_hook_names[0] if settings.lifecycle_hook_names else "proxymx-postfix-launch"
+    seed_launch.ensure_group(GROUP_NAME, hook)
+    seed_launch.ensure_document(settings.document_name)
+    lines: list[str] = []
+    overrides: dict[str, str] = {}
+    if "postfix" in context.shared:
+        # The instance's SMTP service is the local Postfix's loopback port (port 25 in AWS).
+        overrides["SMTP_PORTS"] = str(context.shared["postfix"].smtp_port)
+    events = world.launch.launch_into_wait(GROUP_NAME, hook, 1)
+    instance_id = events[0]["detail"]["EC2InstanceId"]
+    lines.append(
+        f"instance {instance_id} launched into {world.launch.lifecycle_state(instance_id)} (hook {hook})"
+    )
+    report = _invoke(context, events[0], overrides)
+    lines.append(_report_line("lifecycle event", report))
+    status_events = world.launch.drain_status_events()
+    if not status_events:
+        return StepResult("failed", f"no SSM command finished ({report.error or report.outcome})", lines)
+    for status_event in status_events:
+        detail = status_event["detail"]
+        lines.append(
+            f"SSM invocation {detail['command-id'][:8]}... on {detail['instance-id']}: {detail['status']}"
+        )
+        invocation = _last_invocation(detail["command-id"], detail["instance-id"])
+        if invocation:
+            lines.append(f"  script summary: {invocation}")
+        outcome_report = _invoke(context, status_event, overrides)
+        lines.append(_report_line("status event", outcome_report))
+    state = world.launch.lifecycle_state(instance_id)
+    lines.append(f"instance {instance_id} is now {state}")
+    if state != "InService":
+        return StepResult("failed", f"instance ended {state}, expected InService", lines)
+    return StepResult("ok", f"{instance_id}: Pending:Wait -> configured -> CONTINUE -> InService", lines)
+
+
+def _last_invocation(command_id: str, instance_id: str) -> str | None:
+    from proxymx import aws
+
+    output = aws.client("ssm").get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+    lines = [line for line in output.get("StandardOutputContent", "").splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def send_mail(context: DemoContext) -> StepResult:
+    if "skipped" in context.shared:
+        return StepResult("skipped", f"no mail sent: {context.shared['skipped']}", [])
+    postfix = context.shared["postfix"]
+    proxies = context.shared["proxies"]
+    lines: list[str] = []
+    failures: list[str] = []
+    for label, proxy in proxies.items():
+        client = CLIENTS[label]
+        since = postfix.log_offset()
+        done = subprocess.run(
+            [
+                "swaks",
+                "--server",
+                f"127.0.0.1:{proxy.port}",
+                "--local-interface",
+                client,
+                "--from",
+                f"sender@{label}.example.net",
+                "--to",
+                "postmaster@example.org",
+                "--header",
+                f"Subject: proxymx demo through the {label} load balancer",
+                "--timeout",
+                "30",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            failures.append(f"{label}: swaks exited {done.returncode}")
+            lines.append(f"swaks from {client} via {label} failed: {done.stdout.strip().splitlines()[-1:]}")
+            continue
+        try:
+            connect = postfix.wait_for_log(
+                rf"postscreen\[\d+\]: CONNECT from \[{client}\]:\d+ to \S+", since=since
+            )
+            smtpd = postfix.wait_for_log(rf"smtpd\[\d+\]: connect from \S*\[{client}\]", since=since)
+        except TimeoutError as exc:
+            failures.append(f"{label}: {exc}".splitlines()[0])
+            continue
+        lines.append(f"mail from {client} through the {label} proxy; the mail log says:")
+        lines.append(f"  {_log_line(postfix.log_text(), connect.start())}")
+        lines.append(f"  {_log_line(postfix.log_text(), smtpd.start())}")
+    if postfix.sink is not None:
+        arrived = postfix.sink.wait_for_count(len(proxies), timeout=30)
+        lines.append(f"{arrived} message(s) reached the next hop (smtp-sink)")
+    if failures:
+        return StepResult("failed", "; ".join(failures), lines)
+    return StepResult("ok", "Postfix logged each client's own address, not the proxy's (127.0.0.1)", lines)
+
+
+def _log_line(text: str, offset: int) -> str:
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return text[start : end if end != -1 else len(text)]
+
+
+def add_chain(demo: Demo) -> None:
+    demo.add("start the embedded AWS and the local Postfix (the instance)", start_world)
+    demo.add("create a Classic ELB and an NLB target group -> EnableProxyProtocol", create_load_balancers)
+    demo.add("derive each proxy's mode from the load balancers; start HAProxy", start_proxies)
+    demo.add("launch an instance -> ConfigureInstance -> SSM Run Command -> CheckOutcome", launch_instance)
+    demo.add("send mail through each proxy from distinct client addresses", send_mail)
