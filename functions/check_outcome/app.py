@@ -12,8 +12,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from proxymx.config import settings
+from proxymx.errors import MalformedEvent
 from proxymx.launch.outcome import check_outcome
 from proxymx.models.ssm import parse_ssm_event
 
@@ -28,7 +30,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def process(event: dict[str, Any]) -> dict[str, Any]:
-    report = check_outcome(parse_ssm_event(event), settings())
+    try:
+        parsed = parse_ssm_event(event)
+    except MalformedEvent:
+        # Counted so that an alarm can see a producer sending garbage; the event itself goes
+        # to the on-failure destination with the message naming the field.
+        metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
+        raise
+    report = check_outcome(parsed, settings())
     for metric in report.metrics:
         metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
     return report.as_dict()
