@@ -213,24 +213,24 @@ def test_no_mail_is_lost_while_the_configuration_changes_under_load(proxies: Pro
         assert [run.summary.result if run.summary else None for run in runs] == ["configured"] * 2
         reloads = postfix.log_text()[offset:].count("reload -- version")
         assert reloads == 2
-        # And every message the proxy path accepted reached the sink: counted, exactly
+        # And every message the proxy path accepted reached the sink: counted, exactly, by
+        # Message-Id (the client accepted all of them; Postfix logged each one it queued)
         assert source.returncode == 0, out + err
-        accepted = len(re.findall(r"cleanup\[\d+\]: \w+: message-id=", postfix.log_text()[offset:]))
-        assert accepted == messages
+        log = postfix.log_text()[offset:]
+        accepted = re.findall(r"cleanup\[\d+\]: \w+: message-id=(<[^>]+>)", log)
+        assert len(accepted) == len(set(accepted)) == messages
         assert postfix.sink is not None
-        assert postfix.sink.wait_for_count(messages, timeout=60) == messages
-        time.sleep(0.5)
-        assert postfix.sink.count() == messages
-        deadline = time.monotonic() + 10
-        while postfix.queued_messages() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        leftover = [
-            path
-            for queue in ("maildrop", "incoming", "active", "deferred", "hold")
-            for path in (postfix.queue_dir / queue).rglob("*")
-            if path.is_file()
+        assert postfix.sink.wait_for_count(messages, timeout=60) >= messages
+        delivered = [
+            match.group(1)
+            for path in postfix.sink.messages()
+            if (match := re.search(r"^Message-Id: (<[^>]+>)", path.read_text(errors="replace"), re.M))
         ]
-        assert postfix.queued_messages() == 0, leftover
+        assert set(delivered) == set(accepted)
+        assert len(delivered) == messages
+        # (A reload restarts qmgr: a message whose delivery was in flight stays queued, marked
+        # "skipped, still being delivered", although the sink has it. Postfix delivers at
+        # least once, so it may arrive again later, but it is never lost. docs/postfix.md)
 
 
 def test_helpers_use_only_loopback(wire: Wire) -> None:
