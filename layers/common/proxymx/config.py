@@ -12,6 +12,9 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# The fleet tag's KEY is fixed: CloudFormation cannot build an IAM condition key from a parameter.
+FLEET_TAG_KEY = "proxymx:fleet"
+
 
 def _split(value: object) -> object:
     if isinstance(value, str):
@@ -51,6 +54,8 @@ class Settings(BaseModel):
     )
     notification_topic_arn: str = Field(default="", alias="NOTIFICATION_TOPIC_ARN")
     heartbeat_after_seconds: int = Field(default=120, alias="HEARTBEAT_AFTER_SECONDS", ge=0)
+    # --- Reconcile sweep (docs/lifecycle-hook.md): groups tagged FLEET_TAG_KEY=<this> are in scope.
+    fleet_tag_value: str = Field(default="mx", alias="FLEET_TAG_VALUE", min_length=1)
 
     @field_validator("lifecycle_hook_names", "launch_group_names", mode="before")
     @classmethod

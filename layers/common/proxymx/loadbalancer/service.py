@@ -107,9 +107,9 @@ class EnableProxyProtocol:
             log.info("ignored: %s", ignored, extra={"event_name": detail.event_name, "actor": _actor(detail)})
             return self._result(detail, "ignored", ignored)
         if isinstance(detail, ClassicCreateLoadBalancer | ClassicCreateLoadBalancerListeners):
-            return self._classic(detail, detail.request_parameters.load_balancer_name)
+            return self.ensure_classic(detail.request_parameters.load_balancer_name, detail)
         if isinstance(detail, ClassicSetBackendPolicies | ClassicDeletePolicy):
-            return self._classic(detail, detail.request_parameters.load_balancer_name)
+            return self.ensure_classic(detail.request_parameters.load_balancer_name, detail)
         if isinstance(detail, V2CreateLoadBalancer):
             arn = (
                 detail.response_elements.load_balancers[0].load_balancer_arn
@@ -118,9 +118,9 @@ class EnableProxyProtocol:
             )
             if arn is None:
                 return self._result(detail, "ignored", "CreateLoadBalancer response carries no ARN")
-            return self._load_balancer_v2(detail, arn)
+            return self.ensure_load_balancer_v2(arn, detail)
         if isinstance(detail, V2CreateListener):
-            return self._load_balancer_v2(detail, detail.request_parameters.load_balancer_arn)
+            return self.ensure_load_balancer_v2(detail.request_parameters.load_balancer_arn, detail)
         if isinstance(detail, V2CreateTargetGroup):
             return self._target_group(detail, detail.response_elements.target_groups[0].target_group_arn)
         if isinstance(detail, V2ModifyTargetGroupAttributes):
@@ -149,7 +149,8 @@ class EnableProxyProtocol:
 
     # ----- Classic ELB ------------------------------------------------------------------
 
-    def _classic(self, detail: ElbCallDetail, name: str) -> ProxyProtocolResult:
+    def ensure_classic(self, name: str, detail: ElbCallDetail | None = None) -> ProxyProtocolResult:
+        """Bring one Classic ELB into compliance (``detail``: the event that asked; None: the sweep)."""
         state = self.classic.describe(name)
         plan = plan_classic(state, self.settings)
         if plan.out_of_scope:
@@ -165,7 +166,7 @@ class EnableProxyProtocol:
             )
         return self._apply_classic(detail, plan)
 
-    def _apply_classic(self, detail: ElbCallDetail, plan: ClassicPlan) -> ProxyProtocolResult:
+    def _apply_classic(self, detail: ElbCallDetail | None, plan: ClassicPlan) -> ProxyProtocolResult:
         changes = plan.describe()
         if self.settings.dry_run:
             log.info("dry run: would apply %s", changes, extra={"plan": changes})
@@ -176,7 +177,8 @@ class EnableProxyProtocol:
 
     # ----- NLB --------------------------------------------------------------------------
 
-    def _load_balancer_v2(self, detail: ElbCallDetail, arn: str) -> ProxyProtocolResult:
+    def ensure_load_balancer_v2(self, arn: str, detail: ElbCallDetail | None = None) -> ProxyProtocolResult:
+        """Bring the target groups of one v2 load balancer into compliance (ALBs: ignored)."""
         lb = self.nlb.load_balancer(arn)
         if lb.type != "network":
             return self._result(
@@ -190,7 +192,7 @@ class EnableProxyProtocol:
         states = self.nlb.target_group_states(groups, self.nlb.listener_ports(arn))
         return self._reconcile_target_groups(detail, states, lb.name)
 
-    def _target_group(self, detail: ElbCallDetail, arn: str) -> ProxyProtocolResult:
+    def _target_group(self, detail: ElbCallDetail | None, arn: str) -> ProxyProtocolResult:
         group = self.nlb.target_group(arn)
         if (group.get("Protocol") or "").upper() not in NLB_PROXY_PROTOCOLS:
             return self._result(
@@ -203,7 +205,7 @@ class EnableProxyProtocol:
         return self._reconcile_target_groups(detail, states, arn)
 
     def _reconcile_target_groups(
-        self, detail: ElbCallDetail, states: list[TargetGroupState], subject: str
+        self, detail: ElbCallDetail | None, states: list[TargetGroupState], subject: str
     ) -> ProxyProtocolResult:
         candidates = {tg.arn for tg in target_group_candidates(states, self.settings)}
         read = [self.nlb.with_proxy_protocol_state(tg) if tg.arn in candidates else tg for tg in states]
@@ -222,7 +224,7 @@ class EnableProxyProtocol:
         return self._apply_target_groups(detail, plan, subject)
 
     def _apply_target_groups(
-        self, detail: ElbCallDetail, plan: TargetGroupPlan, subject: str
+        self, detail: ElbCallDetail | None, plan: TargetGroupPlan, subject: str
     ) -> ProxyProtocolResult:
         changes = plan.describe()
         if self.settings.dry_run:
@@ -236,10 +238,18 @@ class EnableProxyProtocol:
     # ----- results ----------------------------------------------------------------------
 
     def _changed(
-        self, detail: ElbCallDetail, subject: str, changes: list[str], enabled: int
+        self, detail: ElbCallDetail | None, subject: str, changes: list[str], enabled: int
     ) -> ProxyProtocolResult:
-        drift = detail.is_drift
-        if drift:
+        if detail is None:
+            # Found by the sweep: an event was missed (EventBridge delivery is best effort) or
+            # the change left no CloudTrail event. Who did it is unknown; the sweep's own log
+            # line says which load balancer.
+            log.warning(
+                "reconcile: the PROXY protocol was off on %s: repaired", subject, extra={"changes": changes}
+            )
+            drift = True
+        elif detail.is_drift:
+            drift = True
             # Who took it away: the operator reading the log wants a name, not an event id.
             log.warning(
                 "drift repaired: %s by %s undid the PROXY protocol on %s",
@@ -249,6 +259,7 @@ class EnableProxyProtocol:
                 extra={"actor": _actor(detail), "source_ip": detail.source_ip_address, "changes": changes},
             )
         else:
+            drift = False
             log.info("PROXY protocol enabled on %s", subject, extra={"changes": changes})
         result = self._result(
             detail, "changed", "drift repaired" if drift else "PROXY protocol enabled", subject, changes
@@ -259,7 +270,7 @@ class EnableProxyProtocol:
 
     def _result(
         self,
-        detail: ElbCallDetail,
+        detail: ElbCallDetail | None,
         outcome: Outcome,
         reason: str,
         load_balancer: str | None = None,
@@ -268,7 +279,7 @@ class EnableProxyProtocol:
         return ProxyProtocolResult(
             outcome=outcome,
             reason=reason,
-            event_name=detail.event_name,
+            event_name=_event_name(detail),
             load_balancer=load_balancer,
             changes=list(changes or []),
             dry_run=self.settings.dry_run,
@@ -276,8 +287,17 @@ class EnableProxyProtocol:
         )
 
 
-def _actor(detail: ElbCallDetail) -> str:
-    return detail.user_identity.who
+# What a result of the scheduled sweep (no event) names as its event and its actor.
+SWEEP_EVENT_NAME = "Reconcile"
+SWEEP_ACTOR = "unknown (found by the reconcile sweep)"
+
+
+def _event_name(detail: ElbCallDetail | None) -> str:
+    return detail.event_name if detail is not None else SWEEP_EVENT_NAME
+
+
+def _actor(detail: ElbCallDetail | None) -> str:
+    return detail.user_identity.who if detail is not None else SWEEP_ACTOR
 
 
 def enable_proxy_protocol(
@@ -288,3 +308,16 @@ def enable_proxy_protocol(
 ) -> ProxyProtocolResult:
     """The one domain call of the EnableProxyProtocol handler."""
     return EnableProxyProtocol(settings, classic, nlb).handle(event)
+
+
+def ensure_classic(name: str, settings: Settings, classic: ClassicElb | None = None) -> ProxyProtocolResult:
+    """One Classic ELB into compliance, without an event (the reconcile sweep); the event path
+    runs the same :meth:`EnableProxyProtocol.ensure_classic`."""
+    return EnableProxyProtocol(settings, classic=classic).ensure_classic(name)
+
+
+def ensure_load_balancer_v2(
+    arn: str, settings: Settings, nlb: NetworkLoadBalancers | None = None
+) -> ProxyProtocolResult:
+    """One v2 load balancer's target groups into compliance, without an event (the sweep)."""
+    return EnableProxyProtocol(settings, nlb=nlb).ensure_load_balancer_v2(arn)
