@@ -139,10 +139,17 @@ def test_cutover_fleet_first_defers_with_4xx_never_5xx(wire: Wire, proxies: Prox
     assert not any(f"Subject: {subject}" in path.read_text() for path in postfix.sink.messages())
 
 
-@pytest.fixture
-def unconfigured_postfix() -> Iterator[LocalPostfix]:
-    """Debian's default Postfix (plain smtpd on the SMTP port), running."""
+@pytest.fixture(params=["smtpd", "postscreen"])
+def unconfigured_postfix(request: pytest.FixtureRequest) -> Iterator[LocalPostfix]:
+    """A running Postfix that expects no header: Debian's default (plain smtpd on the SMTP
+    port), or a fleet that already runs postscreen (with no allowlist, so that postscreen
+    runs its pregreet test on every client)."""
     with private_postfix() as postfix:
+        if request.param == "postscreen":
+            service = postfix.smtp_service
+            postfix.postconf("-M", f"{service}/inet={service} inet n - n - 1 postscreen")
+            postfix.postconf("-M", "smtpd/pass=smtpd pass - - n - - smtpd")
+            postfix.postconf("-e", "postscreen_access_list=")
         yield postfix.start()
 
 
@@ -154,21 +161,34 @@ def test_cutover_load_balancer_first_garbles_sessions(
     postfix = unconfigured_postfix
     proxy = proxies.start(postfix.smtp_port, mode)
     offset = postfix.log_offset()
+    subject = f"lb first {mode}"
 
     # When a sender delivers through it
-    sent = swaks(proxy.port, client=client_address(6), subject=f"lb first {mode}")
+    sent = swaks(proxy.port, client=client_address(6), subject=subject)
 
     # Then smtpd takes the header for the client's first command: the session goes out of
-    # step and the sender sees 5xx replies (the reason the fleet is configured first, see
-    # docs/postfix.md); the log names the proxy's address and shows the header as pipelining
+    # step, the sender sees 5xx replies and nothing is delivered (the reason the fleet is
+    # configured first, see docs/postfix.md). The log names the proxy's address, never the
+    # client's; postscreen, when present, only peeks at the header (PREGREET) and smtpd still
+    # reads it.
     replies = server_replies(sent.stdout)
     assert sent.returncode != 0, sent.stdout
     assert [code for code in replies if code.startswith("5")], sent.stdout
-    postfix.wait_for_log(
-        r"smtpd\[\d+\]: improper command pipelining after CONNECT from unknown\[127\.0\.0\.1\]: "
-        + (r"PROXY TCP4 127\.0\.0\.8 " if mode == "v1" else r"\\r\\n\\r\\n\\000\\r\\nQUIT"),
-        since=offset,
-    )
+    header = r"PROXY TCP4 127\.0\.0\.8 " if mode == "v1" else r"\\r\\n\\r\\n\\000\\r\\nQUIT"
+    if "postscreen" in postfix.postconf("-M", f"{postfix.smtp_service}/inet"):
+        postfix.wait_for_log(
+            rf"postscreen\[\d+\]: PREGREET \d+ after \S+ from \[127\.0\.0\.1\]:\d+: {header}", since=offset
+        )
+    else:
+        postfix.wait_for_log(
+            rf"smtpd\[\d+\]: improper command pipelining after CONNECT "
+            rf"from unknown\[127\.0\.0\.1\]: {header}",
+            since=offset,
+        )
+    assert "[127.0.0.8]" not in postfix.log_text()[offset:]
+    assert postfix.sink is not None
+    time.sleep(1)
+    assert not any(f"Subject: {subject}" in path.read_text() for path in postfix.sink.messages())
 
 
 def test_no_mail_is_lost_while_the_configuration_changes_under_load(proxies: Proxies) -> None:
