@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -296,3 +297,41 @@ def test_the_script_revalidates_every_parameter(new_postfix: LocalPostfix, name:
     assert name in (run.summary.reason or "")
     assert not Path("/tmp/proxymx-injected").exists()
     assert tree_digest(new_postfix.config_dir) == before
+
+
+def test_the_chroot_column_of_the_smtp_line_is_kept(new_postfix: LocalPostfix) -> None:
+    # Given an SMTP line chrooted as on a stock Debian instance (y)
+    postfix = new_postfix
+    service = postfix.smtp_service
+    postfix.postconf("-F", f"{service}/inet/chroot=y")
+
+    # When the plan is asked for
+    run = run_document(params(postfix, DryRun="true"), mail_config=postfix.config_dir)
+
+    # Then every service the script adds or rewrites is chrooted alike
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert f"'{service}/inet={service} inet n - y - 1 postscreen'" in run.stdout
+    assert "'smtpd/pass=smtpd pass - - y - - smtpd'" in run.stdout
+    assert "'dnsblog/unix=dnsblog unix - - y - 0 dnsblog'" in run.stdout
+    assert "'tlsproxy/unix=tlsproxy unix - - y - 0 tlsproxy'" in run.stdout
+
+
+def test_a_configured_postfix_that_is_not_running_is_started_and_unchanged(new_postfix: LocalPostfix) -> None:
+    # Given a configuration the document already wrote, and Postfix stopped
+    postfix = new_postfix
+    assert run_document(params(postfix), mail_config=postfix.config_dir).exit_code == 0
+    postfix.postfix("stop")
+    deadline = time.monotonic() + 10
+    while postfix.is_running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    configured = config_files(postfix)
+
+    # When the document runs again
+    run = run_document(params(postfix), mail_config=postfix.config_dir)
+
+    # Then it writes nothing, starts Postfix and proves the configuration
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.summary is not None and run.summary.result == "unchanged"
+    assert run.summary.proves_configuration
+    assert "started" in run.stdout
+    assert config_files(postfix) == configured
