@@ -7,7 +7,9 @@
 - ``off``: plain TCP, a load balancer with the PROXY protocol off.
 
 Clients reach it from distinct loopback addresses (Linux routes all of 127.0.0.0/8 to ``lo``
-and lets a socket bind any of them): see :func:`client_address`.
+and lets a socket bind any of them): see :func:`client_address`. ``swaks --local-interface``
+binds one; Postfix's ``smtp-source`` has no option to choose its source address, so it
+supplies volume (from 127.0.0.1) while swaks supplies the distinct clients.
 
 Nothing here is imported by a Lambda handler.
 """
