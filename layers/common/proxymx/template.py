@@ -77,11 +77,17 @@ def _ref_id(value: Any) -> str | None:
     return None
 
 
+# A schedule has no pattern: it sends a "Scheduled Event" whose resources name the rule's ARN,
+# unknown before deployment, so locally it is the rule matching any scheduled event.
+SCHEDULE_PATTERN: dict[str, Any] = {"source": ["aws.events"], "detail-type": ["Scheduled Event"]}
+
+
 def event_rules(template: dict[str, Any]) -> list[EventRule]:
     """Every EventBridge rule of the template with what it targets.
 
     Covers both spellings: an ``EventBridgeRule`` event source on a SAM function, and a
-    plain ``AWS::Events::Rule`` targeting a function or an SQS queue.
+    plain ``AWS::Events::Rule`` targeting a function or an SQS queue; a ``Schedule`` event
+    source becomes a rule with :data:`SCHEDULE_PATTERN`.
     """
     rules: list[EventRule] = []
     for logical_id, resource in template["Resources"].items():
@@ -93,6 +99,12 @@ def event_rules(template: dict[str, Any]) -> list[EventRule]:
                     pattern = event["Properties"]["Pattern"]
                     rules.append(
                         EventRule(f"{logical_id}{event_id}", pattern, (RuleTarget("function", logical_id),))
+                    )
+                elif event.get("Type") == "Schedule":
+                    rules.append(
+                        EventRule(
+                            f"{logical_id}{event_id}", SCHEDULE_PATTERN, (RuleTarget("function", logical_id),)
+                        )
                     )
         elif rtype == "AWS::Events::Rule" and "EventPattern" in props:
             targets = []

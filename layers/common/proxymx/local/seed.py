@@ -254,6 +254,23 @@ def seed_elb(event: dict[str, Any]) -> Mapping[str, str] | None:
     return None
 
 
+# ----- Scheduled Event (the Reconcile sweep) ----------------------------------------------------
+
+SWEPT_CLASSIC = "mx-swept-classic"
+SWEPT_NLB = "mx-swept-nlb"
+SWEPT_TARGET_GROUP = "mx-swept-smtp"
+
+
+def seed_schedule(event: dict[str, Any]) -> Mapping[str, str] | None:
+    """What a sweep exists to find: a Classic ELB whose PROXY protocol policy is gone (a missed
+    DeleteLoadBalancerPolicy) and an NLB whose SMTP target group has proxy_protocol_v2 off."""
+    _create_classic(SWEPT_CLASSIC, [SMTP_LISTENER, STATUS_LISTENER])
+    world = _V2World()
+    lb_arn = world.load_balancer(SWEPT_NLB)
+    world.listener(lb_arn, "TCP", 25, world.target_group(SWEPT_TARGET_GROUP, "TCP", 25))
+    return None
+
+
 def _seed_launch(event: dict[str, Any]) -> Mapping[str, str] | None:
     try:
         module = importlib.import_module("proxymx.local.seed_launch")
@@ -269,6 +286,7 @@ SEEDERS: dict[str, Seeder] = {
     "aws.elasticloadbalancing": seed_elb,
     "aws.autoscaling": _seed_launch,
     "aws.ssm": _seed_launch,
+    "aws.events": seed_schedule,
 }
 
 
