@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from proxymx.config import settings
 from proxymx.models.schedule import parse_scheduled_event
@@ -28,8 +29,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def process(event: dict[str, Any]) -> dict[str, Any]:
-    parse_scheduled_event(event)
-    summary = reconcile(settings())
+    try:
+        parse_scheduled_event(event)
+        summary = reconcile(settings())
+    except Exception:
+        # Not a sweep that ran and failed somewhere (that is raise_if_failed, below): no summary.
+        metrics.add_metric(name="ReconcileFailures", unit=MetricUnit.Count, value=1)
+        logger.exception("Reconcile failed before its summary")
+        raise
     for metric in summary.metrics():
         metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
     summary.raise_if_failed()

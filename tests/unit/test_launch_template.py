@@ -41,7 +41,9 @@ def _resolve_refs(pattern: Any) -> Any:
     return pattern
 
 
-@pytest.mark.parametrize("function", ["ConfigureInstanceFunction", "CheckOutcomeFunction"])
+@pytest.mark.parametrize(
+    "function", ["ConfigureInstanceFunction", "CheckOutcomeFunction", "ReconcileFunction"]
+)
 def test_every_statement_has_a_sid_and_writes_are_not_on_a_bare_star(function: str) -> None:
     for sid, statement in _statements(function).items():
         assert sid
