@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 if ! python3.13 -c "" >/dev/null 2>&1; then
   if command -v pyenv >/dev/null 2>&1 && pyenv versions --bare | grep -q '^3\.13'; then
     v313=$(pyenv versions --bare | grep '^3\.13' | tail -n 1)
-    export PYENV_VERSION="$(pyenv version-name | cut -d: -f1):${v313}"
+    current=$(pyenv version-name | cut -d: -f1)
+    export PYENV_VERSION="${current}:${v313}"
   else
     echo "sam-build: python3.13 is not on PATH (sam build needs the runtime's Python)." >&2
     echo "sam-build: install it (e.g. 'pyenv install 3.13' or 'apt-get install python3.13') and retry." >&2
