@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,14 @@ def _invoke(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "invoke":
-        return _invoke(args)
+        try:
+            return _invoke(args)
+        except BrokenPipeError:
+            # `proxymx invoke ... --json | head`: the reader left. Exit like a process killed by
+            # SIGPIPE (128 + 13), without a traceback, and keep the interpreter from writing more.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
     if args.command == "demo":
         from proxymx.local import demo
 
