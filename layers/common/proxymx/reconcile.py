@@ -292,16 +292,22 @@ class Reconcile:
             except Exception as exc:
                 logger.exception(f"reconcile: group {group.name} failed", extra={"group": group.name})
                 self._error(f"group {group.name}: {type(exc).__name__}: {exc}")
-        if records:
-            batch = LaunchQueueBatch.model_validate({"Records": records})
+        if not records:
+            return
+        try:
             report = configure_launches(
-                batch,
+                LaunchQueueBatch.model_validate({"Records": records}),
                 self.settings,
                 ssm_client=self.ssm_client,
                 autoscaling_client=self.autoscaling_client,
                 now=self.now,
             )
-            self.summary.instances.extend(report.outcomes.values())
+        except Exception as exc:
+            # configure_launches turns AWS errors into per-instance outcomes; this is a bug's path.
+            logger.exception("reconcile: re-driving the stuck instances failed")
+            self._error(f"re-driving {len(records)} stuck instance(s): {type(exc).__name__}: {exc}")
+            return
+        self.summary.instances.extend(report.outcomes.values())
 
     def _stuck_in(self, group: FleetGroup) -> list[dict[str, Any]]:
         """The launch queue records (as the SQS path receives them) of the group's stuck instances."""
