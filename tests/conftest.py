@@ -1,37 +1,17 @@
-"""Shared test helpers: sample events from events/, and the embedded AWS.
+"""Shared fixtures (helpers such as ``load_event`` live in tests/support.py).
 
-``load_event(name)`` is the one way tests read events/ (the same files feed
-``sam local invoke -e`` and ``proxymx invoke``). The ``aws`` fixture enters the embedded AWS
+The ``aws`` fixture enters the embedded AWS
 (moto in-process, fake credentials, us-east-1) and forgets cached clients and settings on
 both sides.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-EVENTS_DIR = ROOT / "events"
-EXPECTED_MANIFEST = EVENTS_DIR / "expected.json"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    """A sample event from events/ (``name`` with or without ``.json``), as a fresh dict."""
-    path = EVENTS_DIR / (name if name.endswith(".json") else f"{name}.json")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-def expected_events() -> dict[str, dict[str, Any]]:
-    """events/expected.json: event file name -> {"rules": [...], "outcome": "..."}."""
-    manifest: dict[str, dict[str, Any]] = json.loads(EXPECTED_MANIFEST.read_text(encoding="utf-8"))["events"]
-    return manifest
 
 
 @pytest.fixture(autouse=True)

@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import load_event
 from proxymx import aws as aws_clients
 from proxymx.config import load_settings, settings
 from proxymx.errors import MalformedEvent, NotReadyYet
 from proxymx.launch.outcome import check_outcome
 from proxymx.local.embedded import CommandOutcome, EmbeddedAws, to_sqs_batch
-from proxymx.local.seed_launch import ensure_document, ensure_group, seed
+from proxymx.local.seed_launch import ensure_group, seed
 from proxymx.models.ssm import parse_ssm_event
-from test_configure_instance import DOCUMENT, GROUP, HOOK, Calls, Context, load_app
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "proxymx")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Proxymx")
-    monkeypatch.setenv("DOCUMENT_NAME", DOCUMENT)
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
-
-
-@pytest.fixture
-def world(aws: EmbeddedAws, env: None) -> EmbeddedAws:
-    ensure_group(GROUP, HOOK)
-    ensure_document(DOCUMENT)
-    return aws
-
-
-@pytest.fixture
-def calls(world: EmbeddedAws) -> Iterator[Calls]:
-    recorded = Calls()
-    aws_clients.add_client_observer(recorded.observe)
-    yield recorded
-    aws_clients.remove_client_observer(recorded.observe)
+from support import DOCUMENT, GROUP, HOOK, Calls, Context, load_app, load_event
 
 
 @pytest.fixture

@@ -2,90 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import ROOT, load_event
-from proxymx import aws as aws_clients
 from proxymx.config import settings
 from proxymx.errors import MalformedEvent
 from proxymx.local.embedded import EmbeddedAws, to_sqs_batch
-from proxymx.local.seed_launch import ensure_document, ensure_group
-
-GROUP = "proxymx-mx-fleet"
-HOOK = "proxymx-postfix-launch"
-DOCUMENT = "proxymx-PostfixProxyProtocolDocument"
-WRITES = {"SendCommand", "CompleteLifecycleAction", "RecordLifecycleActionHeartbeat", "Publish"}
-
-
-def load_app(name: str) -> ModuleType:
-    path = ROOT / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"proxymx_test_{name}_app", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class Calls:
-    """Every AWS call made through proxymx clients: (service, operation, params)."""
-
-    made: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-
-    def observe(self, client: Any) -> None:
-        service = client.meta.service_model.service_name
-
-        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-            self.made.append((service, model.name, dict(params)))
-
-        client.meta.events.register("provide-client-params", record)
-
-    def of(self, operation: str) -> list[dict[str, Any]]:
-        return [params for _, op, params in self.made if op == operation]
-
-    @property
-    def writes(self) -> list[str]:
-        return [op for _, op, _ in self.made if op in WRITES]
-
-
-@dataclass
-class Context:
-    function_name: str = "ConfigureInstance"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:proxymx-ConfigureInstance"
-    aws_request_id: str = "req-1"
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "proxymx")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Proxymx")
-    monkeypatch.setenv("DOCUMENT_NAME", DOCUMENT)
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
-
-
-@pytest.fixture
-def world(aws: EmbeddedAws, env: None) -> EmbeddedAws:
-    ensure_group(GROUP, HOOK)
-    ensure_document(DOCUMENT)
-    return aws
-
-
-@pytest.fixture
-def calls(world: EmbeddedAws) -> Iterator[Calls]:
-    recorded = Calls()
-    aws_clients.add_client_observer(recorded.observe)
-    yield recorded
-    aws_clients.remove_client_observer(recorded.observe)
+from support import DOCUMENT, GROUP, HOOK, Calls, Context, load_app, load_event
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import load_event
 from proxymx import aws as aws_clients
 from proxymx.config import load_settings
 from proxymx.launch.configure import configure_launches
@@ -26,6 +25,7 @@ from proxymx.local.seed_launch import ensure_document, ensure_group, seed
 from proxymx.models.lifecycle import parse_launch_batch
 from proxymx.models.ssm import InvocationStatusChange, parse_ssm_event
 from proxymx.postfix_summary import parse_summary
+from support import load_event
 
 GROUP = "proxymx-mx-fleet"
 HOOK = "proxymx-postfix-launch"

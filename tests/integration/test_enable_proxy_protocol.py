@@ -14,7 +14,6 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import ROOT, load_event
 from proxymx import aws as aws_clients
 from proxymx.config import Settings, load_settings, settings
 from proxymx.errors import MalformedEvent, NotReadyYet, VerificationFailed
@@ -26,6 +25,7 @@ from proxymx.local.recorder import CallRecorder
 from proxymx.local.runner import reset_powertools_logger
 from proxymx.local.seed import seed_world
 from proxymx.models.cloudtrail import parse_elb_event
+from support import ROOT, load_event
 
 SELF_ROLE = "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole"
 DEFAULT = load_settings({"SELF_ROLE_ARNS": SELF_ROLE})

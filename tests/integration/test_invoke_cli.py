@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVENTS_DIR, ROOT, load_event
 from proxymx import template as tpl
 from proxymx.cli import main
 from proxymx.errors import PermanentAwsError
 from proxymx.local import demo
 from proxymx.local.runner import Route, resolve, route, sqs_event
+from support import EVENTS_DIR, ROOT, load_event
 
 JSON_KEYS = ["matched_rules", "functions", "outcome", "aws_calls", "error"]
 

@@ -14,42 +14,22 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import load_event
 from proxymx import aws as aws_clients
-from proxymx.config import Settings, load_settings, settings
+from proxymx.config import Settings, load_settings
 from proxymx.errors import MalformedEvent
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
 from proxymx.local.embedded import CommandOutcome, EmbeddedAws
 from proxymx.local.recorder import CallRecorder
-from proxymx.local.runner import reset_powertools_logger
 from proxymx.local.seed import SMTP_LISTENER, STATUS_LISTENER, _create_classic, _V2World
-from proxymx.local.seed_launch import ensure_document, ensure_group
+from proxymx.local.seed_launch import ensure_group
 from proxymx.reconcile import STUCK_AFTER_SECONDS, ReconcileFailed, reconcile
-from test_configure_instance import DOCUMENT, GROUP, HOOK, Calls, load_app
+from support import DOCUMENT, GROUP, HOOK, Calls, load_app, load_event
 
 ELB_WRITES = {
     "create_load_balancer_policy",
     "set_load_balancer_policies_for_backend_server",
     "modify_target_group_attributes",
 }
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "proxymx")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Proxymx")
-    monkeypatch.setenv("DOCUMENT_NAME", DOCUMENT)
-    settings.cache_clear()
-    reset_powertools_logger("proxymx")
-    yield
-    settings.cache_clear()
-
-
-@pytest.fixture
-def world(aws: EmbeddedAws, env: None) -> EmbeddedAws:
-    ensure_group(GROUP, HOOK)
-    ensure_document(DOCUMENT)
-    return aws
 
 
 @pytest.fixture

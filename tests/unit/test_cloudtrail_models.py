@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import load_event
 from proxymx.errors import MalformedEvent
 from proxymx.models.cloudtrail import (
     ClassicCreateLoadBalancer,
@@ -20,6 +19,7 @@ from proxymx.models.cloudtrail import (
     V2ModifyTargetGroupAttributes,
     parse_elb_event,
 )
+from support import load_event
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import load_event
 from proxymx.config import load_settings
 from proxymx.launch.configure import document_parameters, out_of_scope
 from proxymx.launch.context import decode_comment, encode_comment
@@ -14,6 +13,7 @@ from proxymx.launch.ssm import Invocation
 from proxymx.local.embedded import failed_summary, proving_summary
 from proxymx.models.lifecycle import parse_lifecycle_event
 from proxymx.template import document, load_template
+from support import load_event
 
 
 def _invocation(stdout: str = "", stderr: str = "", code: int = 0, status: str = "Success") -> Invocation:

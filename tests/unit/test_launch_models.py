@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import load_event
 from proxymx.errors import MalformedEvent
 from proxymx.models.lifecycle import parse_launch_batch, parse_lifecycle_event
 from proxymx.models.ssm import CommandStatusChange, InvocationStatusChange, parse_ssm_event
+from support import load_event
 
 
 def test_plain_launch_event_is_read() -> None:

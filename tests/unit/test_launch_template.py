@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import load_event
 from proxymx.eventpattern import matches
 from proxymx.template import load_template
+from support import load_event
 
 TEMPLATE = load_template()
 RES = TEMPLATE["Resources"]

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import load_event
 from proxymx import template as tpl
 from proxymx.config import load_settings
 from proxymx.errors import MalformedEvent, NotReadyYet, PermanentAwsError
@@ -24,6 +23,7 @@ from proxymx.reconcile import (
     ReconcileFailed,
     ReconcileSummary,
 )
+from support import load_event
 
 NOW = datetime(2026, 11, 28, 5, 0, tzinfo=UTC)
 SETTINGS = load_settings({})

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import EVENTS_DIR, expected_events, load_event
 from proxymx import template as tpl
 from proxymx.eventpattern import matches
 from proxymx.local.runner import resolve, route
+from support import EVENTS_DIR, expected_events, load_event
 
 TEMPLATE = tpl.load_template()
 MANIFEST = expected_events()
