@@ -46,7 +46,7 @@ build: venv ## sam build for the template's runtime (python3.13, arm64)
 	bash scripts/sam-build.sh $(BIN)
 
 test: venv system-deps lint build ## every test: lint, sam build, unit, integration (moto), data plane (Postfix+HAProxy)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -n 2 --dist loadfile tests
 
 test-unit: venv
 	$(BIN)/pytest -q tests/unit

@@ -316,7 +316,7 @@ def test_the_schedule_is_a_routable_rule_for_scheduled_events_only() -> None:
 
 def test_the_schedule_is_a_parameter_and_can_be_disabled() -> None:
     params = TEMPLATE["Parameters"]
-    assert params["ReconcileSchedule"]["Default"] == "rate(1 hour)"
+    assert params["ReconcileSchedule"]["Default"] == "rate(5 minutes)"
     assert params["ReconcileEnabled"]["AllowedValues"] == ["true", "false"]
     sweep = RES["ReconcileFunction"]["Properties"]["Events"]["Sweep"]
     assert sweep["Type"] == "Schedule"
