@@ -216,7 +216,11 @@ def test_the_function_gets_its_template_environment() -> None:
     assert env["SMTP_PORTS"] == "25"
     assert env["OPT_OUT_TAG_KEY"] == "proxymx:opt-out"
     assert env["DRY_RUN"] == "false"
-    assert env["SELF_ROLE_ARNS"] == "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole"
+    # Its own role and Reconcile's: changes by either are ours, never remediated again.
+    assert env["SELF_ROLE_ARNS"].split(",") == [
+        "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole",
+        "arn:aws:iam::123456789012:role/proxymx-ReconcileFunctionRole",
+    ]
     assert "REQUIRED_TAG" in env
 
 
