@@ -60,6 +60,7 @@ demo: venv ## the whole chain on the embedded AWS (and local Postfix + HAProxy w
 
 bench: venv system-deps ## benchmarks, printed as a table
 	$(BIN)/python -m proxymx.local.bench
+	$(BIN)/python -m proxymx.local.bench_coldstart
 
 constraints: ## re-pin every package from the current venv
 	{ echo '# Every Python package the venv may install, pinned. Regenerate with `make constraints`.'; \
