@@ -335,3 +335,51 @@ def test_a_configured_postfix_that_is_not_running_is_started_and_unchanged(new_p
     assert run.summary.proves_configuration
     assert "started" in run.stdout
     assert config_files(postfix) == configured
+
+
+def test_an_unused_smtpd_pass_does_not_swallow_the_smtp_lines_overrides(new_postfix: LocalPostfix) -> None:
+    # Given an SMTP line with overrides and a process limit, and a bare "smtpd pass" already in
+    # master.cf that no postscreen uses yet
+    postfix = new_postfix
+    service = postfix.smtp_service
+    postfix.postconf("-M", f"{service}/inet={service} inet n - n - 20 smtpd -o smtpd_tls_security_level=none")
+    postfix.postconf("-M", "smtpd/pass=smtpd pass - - n - - smtpd")
+
+    # When the document runs
+    run = run_document(params(postfix), mail_config=postfix.config_dir)
+
+    # Then "smtpd pass" carries what the SMTP line carried: nothing the port did is lost
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.summary is not None and run.summary.proves_configuration
+    assert postfix.postconf("-P", "smtpd/pass/smtpd_tls_security_level").strip().endswith("= none")
+    assert postfix.postconf("-M", "smtpd/pass").split()[6] == "20"
+
+
+def test_a_postscreen_set_up_wrong_by_hand_is_repaired_and_a_second_run_changes_nothing(
+    new_postfix: LocalPostfix,
+) -> None:
+    # Given postscreen already on the SMTP port, but with its own override switching the header
+    # off, a process limit other than 1, and no "smtpd pass" to hand clients to
+    postfix = new_postfix
+    service = postfix.smtp_service
+    postfix.postconf(
+        "-M",
+        f"{service}/inet={service} inet n - n - 5 postscreen "
+        "-o postscreen_upstream_proxy_protocol= -o postscreen_greet_wait=2s",
+    )
+
+    # When the document runs
+    run = run_document(params(postfix), mail_config=postfix.config_dir)
+
+    # Then the line is bare postscreen (other overrides kept), "smtpd pass" exists, and it is proven
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.summary is not None and run.summary.proves_configuration
+    line = postfix.postconf("-M", f"{service}/inet").split()
+    assert line[6:] == ["1", "postscreen", "-o", "postscreen_greet_wait=2s"]
+    assert postfix.postconf("-M", "smtpd/pass").split()[7] == "smtpd"
+    assert {"master.cf:smtpd/pass", f"master.cf:{service}/inet"} <= set(run.summary.changed)
+
+    # And a second run finds nothing to change
+    again = run_document(params(postfix), mail_config=postfix.config_dir)
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert again.summary is not None and again.summary.result == "unchanged"
