@@ -10,6 +10,8 @@ import pytest
 from proxymx import aws as aws_clients
 from proxymx.config import load_settings, settings
 from proxymx.errors import MalformedEvent, NotReadyYet
+from proxymx.launch import ssm as ssm_adapter
+from proxymx.launch.context import encode_comment
 from proxymx.launch.outcome import check_outcome
 from proxymx.local.embedded import CommandOutcome, EmbeddedAws, to_sqs_batch
 from proxymx.local.seed_launch import ensure_group, seed
@@ -161,6 +163,35 @@ def test_invocation_that_never_shows_fails_for_a_later_retry(
             parse_ssm_event(status_event), load_settings({"DOCUMENT_NAME": DOCUMENT}), sleep=lambda _: None
         )
     assert world.launch.lifecycle_state(status_event["detail"]["instance-id"]) == "Pending:Wait"
+
+
+def test_success_event_ahead_of_a_lagging_read_is_retried_not_abandoned(
+    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a Success status event, while GetCommandInvocation still shows the run InProgress
+    # with its output cut before the summary line (SSM's eventual consistency)
+    (status_event,) = launch_and_configure(world, configure)
+    instance = status_event["detail"]["instance-id"]
+    lagging = ssm_adapter.Invocation(
+        status_event["detail"]["command-id"],
+        instance,
+        DOCUMENT,
+        "InProgress",
+        "InProgress",
+        -1,
+        "proxymx: Postfix 3.7.11, configuration /etc/postfix\n",
+        "",
+        encode_comment(GROUP, HOOK),
+    )
+    monkeypatch.setattr(ssm_adapter, "get_invocation", lambda *args, **kwargs: lagging)
+    # When CheckOutcome reads it
+    with pytest.raises(NotReadyYet, match="InProgress"):
+        check_outcome(
+            parse_ssm_event(status_event), load_settings({"DOCUMENT_NAME": DOCUMENT}), sleep=lambda _: None
+        )
+    # Then the healthy instance is not abandoned: the event is retried later
+    assert calls.of("CompleteLifecycleAction") == []
+    assert world.launch.lifecycle_state(instance) == "Pending:Wait"
 
 
 @pytest.mark.parametrize("name", ["ssm-status-foreign-document", "ssm-command-level"])

@@ -127,7 +127,7 @@ def _read_invocation(
             sleep(READ_BACKOFF_SECONDS * 2**attempt)
     if invocation is None:
         raise NotReadyYet(f"GetCommandInvocation {command_id}/{instance_id}: InvocationDoesNotExist (yet)")
-    return invocation  # still not terminal there: the event's status is the verdict's authority
+    return invocation  # still not terminal there: a failure event's status is authority enough
 
 
 def _action_context(
@@ -197,6 +197,13 @@ def check_outcome(
         return about("ignored", f"status {detail.status} is not terminal")
 
     invocation = _read_invocation(detail.command_id, detail.instance_id, ssm_client, sleep)
+    if detail.status == "Success" and invocation.status not in TERMINAL_STATUSES:
+        # Only a complete output can prove the configuration: a lagging read (InProgress, the
+        # summary not written yet) would ABANDON a healthy instance. Lambda retries the event.
+        raise NotReadyYet(
+            f"GetCommandInvocation {detail.command_id}/{detail.instance_id}: still {invocation.status} "
+            "after the Success event"
+        )
     context = _action_context(detail.instance_id, invocation.comment, settings, autoscaling_client)
     if context is None:
         return about(
