@@ -249,7 +249,11 @@ def test_agent_offline_makes_the_invocation_undeliverable(world: EmbeddedAws) ->
     world.launch.set_ping_status(ids[0], "ConnectionLost")
     command_id = send(ids)
     invocation = ssm().get_command_invocation(CommandId=command_id, InstanceId=ids[0])
-    assert invocation["Status"] == "Undeliverable"
+    # the API's Status has no Undeliverable: it says Failed, and the details say why
+    assert (invocation["Status"], invocation["StatusDetails"]) == ("Failed", "Undeliverable")
+    (listed,) = ssm().list_command_invocations(CommandId=command_id, Details=True)["CommandInvocations"]
+    assert (listed["Status"], listed["StatusDetails"]) == ("Failed", "Undeliverable")
+    assert world.launch.drain_status_events()[0]["detail"]["status"] == "Undeliverable"
 
 
 def test_output_is_truncated_like_the_api(world: EmbeddedAws) -> None:
@@ -279,6 +283,9 @@ def test_an_answer_that_breaks_the_output_shape_is_caught() -> None:
     _validate_output(model, {"InstanceInformationList": [{"InstanceId": "i-0123456789abcdef0"}]})
     with pytest.raises(AssertionError, match="breaks the model"):
         _validate_output(model, {"InstanceInformationList": [{"PingStatus": 42}]})
+    # botocore's validator skips enums; the extension does not
+    with pytest.raises(AssertionError, match="PingStatus"):
+        _validate_output(model, {"InstanceInformationList": [{"PingStatus": "Asleep"}]})
 
 
 def test_the_extension_is_scoped_to_its_context() -> None:

@@ -184,6 +184,16 @@ class RealDocument:
 Outcome = CommandOutcome | RealDocument
 
 
+# The invocation Status the API reports for a status that is only a StatusDetails value there
+# (CommandInvocationStatus has no Undeliverable, DeliveryTimedOut, ...); the status event keeps it.
+API_STATUS = {
+    "Undeliverable": "Failed",
+    "Terminated": "Failed",
+    "DeliveryTimedOut": "TimedOut",
+    "ExecutionTimedOut": "TimedOut",
+}
+
+
 # ----------------------------------------------------------------------------- state
 @dataclass
 class Registration:
@@ -228,7 +238,26 @@ def _model_errors(model: Any, parsed: Mapping[str, Any]) -> set[str]:
         return set()
     body = {key: value for key, value in parsed.items() if key != "ResponseMetadata"}
     report = ParamValidator().validate(body, shape)
-    return set(report.generate_report().splitlines()) if report.has_errors() else set()
+    errors = set(report.generate_report().splitlines()) if report.has_errors() else set()
+    return errors | set(_enum_violations(body, shape))
+
+
+def _enum_violations(value: Any, shape: Any, path: str = "") -> list[str]:
+    """Values outside the model's enums (botocore's validator does not check enums)."""
+    found: list[str] = []
+    if shape.type_name == "structure" and isinstance(value, Mapping):
+        for name, member in value.items():
+            if name in shape.members:
+                found += _enum_violations(member, shape.members[name], f"{path}.{name}" if path else name)
+    elif shape.type_name == "list" and isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found += _enum_violations(item, shape.member, f"{path}[{index}]")
+    elif shape.type_name == "map" and isinstance(value, Mapping):
+        for key, item in value.items():
+            found += _enum_violations(item, shape.value, f"{path}.{key}")
+    elif shape.type_name == "string" and isinstance(value, str) and shape.enum and value not in shape.enum:
+        found.append(f"{path}: {value!r} is not one of {shape.enum}")
+    return found
 
 
 def _validate_output(model: Any, parsed: Mapping[str, Any], tolerated: set[str] | None = None) -> None:
@@ -651,7 +680,7 @@ class LaunchExtension:
                 ExecutionStartDateTime=started.isoformat(),
                 ExecutionEndDateTime=ended.isoformat(),
                 ExecutionElapsedTime=f"PT{(ended - started).total_seconds():.3f}S",
-                Status=outcome.status,
+                Status=API_STATUS.get(outcome.status, outcome.status),
                 StatusDetails=outcome.status,
                 ResponseCode=outcome.response_code,
                 StandardOutputContent=outcome.stdout[:SSM_OUTPUT_LIMIT],
