@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from proxymx import aws as aws_clients
 from proxymx.config import Settings, load_settings, settings
-from proxymx.errors import MalformedEvent, NotReadyYet, VerificationFailed
+from proxymx.errors import MalformedEvent, NotReadyYet, PermanentAwsError, VerificationFailed
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
@@ -165,6 +165,19 @@ def test_deleted_policy_is_recreated_and_reattached(calls: CallRecorder) -> None
         "create_load_balancer_policy",
         "set_load_balancer_policies_for_backend_server",
     ]
+
+
+def test_a_listener_on_25_in_front_of_another_instance_port(calls: CallRecorder) -> None:
+    # Given a new Classic ELB whose TCP listener on 25 forwards to instance port 2525
+    event = load_event("elb-create-smtp")
+    event["detail"]["requestParameters"]["listeners"][0]["instancePort"] = 2525
+    event = seed_world(event)
+    world = World()
+    # When the creation event arrives (SMTP_PORTS=25, the default)
+    result = handle(event)
+    # Then instance port 2525 speaks the PROXY protocol, and the HTTP backend 8080 is untouched
+    assert result.outcome == "changed"
+    assert world.backend_policies("mx-inbound") == {2525: [PROXY_POLICY_NAME]}
 
 
 def test_new_smtp_listener_on_an_existing_load_balancer(calls: CallRecorder) -> None:
@@ -365,6 +378,69 @@ def test_listener_port_25_in_front_of_a_target_group_on_another_port(calls: Call
     # When the load balancer is reconciled / Then that target group is enabled
     assert handle(event).outcome == "changed"
     assert world.proxy_v2(tg["TargetGroupArn"]) == "true"
+
+
+def test_tags_of_many_target_groups_are_read_20_arns_per_call(calls: CallRecorder) -> None:
+    # Given an NLB with 25 TCP target groups on port 25, each behind its own listener
+    event, world = seeded("nlb-create")
+    lb_arn = event["detail"]["responseElements"]["loadBalancers"][0]["loadBalancerArn"]
+    vpc = world.elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]["VpcId"]
+    groups = []
+    for number in range(25):
+        tg = world.elbv2.create_target_group(Name=f"smtp-{number}", Protocol="TCP", Port=25, VpcId=vpc)
+        groups.append(tg["TargetGroups"][0]["TargetGroupArn"])
+        world.elbv2.create_listener(
+            LoadBalancerArn=lb_arn,
+            Protocol="TCP",
+            Port=10000 + number,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": groups[-1]}],
+        )
+    # When the load balancer is reconciled
+    result = handle(event)
+    # Then DescribeTags got at most 20 ARNs per call (the API's limit), all 26 in all
+    tag_calls = [c.params["ResourceArns"] for c in calls.calls if c.operation == "describe_tags"]
+    assert [len(arns) for arns in tag_calls] == [20, 6]
+    assert {arn for arns in tag_calls for arn in arns} == {*groups, lb_arn}
+    # And every target group was enabled
+    assert result.outcome == "changed"
+    assert result.enabled_count == 25
+    assert {world.proxy_v2(arn) for arn in groups} == {"true"}
+
+
+def test_nlb_verification_failure_when_the_change_does_not_take(calls: CallRecorder) -> None:
+    # Given ModifyTargetGroupAttributes "succeeds" without effect
+    event, world = seeded("nlb-create-target-group")
+    client = aws_clients.client("elbv2")
+
+    def swallow(model: Any, **_: Any) -> Any:
+        if model.name == "ModifyTargetGroupAttributes":
+            return SimpleNamespace(status_code=200, headers={}), {}
+        return None
+
+    client.meta.events.register("before-call", swallow)
+    # When handled / Then reading it back fails loudly, naming the target group
+    with pytest.raises(VerificationFailed, match=r"proxy_protocol_v2\.enabled is not true"):
+        handle(event)
+    assert world.proxy_v2(world.target_group_arn("mx-smtp-25")) == "false"
+
+
+def test_access_denied_fails_at_once_without_retry(calls: CallRecorder) -> None:
+    # Given the role may not read the load balancer (a permanent error, unlike not-found)
+    event, _world = seeded("elb-create-smtp")
+    client = aws_clients.client("elb")
+
+    def deny(model: Any, **_: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, model.name)
+
+    client.meta.events.register("before-call", deny)
+    naps: list[float] = []
+    # When handled / Then PermanentAwsError after one call: no backoff, no write
+    with pytest.raises(PermanentAwsError, match="AccessDenied"):
+        handle(event, sleep=naps.append, classic_client=client)
+    assert naps == []
+    assert ops(calls) == ["elb.describe_load_balancers"]
 
 
 def test_disabled_proxy_protocol_v2_is_put_back(calls: CallRecorder) -> None:

@@ -120,6 +120,21 @@ def test_ssl_listeners_count_and_instance_protocol_decides() -> None:
     assert [b.instance_port for b in plan_classic(ssl, DEFAULT).attach] == [25]
 
 
+def test_a_listener_on_an_smtp_port_makes_its_instance_port_smtp() -> None:
+    # Given a TCP listener on 25 forwarding to instance port 2525 (Postfix listens there)
+    relay = classic(listeners=(ClassicListener(25, "TCP", 2525, "TCP"), SSH, WEB))
+    # When planned with the default SMTP ports (25)
+    plan = plan_classic(relay, DEFAULT)
+    # Then the policy goes on instance port 2525, as an NLB listener on 25 makes its target group SMTP
+    assert plan.eligible_ports == (2525,)
+    assert [(b.instance_port, b.policy_names) for b in plan.attach] == [(2525, (PROXY_POLICY_NAME,))]
+    # And an HTTP listener on 25 in front of it still keeps the header away
+    mixed = classic(listeners=(ClassicListener(25, "HTTP", 8025, "HTTP"),))
+    skipped = plan_classic(mixed, DEFAULT)
+    assert not skipped.has_changes
+    assert skipped.skipped == ("instance port 8025: a non-TCP/SSL listener forwards to it",)
+
+
 def test_a_classic_lb_without_smtp_port_is_left_alone() -> None:
     plan = plan_classic(classic(listeners=(SSH, WEB)), DEFAULT)
     assert not plan.has_changes

@@ -6,9 +6,11 @@ the same plan, logged and not applied.
 
 Decisions (see docs/loadbalancers.md):
 
-- Classic ELB: a backend (instance) port is eligible when it is an SMTP port and EVERY listener
-  forwarding to it speaks TCP or SSL to the instance. A PROXY header in front of an HTTP backend
-  breaks it, and the policy applies per instance port, not per listener.
+- Classic ELB: a backend (instance) port is eligible when it carries SMTP (it is an SMTP port,
+  or a listener on an SMTP port forwards to it: 25 -> 2525, like an NLB listener in front of a
+  target group) and EVERY listener forwarding to it speaks TCP or SSL to the instance. A PROXY
+  header in front of an HTTP backend breaks it, and the policy applies per instance port, not
+  per listener.
 - An existing ``ProxyProtocolPolicyType`` policy with ``ProxyProtocol=true`` is reused (ours by
   name first), so a load balancer someone configured by hand is compliant as it is.
 - NLB: a target group is eligible when its protocol is TCP or TLS (the only NLB protocols that
@@ -124,8 +126,19 @@ class ClassicPlan:
         return steps
 
 
+def smtp_instance_ports(listeners: Sequence[ClassicListener], smtp_ports: Sequence[int]) -> list[int]:
+    """Instance ports that carry SMTP: an SMTP port itself, or behind a listener on one."""
+    return sorted(
+        {
+            listener.instance_port
+            for listener in listeners
+            if listener.instance_port in smtp_ports or listener.load_balancer_port in smtp_ports
+        }
+    )
+
+
 def eligible_classic_ports(listeners: Sequence[ClassicListener], smtp_ports: Sequence[int]) -> list[int]:
-    ports = sorted({listener.instance_port for listener in listeners if listener.instance_port in smtp_ports})
+    ports = smtp_instance_ports(listeners, smtp_ports)
     return [
         port
         for port in ports
@@ -140,9 +153,7 @@ def plan_classic(state: ClassicState, settings: Settings) -> ClassicPlan:
     ports = eligible_classic_ports(state.listeners, settings.smtp_ports)
     skipped = tuple(
         f"instance port {port}: a non-TCP/SSL listener forwards to it"
-        for port in sorted(
-            {li.instance_port for li in state.listeners if li.instance_port in settings.smtp_ports}
-        )
+        for port in smtp_instance_ports(state.listeners, settings.smtp_ports)
         if port not in ports
     )
     if not ports:
