@@ -134,6 +134,33 @@ def test_missing_launch_seeder_is_reported_not_crashed(
     assert "proxymx.local.seed_launch is missing" in report["error"]
 
 
+def test_a_world_the_embedded_aws_refuses_is_a_failed_json_report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a CreateTargetGroup event whose name moto refuses to seed (longer than 32 characters)
+    event = load_event("nlb-create-target-group")
+    event["detail"]["requestParameters"]["name"] = "x" * 40
+    path = tmp_path / "long-name.json"
+    path.write_text(json.dumps(event))
+    # When invoked with --json / Then stdout is still exactly one JSON object, failed, exit 1
+    code, report = invoke_json(capsys, str(path))
+    assert list(report) == JSON_KEYS
+    assert (code, report["outcome"], report["aws_calls"]) == (1, "failed", [])
+    assert report["error"].startswith("seeding the embedded AWS failed: ClientError")
+
+
+def test_an_unreadable_template_is_a_failed_json_report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given --template naming a file that does not exist
+    missing = tmp_path / "nope.yaml"
+    # When invoked with --json / Then one JSON object says why, exit 1 (no traceback)
+    code, report = invoke_json(capsys, str(EVENTS_DIR / "elb-create-smtp.json"), "--template", str(missing))
+    assert list(report) == JSON_KEYS
+    assert (code, report["outcome"]) == (1, "failed")
+    assert "FileNotFoundError" in report["error"]
+
+
 def test_console_script_entry_point() -> None:
     # The installed `proxymx` script (pyproject: proxymx.cli:main), as a user runs it.
     exe = shutil.which("proxymx", path=str(Path(sys.executable).parent))

@@ -85,7 +85,17 @@ def _invoke(args: argparse.Namespace) -> int:
         else:
             print(f"outcome    rejected: {message}")
         return 3
-    report = invoke_event(event, backend=args.backend, dry_run=args.dry_run, template_path=args.template)
+    try:
+        report = invoke_event(event, backend=args.backend, dry_run=args.dry_run, template_path=args.template)
+    except Exception as exc:
+        # Outside any handler (an unreadable --template, a broken embedded AWS): still one
+        # answer in the promised shape, and exit 1 like any failure.
+        message = f"{type(exc).__name__}: {exc}"
+        if args.json:
+            print(json.dumps({**_rejected(message), "outcome": "failed"}))
+        else:
+            print(f"outcome    failed: {message}")
+        return 1
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
         if args.verbose and report.logs:

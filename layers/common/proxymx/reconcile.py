@@ -1,7 +1,7 @@
 """Reconcile: the scheduled sweep that finds what the events missed (DESIGN.md, flow 3).
 
-EventBridge delivers CloudTrail and Auto Scaling events on a best-effort basis. Every hour
-(``ReconcileSchedule``) the sweep:
+EventBridge delivers CloudTrail and Auto Scaling events on a best-effort basis. On a schedule
+(``ReconcileSchedule``, every 5 minutes by default) the sweep:
 
 1. lists every Classic ELB and every NLB and runs each one through the SAME domain code as
    EnableProxyProtocol (:meth:`proxymx.loadbalancer.service.EnableProxyProtocol.ensure_classic`

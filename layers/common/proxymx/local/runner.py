@@ -437,8 +437,16 @@ def invoke_event(
         with embedded_aws() if enter_embedded else contextlib.nullcontext():
             try:
                 event = seed_world(event) if seed else event
-            except SeedingUnavailable as exc:
-                report.outcome, report.error = "failed", str(exc)
+            except Exception as exc:
+                # The world the event presumes cannot be built (no seeder, or the embedded AWS
+                # refuses it, e.g. a 40-character target group name): a failed report, not a
+                # traceback, so that `--json` still prints its one object.
+                report.outcome = "failed"
+                report.error = (
+                    str(exc)
+                    if isinstance(exc, SeedingUnavailable)
+                    else f"seeding the embedded AWS failed: {type(exc).__name__}: {exc}"
+                )
                 report.seconds = time.monotonic() - started
                 return report
             _run_all(report, template, path, routes, event, overrides=overrides)
