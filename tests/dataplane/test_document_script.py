@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import subprocess
 import time
 from pathlib import Path
 
@@ -383,3 +384,33 @@ def test_a_postscreen_set_up_wrong_by_hand_is_repaired_and_a_second_run_changes_
     again = run_document(params(postfix), mail_config=postfix.config_dir)
     assert again.exit_code == 0, again.stdout + again.stderr
     assert again.summary is not None and again.summary.result == "unchanged"
+
+
+def test_an_implicit_tls_port_465_is_configured_and_proven(new_postfix: LocalPostfix, tmp_path: Path) -> None:
+    # Given Debian's "submissions" service on 465 (TLS wrapper mode: no plaintext greeting) with
+    # a certificate, besides the MX port, and both in SmtpPorts
+    postfix = new_postfix
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=mx.test",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    address = f"127.{random.randint(16, 250)}.{random.randint(0, 250)}.{random.randint(2, 250)}"
+    submissions = f"{address}:465"
+    postfix.postconf(
+        "-M",
+        f"{submissions}/inet={submissions} inet n - n - - smtpd -o syslog_name=postfix/submissions "
+        f"-o smtpd_tls_wrappermode=yes -o smtpd_tls_cert_file={cert} -o smtpd_tls_key_file={key}",
+    )
+    postfix.start()
+
+    # When the document runs for both ports
+    run = run_document(params(postfix, SmtpPorts=f"{postfix.smtp_port},465"), mail_config=postfix.config_dir)
+
+    # Then the 465 smtpd reads the header itself and the configuration is proven (the probe does
+    # not wait for a plaintext 220 that implicit TLS never sends)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.summary is not None and run.summary.proves_configuration
+    assert run.summary.verified[f"{submissions}/inet/smtpd_upstream_proxy_protocol"] == "haproxy"
+    assert f"port 465 on {address} listens and speaks the PROXY protocol" in run.stdout
