@@ -99,6 +99,22 @@ def test_modify_target_group_attributes_is_drift_only_when_it_disables_proxy_pro
     assert parse_elb_event(event).detail.is_drift is False
 
 
+@pytest.mark.parametrize("recorded", [[], None, "absent"])
+def test_detaching_every_backend_policy_is_drift_however_it_is_recorded(recorded: Any) -> None:
+    # Given SetLoadBalancerPoliciesForBackendServer with PolicyNames=[] (removes the PROXY policy too),
+    # its policyNames recorded as [], null or not at all
+    event = load_event("elb-drift-backend-detached")
+    if recorded == "absent":
+        del event["detail"]["requestParameters"]["policyNames"]
+    else:
+        event["detail"]["requestParameters"]["policyNames"] = recorded
+    # When parsed / Then it is the drift call, not a malformed event
+    detail = parse_elb_event(event).detail
+    assert isinstance(detail, ClassicSetBackendPolicies)
+    assert detail.is_drift
+    assert detail.request_parameters.policy_names == []
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from proxymx.errors import MalformedEvent
@@ -95,6 +95,13 @@ class ClassicSetBackendPoliciesParams(_CloudTrailModel):
     load_balancer_name: str = Field(min_length=1)
     instance_port: int
     policy_names: list[str] = Field(default_factory=list)
+
+    @field_validator("policy_names", mode="before")
+    @classmethod
+    def _no_policies(cls, value: object) -> object:
+        # PolicyNames=[] (the documented way to remove every policy from a port, the PROXY
+        # protocol included) may be recorded as null: that is the drift, not a malformed event.
+        return [] if value is None else value
 
 
 class ClassicDeletePolicyParams(_CloudTrailModel):
