@@ -318,3 +318,43 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
     # Then each function's role grants exactly what it used
     assert configure_calls == _role_actions("ConfigureInstanceFunction")
     assert check_calls == _role_actions("CheckOutcomeFunction")
+
+
+def test_an_operators_run_on_the_in_service_fleet_completes_nothing(
+    world: EmbeddedAws, calls: Calls, check: ModuleType
+) -> None:
+    # Given an instance already InService, and an operator running our document on it by hand
+    # (the fleet-first cutover in docs/postfix.md), where it fails
+    (launch,) = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    instance = launch["detail"]["EC2InstanceId"]
+    aws_clients.client("autoscaling").complete_lifecycle_action(
+        AutoScalingGroupName=GROUP,
+        LifecycleHookName=HOOK,
+        InstanceId=instance,
+        LifecycleActionResult="CONTINUE",
+    )
+    world.launch.script_outcome(CommandOutcome.failed("postfix check failed"))
+    aws_clients.client("ssm").send_command(InstanceIds=[instance], DocumentName=DOCUMENT, Comment="cutover")
+    (status_event,) = world.launch.drain_status_events()
+    completions = len(calls.of("CompleteLifecycleAction"))  # the test's own, above
+    # When its status event reaches CheckOutcome
+    result = check.lambda_handler(status_event, Context())
+    # Then no lifecycle action is touched and no instance is counted as abandoned
+    assert result["outcome"] == "ignored"
+    assert len(calls.of("CompleteLifecycleAction")) == completions
+    assert world.launch.lifecycle_state(instance) == "InService"
+
+
+def test_a_group_out_of_scope_is_not_completed(
+    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a command sent for the group, and then the scope narrowed to another group
+    (status_event,) = launch_and_configure(world, configure)
+    monkeypatch.setenv("LAUNCH_GROUP_NAMES", "another-fleet")
+    settings.cache_clear()
+    # When its status event reaches CheckOutcome
+    result = load_app("check_outcome").lambda_handler(status_event, Context())
+    # Then it is ignored: CompleteLifecycleAction only on the groups in scope
+    assert result["outcome"] == "ignored"
+    assert "out of scope" in result["reason"]
+    assert calls.of("CompleteLifecycleAction") == []

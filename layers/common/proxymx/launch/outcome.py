@@ -138,7 +138,9 @@ def _action_context(
         return context
     states = autoscaling.lifecycle_states([instance_id], client=client)
     state = states.get(instance_id)
-    if state is None:
+    # Not sent by ConfigureInstance (e.g. an operator's run on the in-service fleet, the cutover
+    # in docs/postfix.md): only an instance a hook still holds has an action for us to complete.
+    if state is None or not state.waiting:
         return None
     hooks = autoscaling.launch_hook_names(state.group_name, settings.lifecycle_hook_names, client=client)
     return ActionContext(state.group_name, hooks[0]) if hooks else None
@@ -209,6 +211,10 @@ def check_outcome(
         return about(
             "ignored", "no lifecycle action of ours for this instance (vanished, or not launched by a hook)"
         )
+    if context.hook_name not in settings.lifecycle_hook_names or (
+        settings.launch_group_names and context.group_name not in settings.launch_group_names
+    ):
+        return about("ignored", f"group {context.group_name!r} / hook {context.hook_name!r} out of scope")
     verdict = judge(detail.status, invocation)
     report = about("continued" if verdict.result == "CONTINUE" else "abandoned", verdict.reason)
     report.group_name, report.hook_name = context.group_name, context.hook_name
