@@ -239,10 +239,15 @@ def test_dry_run_never_shrinks_the_fleet(
     settings.cache_clear()
     world.launch.script_outcome(CommandOutcome.configured(result="dry-run"))
     (status_event,) = launch_and_configure(world, configure)
-    result = load_app("check_outcome").lambda_handler(status_event, Context())
-    assert result["action"] == "CONTINUE"
-    assert "dry_run" in result["reason"] or "dry-run" in result["reason"]
+    report = check_outcome(parse_ssm_event(status_event), settings(), sleep=lambda _: None)
+    assert report.action == "CONTINUE"
+    assert report.outcome == "continued"
+    assert "dry_run" in report.reason or "dry-run" in report.reason
     assert world.launch.lifecycle_state(status_event["detail"]["instance-id"]) == "InService"
+    # And the alarm that says instances were abandoned is not fed by a released instance
+    names = [metric.name for metric in report.metrics]
+    assert "ConfigurationFailed" not in names
+    assert "DryRunReleased" in names
 
 
 def test_context_is_found_without_the_comment(world: EmbeddedAws, calls: Calls, check: ModuleType) -> None:

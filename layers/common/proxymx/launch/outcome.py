@@ -219,7 +219,10 @@ def check_outcome(
     report = about("continued" if verdict.result == "CONTINUE" else "abandoned", verdict.reason)
     report.group_name, report.hook_name = context.group_name, context.hook_name
     configured = verdict.result == "CONTINUE"
-    report.metrics.append(Metric("InstancesConfigured" if configured else "ConfigurationFailed", "Count", 1))
+    # A dry run releases the instance: counting it as ConfigurationFailed would fire the alarm
+    # that says instances were abandoned, on every launch.
+    failed_metric = "DryRunReleased" if settings.dry_run else "ConfigurationFailed"
+    report.metrics.append(Metric("InstancesConfigured" if configured else failed_metric, "Count", 1))
     if detail.status in TIMED_OUT_STATUSES:
         report.metrics.append(Metric("ConfigurationTimedOut", "Count", 1))
     duration = _duration_seconds(invocation, detail.requested_date_time, event.time)
@@ -230,6 +233,7 @@ def check_outcome(
     if not configured and settings.dry_run:
         logger.warning(f"dry run: would ABANDON ({verdict.reason}); releasing with CONTINUE")
         action = "CONTINUE"
+        report.outcome = "continued"
     elif not configured and settings.failure_result == "HOOK_DEFAULT":
         action = None
         report.outcome = "left-to-hook-default"
