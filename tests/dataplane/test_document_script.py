@@ -414,3 +414,18 @@ def test_an_implicit_tls_port_465_is_configured_and_proven(new_postfix: LocalPos
     assert run.summary is not None and run.summary.proves_configuration
     assert run.summary.verified[f"{submissions}/inet/smtpd_upstream_proxy_protocol"] == "haproxy"
     assert f"port 465 on {address} listens and speaks the PROXY protocol" in run.stdout
+
+
+def test_the_probe_waits_out_postscreens_greet_test(new_postfix: LocalPostfix) -> None:
+    # Given a mynetworks without loopback: postscreen does not trust the probe's address, sends
+    # "220-" and waits postscreen_greet_wait (6s) before the rest of the greeting
+    postfix = new_postfix
+    postfix.postconf("-e", "mynetworks=10.0.0.0/8")
+    postfix.start()
+
+    # When the document runs
+    run = run_document(params(postfix), mail_config=postfix.config_dir)
+
+    # Then the probe waits for the whole greeting and proves the configuration
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.summary is not None and run.summary.proves_configuration
