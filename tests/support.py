@@ -77,3 +77,14 @@ class Context:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:proxymx-ConfigureInstance"
     aws_request_id: str = "req-1"
+
+
+def emf_metrics(output: str) -> dict[str, list[float]]:
+    """The metrics of every EMF record a handler printed: name -> values."""
+    metrics: dict[str, list[float]] = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                metrics[definition["Name"]] = record[definition["Name"]]
+    return metrics

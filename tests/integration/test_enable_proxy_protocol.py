@@ -6,10 +6,8 @@ The world each event presumes is seeded with proxymx.local.seed (the same seedin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -25,7 +23,7 @@ from proxymx.local.recorder import CallRecorder
 from proxymx.local.runner import reset_powertools_logger
 from proxymx.local.seed import seed_world
 from proxymx.models.cloudtrail import parse_elb_event
-from support import ROOT, load_event
+from support import EVENTS_DIR, emf_metrics, load_app, load_event
 
 SELF_ROLE = "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole"
 DEFAULT = load_settings({"SELF_ROLE_ARNS": SELF_ROLE})
@@ -491,22 +489,7 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
     # Powertools binds the "proxymx" logger to the stdout of its first configuration (maybe
     # another test's): unbind it so that capsys sees this handler's logs.
     reset_powertools_logger("proxymx")
-    path = ROOT / "functions" / "enable_proxy_protocol" / "app.py"
-    spec = importlib.util.spec_from_file_location("enable_proxy_protocol_app", Path(path))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def emf_metrics(output: str) -> dict[str, list[float]]:
-    metrics: dict[str, list[float]] = {}
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            record = json.loads(line)
-            for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                metrics[definition["Name"]] = record[definition["Name"]]
-    return metrics
+    return load_app("enable_proxy_protocol")
 
 
 def context() -> Any:
@@ -592,7 +575,7 @@ def test_every_call_the_function_makes_is_allowed_by_its_role_and_nothing_more()
 
     session = get_session()
     called: set[str] = set()
-    for path in sorted((ROOT / "events").glob("*.json")):
+    for path in sorted(EVENTS_DIR.glob("*.json")):
         event = json.loads(path.read_text())
         if event.get("source") != "aws.elasticloadbalancing":
             continue

@@ -23,7 +23,7 @@ from proxymx.local.recorder import CallRecorder
 from proxymx.local.seed import SMTP_LISTENER, STATUS_LISTENER, _create_classic, _V2World
 from proxymx.local.seed_launch import ensure_group
 from proxymx.reconcile import STUCK_AFTER_SECONDS, ReconcileFailed, reconcile
-from support import DOCUMENT, GROUP, HOOK, Calls, load_app, load_event
+from support import DOCUMENT, GROUP, HOOK, Calls, emf_metrics, load_app, load_event
 
 ELB_WRITES = {
     "create_load_balancer_policy",
@@ -237,20 +237,10 @@ def test_a_failing_load_balancer_does_not_stop_the_sweep_which_fails_at_the_end(
     (logged,) = [r for r in caplog.records if hasattr(r, "summary")]
     assert logged.levelname == "ERROR"
     assert logged.summary["load_balancers_failed"] == 1
-    metrics = emf(capsys.readouterr().out)
+    metrics = emf_metrics(capsys.readouterr().out)
     assert metrics["ReconcileLoadBalancersChanged"] == [3.0]
     assert metrics["ReconcileLoadBalancersFailed"] == [1.0]
     assert metrics["ReconcileInstancesRedriven"] == [1.0]
-
-
-def emf(output: str) -> dict[str, list[float]]:
-    metrics: dict[str, list[float]] = {}
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            record = json.loads(line)
-            for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                metrics[definition["Name"]] = record[definition["Name"]]
-    return metrics
 
 
 def test_handler_sample_event_returns_the_summary(world: EmbeddedAws, app: ModuleType) -> None:
@@ -275,7 +265,7 @@ def test_handler_rejects_an_event_that_is_not_a_schedule(
     with pytest.raises(MalformedEvent, match="detail-type"):
         app.lambda_handler(event, context())
     assert calls.calls == []
-    assert emf(capsys.readouterr().out) == {"ReconcileFailures": [1.0]}
+    assert emf_metrics(capsys.readouterr().out) == {"ReconcileFailures": [1.0]}
 
 
 # ----- instances stuck in Pending:Wait ---------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from proxymx.local.postfix import LOOPBACK, free_port, wait_for_port
+from proxymx.local.postfix import LOOPBACK, free_port, stop_process, wait_for_port
 
 ProxyMode = Literal["v1", "v2", "off"]
 
@@ -96,13 +96,7 @@ class LocalHaproxy:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def is_running(self) -> bool:

@@ -88,6 +88,17 @@ def _make_reachable(root: Path) -> None:
             ancestor.chmod((mode & 0o7777) | 0o011)
 
 
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a helper process we started (SIGTERM, then SIGKILL after 5 s); idempotent."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _first_existing(candidates: tuple[Path, ...]) -> Path:
     for candidate in candidates:
         if candidate.is_file():
@@ -123,13 +134,7 @@ class SmtpSink:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def messages(self) -> list[Path]:
