@@ -5,13 +5,11 @@ The only code that talks to the Classic ELB API.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from proxymx import aws
 from proxymx.errors import VerificationFailed
-from proxymx.loadbalancer.errors import DEFAULT_BACKOFF, error_code, translate, with_not_found_retry
+from proxymx.loadbalancer.errors import Adapter, error_code, translate
 from proxymx.loadbalancer.plan import (
     PROXY_POLICY_TYPE,
     ClassicListener,
@@ -21,35 +19,19 @@ from proxymx.loadbalancer.plan import (
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_elb import ElasticLoadBalancingClient
+    # Used as the base class's type argument (a string: the stubs exist only for type checking).
+    from mypy_boto3_elb import ElasticLoadBalancingClient  # noqa: F401
 
 
-class ClassicElb:
-    def __init__(
-        self,
-        client: ElasticLoadBalancingClient | None = None,
-        *,
-        backoff: Sequence[float] = DEFAULT_BACKOFF,
-        sleep: Callable[[float], Any] = time.sleep,
-    ) -> None:
-        self._client = client
-        self._backoff = backoff
-        self._sleep = sleep
-
-    @property
-    def client(self) -> ElasticLoadBalancingClient:
-        if self._client is None:
-            self._client = aws.client("elb")
-        return self._client
+class ClassicElb(Adapter["ElasticLoadBalancingClient"]):
+    service = "elb"
 
     # ----- read ---------------------------------------------------------------------------
 
     def _description(self, name: str) -> dict[str, Any]:
-        response = with_not_found_retry(
+        response = self._read_with_retry(
             lambda: self.client.describe_load_balancers(LoadBalancerNames=[name]),
             f"Classic load balancer {name}",
-            backoff=self._backoff,
-            sleep=self._sleep,
         )
         return dict(response["LoadBalancerDescriptions"][0])
 

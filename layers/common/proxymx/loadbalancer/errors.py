@@ -1,4 +1,5 @@
-"""Translate botocore ``ClientError`` codes from the ELB APIs into domain outcomes, once.
+"""Translate botocore ``ClientError`` codes from the ELB APIs into domain outcomes, once; and the
+base both ELB adapters share (:class:`Adapter`).
 
 Throttling and 5xx have already been retried by botocore (standard mode, see proxymx.aws);
 what reaches us here is either transient (worth an async retry) or permanent.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+from proxymx import aws
 from proxymx.errors import NotReadyYet, PermanentAwsError, ProxymxError, TransientAwsError
 
 T = TypeVar("T")
+ClientT = TypeVar("ClientT")
 
 # A load balancer or target group may not be readable right after its creation event.
 NOT_FOUND_CODES = frozenset(
@@ -75,3 +78,30 @@ def with_not_found_retry(
                 ) from exc
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Adapter(Generic[ClientT]):
+    """What both load balancer adapters share: an optional injected client, created lazily
+    through :func:`proxymx.aws.client` otherwise, and the backoff for not-yet-readable reads."""
+
+    service: ClassVar[str]
+
+    def __init__(
+        self,
+        client: ClientT | None = None,
+        *,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._backoff = backoff
+        self._sleep = sleep
+
+    @property
+    def client(self) -> ClientT:
+        if self._client is None:
+            self._client = aws.client(self.service)
+        return self._client
+
+    def _read_with_retry(self, call: Callable[[], T], what: str) -> T:
+        return with_not_found_retry(call, what, backoff=self._backoff, sleep=self._sleep)

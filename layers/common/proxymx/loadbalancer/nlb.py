@@ -6,18 +6,17 @@ sets ``proxy_protocol_v2.enabled=true`` and reads it back.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from proxymx import aws
 from proxymx.errors import VerificationFailed
-from proxymx.loadbalancer.errors import DEFAULT_BACKOFF, error_code, translate, with_not_found_retry
+from proxymx.loadbalancer.errors import Adapter, error_code, translate
 from proxymx.loadbalancer.plan import PROXY_PROTOCOL_V2, TargetGroupState
 
 if TYPE_CHECKING:
-    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    # Used as the base class's type argument (a string: the stubs exist only for type checking).
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client  # noqa: F401
 
 # DescribeTags takes at most 20 ARNs per call.
 TAGS_PER_CALL = 20
@@ -30,32 +29,15 @@ class LoadBalancerV2:
     type: str
 
 
-class NetworkLoadBalancers:
-    def __init__(
-        self,
-        client: ElasticLoadBalancingv2Client | None = None,
-        *,
-        backoff: Sequence[float] = DEFAULT_BACKOFF,
-        sleep: Callable[[float], Any] = time.sleep,
-    ) -> None:
-        self._client = client
-        self._backoff = backoff
-        self._sleep = sleep
-
-    @property
-    def client(self) -> ElasticLoadBalancingv2Client:
-        if self._client is None:
-            self._client = aws.client("elbv2")
-        return self._client
+class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
+    service = "elbv2"
 
     # ----- read ---------------------------------------------------------------------------
 
     def load_balancer(self, arn: str) -> LoadBalancerV2:
-        response = with_not_found_retry(
+        response = self._read_with_retry(
             lambda: self.client.describe_load_balancers(LoadBalancerArns=[arn]),
             f"load balancer {arn}",
-            backoff=self._backoff,
-            sleep=self._sleep,
         )
         lb = response["LoadBalancers"][0]
         return LoadBalancerV2(lb["LoadBalancerArn"], lb["LoadBalancerName"], lb.get("Type", "application"))
@@ -93,11 +75,9 @@ class NetworkLoadBalancers:
         return groups
 
     def target_group(self, arn: str) -> dict[str, Any]:
-        response = with_not_found_retry(
+        response = self._read_with_retry(
             lambda: self.client.describe_target_groups(TargetGroupArns=[arn]),
             f"target group {arn}",
-            backoff=self._backoff,
-            sleep=self._sleep,
         )
         return dict(response["TargetGroups"][0])
 

@@ -780,19 +780,17 @@ def lifecycle_event(
     when: datetime | None = None,
 ) -> dict[str, Any]:
     """The ``EC2 Instance-launch Lifecycle Action`` event Auto Scaling sends to EventBridge."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "EC2 Instance-launch Lifecycle Action",
-        "source": "aws.autoscaling",
-        "account": FAKE_ACCOUNT,
-        "time": _iso(when or datetime.now(UTC)),
-        "region": region,
-        "resources": [
-            f"arn:aws:autoscaling:{region}:{FAKE_ACCOUNT}:autoScalingGroup:"
-            f"{uuid.uuid5(uuid.NAMESPACE_DNS, group_name)}:autoScalingGroupName/{group_name}"
-        ],
-        "detail": {
+    group_arn = (
+        f"arn:aws:autoscaling:{region}:{FAKE_ACCOUNT}:autoScalingGroup:"
+        f"{uuid.uuid5(uuid.NAMESPACE_DNS, group_name)}:autoScalingGroupName/{group_name}"
+    )
+    return _eventbridge_event(
+        "EC2 Instance-launch Lifecycle Action",
+        "aws.autoscaling",
+        region,
+        [group_arn],
+        when,
+        detail={
             "LifecycleActionToken": token,
             "AutoScalingGroupName": group_name,
             "LifecycleHookName": hook_name,
@@ -801,7 +799,7 @@ def lifecycle_event(
             "Origin": origin,
             "Destination": destination,
         },
-    }
+    )
 
 
 def invocation_status_event(
@@ -814,22 +812,42 @@ def invocation_status_event(
     region: str = "us-east-1",
 ) -> dict[str, Any]:
     """The ``EC2 Command Invocation Status-change Notification`` SSM sends to EventBridge."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "EC2 Command Invocation Status-change Notification",
-        "source": "aws.ssm",
-        "account": FAKE_ACCOUNT,
-        "time": _iso(datetime.now(UTC)),
-        "region": region,
-        "resources": [f"arn:aws:ec2:{region}:{FAKE_ACCOUNT}:instance/{instance_id}"],
-        "detail": {
+    return _eventbridge_event(
+        "EC2 Command Invocation Status-change Notification",
+        "aws.ssm",
+        region,
+        [f"arn:aws:ec2:{region}:{FAKE_ACCOUNT}:instance/{instance_id}"],
+        None,
+        detail={
             "command-id": command_id,
             "document-name": document_name,
             "instance-id": instance_id,
             "requested-date-time": _iso(_parse_when(requested)),
             "status": status,
         },
+    )
+
+
+def _eventbridge_event(
+    detail_type: str,
+    source: str,
+    region: str,
+    resources: list[str],
+    when: datetime | None,
+    *,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """The EventBridge envelope every AWS service event arrives in."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": FAKE_ACCOUNT,
+        "time": _iso(when or datetime.now(UTC)),
+        "region": region,
+        "resources": resources,
+        "detail": detail,
     }
 
 
