@@ -456,7 +456,9 @@ class LocalNlb:
                 writer: asyncio.StreamWriter,
                 running: RunningTargetGroup = running,
             ) -> None:
-                await self._serve(running, reader, writer)
+                # stop() cancels the sessions; asyncio's streams would log a cancelled callback.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._serve(running, reader, writer)
 
             running.server = await asyncio.start_server(serve, group.listen_host, group.listen_port)
             running.port = int(running.server.sockets[0].getsockname()[1])
