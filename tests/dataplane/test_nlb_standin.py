@@ -220,13 +220,14 @@ def test_client_address_override_reaches_postfix_only_when_it_speaks_ipv6() -> N
 
 
 @pytest.mark.parametrize(
-    ("placement", "log_lines"),
+    ("placement", "node", "log_lines"),
     [
         # Nothing is sent (no payload, no header): postscreen reads EOF where the header should be
-        ("on_first_ack_with_payload", [r"postscreen\[\d+\]: warning: haproxy read: EOF$"]),
+        ("on_first_ack_with_payload", NODE, [r"postscreen\[\d+\]: warning: haproxy read: EOF$"]),
         # The NLB's LOCAL header: postscreen takes the real endpoints, then the check hangs up
         (
             "on_first_ack",
+            NODE,
             [
                 r"postscreen\[\d+\]: CONNECT from \[127\.0\.1\.1\]:\d+ to \[127\.0\.0\.1\]:{port}$",
                 r"postscreen\[\d+\]: HANGUP after \S+ from \[127\.0\.1\.1\]:\d+ "
@@ -234,14 +235,26 @@ def test_client_address_override_reaches_postfix_only_when_it_speaks_ipv6() -> N
                 r"postscreen\[\d+\]: DISCONNECT \[127\.0\.1\.1\]:\d+$",
             ],
         ),
+        # A node inside mynetworks is allowlisted: each check reaches smtpd, which sees it leave
+        (
+            "on_first_ack",
+            "127.0.0.1",
+            [
+                r"postscreen\[\d+\]: CONNECT from \[127\.0\.0\.1\]:\d+ to \[127\.0\.0\.1\]:{port}$",
+                r"postscreen\[\d+\]: ALLOWLISTED \[127\.0\.0\.1\]:\d+$",
+                r"smtpd\[\d+\]: connect from unknown\[127\.0\.0\.1\]$",
+                r"smtpd\[\d+\]: lost connection after CONNECT from unknown\[127\.0\.0\.1\]$",
+            ],
+        ),
     ],
 )
 def test_health_checks_keep_a_configured_target_healthy(
-    postfix: LocalPostfix, placement: str, log_lines: list[str]
+    postfix: LocalPostfix, placement: str, node: str, log_lines: list[str]
 ) -> None:
     # Given the header on, with this placement, and quick TCP health checks from the node address
     offset = postfix.log_offset()
-    nlb = nlb_for(postfix, proxy_protocol_v2=True, header_placement=placement, health_check=QUICK_CHECKS)
+    checks = replace(QUICK_CHECKS, source=node)
+    nlb = nlb_for(postfix, proxy_protocol_v2=True, header_placement=placement, health_check=checks)
     try:
         # When the checks run, Then the target becomes healthy and stays so
         nlb.group.wait_for_health("healthy", timeout=15)
@@ -253,7 +266,8 @@ def test_health_checks_keep_a_configured_target_healthy(
         for line in log_lines:
             postfix.wait_for_log(line.format(port=postfix.smtp_port), since=offset)
         log = postfix.log_text()[offset:]
-        assert "smtpd" not in log  # no health check ever reaches an smtpd process
+        if node == NODE:
+            assert "smtpd" not in log  # outside mynetworks no check ever reaches an smtpd
         if placement == "on_first_ack_with_payload":
             assert "CONNECT from" not in log
     finally:
