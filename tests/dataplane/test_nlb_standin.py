@@ -351,7 +351,17 @@ def test_stop_closes_every_connection(postfix: LocalPostfix) -> None:
         # When the stand-in stops
         nlb.stop()
 
-        # Then the client's connection is closed (EOF or reset), and the port is free again
+        # Then the client's connection is closed (EOF or reset)
         assert ended(sock)
-    with socket.create_server(("127.0.0.1", nlb.port)):
-        pass
+
+    # And a restart listens on the same port again
+    port = nlb.port
+    nlb.start()
+    try:
+        assert nlb.port == port
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            assert sock.recv(1024).startswith(b"220")
+    finally:
+        nlb.stop()
+    with socket.create_server(("127.0.0.1", port)):
+        pass  # and the port is free once it stopped

@@ -213,3 +213,24 @@ def test_failures_turn_a_healthy_target_unhealthy_after_the_threshold_and_a_succ
 def test_a_target_that_never_answers_goes_from_initial_to_unhealthy() -> None:
     health = TargetHealth(healthy_threshold=5, unhealthy_threshold=2)
     assert [health.record(False) for _ in range(2)] == ["initial", "unhealthy"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "client", "source"),
+    [
+        ({"target_type": "instance"}, "127.0.0.5", "127.0.0.5"),  # preserved: the client's own
+        ({"target_type": "ip"}, "127.0.0.5", "127.0.0.1"),  # not preserved: the listener's
+        ({"target_type": "instance", "listen_host": "::1"}, "::1", "127.0.0.1"),  # IPv6 client, IPv4 target
+        ({"target_type": "ip", "listen_host": "::1", "target_host": "::1"}, "::1", "::1"),
+    ],
+)
+def test_the_target_sees_the_client_only_when_preservation_applies(
+    changes: dict[str, str], client: str, source: str
+) -> None:
+    group = TargetGroup(25, health_check=None, **changes)  # type: ignore[arg-type]
+    assert group.source_for(client) == source
+
+
+def test_health_checks_must_come_from_the_targets_address_family() -> None:
+    with pytest.raises(ValueError, match="family"):
+        TargetGroup(25, target_host="::1", health_check=HealthCheckSettings(source="127.0.0.1"))

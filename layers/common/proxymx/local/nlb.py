@@ -305,9 +305,28 @@ class TargetGroup:
             raise ValueError("target_type must be instance or ip")
         require_loopback(self.target_host)
         require_loopback(self.listen_host)
+        if self.health_check is not None and _ip(self.health_check.source).version != self.target_family:
+            raise ValueError("the health checks' source and the target must be of one address family")
         if self.client_address_override is not None:
             # Data in the header only: any address, but it must be one.
             object.__setattr__(self, "client_address_override", str(_ip(self.client_address_override)))
+
+    @property
+    def target_family(self) -> int:
+        return _ip(self.target_host).version
+
+    def source_for(self, client_host: str) -> str:
+        """The address the connection to the target comes from, for a client at ``client_host``.
+
+        With preservation, the client's own; otherwise, or when the client's family is not the
+        target's (AWS: an IPv6 client of an IPv4 target arrives from the load balancer's
+        address), the load balancer's: the listener's, or loopback in the target's family.
+        """
+        if self.preserves_client_ip and _ip(client_host).version == self.target_family:
+            return require_loopback(client_host)
+        if _ip(self.listen_host).version == self.target_family:
+            return self.listen_host
+        return LOOPBACK if self.target_family == 4 else "::1"
 
     @property
     def preserves_client_ip(self) -> bool:
@@ -460,7 +479,8 @@ class LocalNlb:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._serve(running, reader, writer)
 
-            running.server = await asyncio.start_server(serve, group.listen_host, group.listen_port)
+            # A restart binds the port the first start got, so clients keep their address.
+            running.server = await asyncio.start_server(serve, group.listen_host, running.port)
             running.port = int(running.server.sockets[0].getsockname()[1])
             if group.health_check is not None:
                 self._spawn(self._health_checks(running, group.health_check))
@@ -513,7 +533,7 @@ class LocalNlb:
         running.stats.connections += 1
         peer_host, peer_port = client.get_extra_info("peername")[:2]
         listener_host, listener_port = client.get_extra_info("sockname")[:2]
-        source = require_loopback(peer_host if group.preserves_client_ip else group.listen_host)
+        source = group.source_for(peer_host)
         try:
             target_reader, target = await asyncio.wait_for(
                 asyncio.open_connection(
