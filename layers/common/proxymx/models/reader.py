@@ -26,8 +26,10 @@ LIST_MAX: Final = 1000
 
 # RFC 3339 section 5.6 (date-time): "T"/"Z" in either case, fractions of any length, and an
 # offset that is required (a time without one cannot be compared with an aware datetime).
+# re.ASCII: in a str pattern \d is any Unicode digit (fullwidth ones too), which int() reads.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d{2}):(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
 )
 _SHOWN = 40  # characters of a bad value quoted in a message (values may be huge or hostile)
 
