@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Final
 
 from proxymx.models.reader import SHORT_MAX, Invalid, Obj
+from proxymx.models.record import Record
 
 SUMMARY_MARKER = "postfix-summary"
 SUMMARY_MAX: Final = 2000
@@ -43,8 +43,7 @@ MODES: Final = ("configure", "revert")
 _VERSION = re.compile(r"[0-9][0-9A-Za-z.+~_-]{0,63}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class PostfixConfigResult:
+class PostfixConfigResult(Record):
     proxymx: str
     schema_version: int
     result: str

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
 from proxymx.errors import MalformedEvent
 from proxymx.models.envelope import EventBridgeEvent
 from proxymx.models.reader import ARN_MAX, SHORT_MAX, TEXT_MAX, Invalid, Obj
+from proxymx.models.record import Record
 
 CLASSIC_API_VERSION = "2012-06-01"
 V2_API_VERSION = "2015-12-01"
@@ -42,8 +42,7 @@ _PROTOCOL = re.compile(r"[A-Za-z0-9_]{1,16}")
 # ----- who made the call ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class SessionIssuer:
+class SessionIssuer(Record):
     type: str | None = None
     arn: str | None = None
     user_name: str | None = None
@@ -57,8 +56,7 @@ class SessionIssuer:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class SessionContext:
+class SessionContext(Record):
     session_issuer: SessionIssuer | None = None
 
     @classmethod
@@ -67,8 +65,7 @@ class SessionContext:
         return cls(session_issuer=SessionIssuer.read(issuer) if issuer else None)
 
 
-@dataclass(frozen=True, kw_only=True)
-class UserIdentity:
+class UserIdentity(Record):
     type: str
     principal_id: str | None = None
     arn: str | None = None
@@ -108,8 +105,7 @@ def _lb_name(o: Obj) -> str:
     return o.text("loadBalancerName", max_len=NAME_MAX)
 
 
-@dataclass(frozen=True, kw_only=True)
-class ClassicListener:
+class ClassicListener(Record):
     protocol: str
     load_balancer_port: int
     instance_protocol: str | None = None
@@ -125,8 +121,7 @@ class ClassicListener:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ClassicCreateLoadBalancerParams:
+class ClassicCreateLoadBalancerParams(Record):
     load_balancer_name: str
     listeners: list[ClassicListener]
 
@@ -136,8 +131,7 @@ class ClassicCreateLoadBalancerParams:
         return cls(load_balancer_name=_lb_name(o), listeners=[ClassicListener.read(li) for li in listeners])
 
 
-@dataclass(frozen=True, kw_only=True)
-class ClassicCreateListenersParams:
+class ClassicCreateListenersParams(Record):
     load_balancer_name: str
     listeners: list[ClassicListener]
 
@@ -147,8 +141,7 @@ class ClassicCreateListenersParams:
         return cls(load_balancer_name=_lb_name(o), listeners=[ClassicListener.read(li) for li in listeners])
 
 
-@dataclass(frozen=True, kw_only=True)
-class ClassicSetBackendPoliciesParams:
+class ClassicSetBackendPoliciesParams(Record):
     load_balancer_name: str
     instance_port: int
     policy_names: list[str]
@@ -165,8 +158,7 @@ class ClassicSetBackendPoliciesParams:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ClassicDeletePolicyParams:
+class ClassicDeletePolicyParams(Record):
     load_balancer_name: str
     policy_name: str
 
@@ -178,8 +170,7 @@ class ClassicDeletePolicyParams:
 # ----- ELBv2 (2015-12-01) ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2CreateLoadBalancerParams:
+class V2CreateLoadBalancerParams(Record):
     name: str
     # CreateLoadBalancer defaults to an application load balancer when Type is omitted.
     type: str = "application"
@@ -192,8 +183,7 @@ class V2CreateLoadBalancerParams:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2LoadBalancerElement:
+class V2LoadBalancerElement(Record):
     load_balancer_arn: str
     type: str | None = None
 
@@ -205,8 +195,7 @@ class V2LoadBalancerElement:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2CreateLoadBalancerResponse:
+class V2CreateLoadBalancerResponse(Record):
     load_balancers: list[V2LoadBalancerElement]
 
     @classmethod
@@ -215,8 +204,7 @@ class V2CreateLoadBalancerResponse:
         return cls(load_balancers=[V2LoadBalancerElement.read(e) for e in elements])
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2CreateTargetGroupParams:
+class V2CreateTargetGroupParams(Record):
     name: str
     # Absent for Lambda targets.
     protocol: str | None = None
@@ -233,8 +221,7 @@ class V2CreateTargetGroupParams:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2TargetGroupElement:
+class V2TargetGroupElement(Record):
     target_group_arn: str
     protocol: str | None = None
     port: int | None = None
@@ -248,8 +235,7 @@ class V2TargetGroupElement:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2CreateTargetGroupResponse:
+class V2CreateTargetGroupResponse(Record):
     target_groups: list[V2TargetGroupElement]
 
     @classmethod
@@ -258,8 +244,7 @@ class V2CreateTargetGroupResponse:
         return cls(target_groups=[V2TargetGroupElement.read(e) for e in elements])
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2CreateListenerParams:
+class V2CreateListenerParams(Record):
     load_balancer_arn: str
     protocol: str | None = None
     port: int | None = None
@@ -273,8 +258,7 @@ class V2CreateListenerParams:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2Attribute:
+class V2Attribute(Record):
     key: str
     value: str
 
@@ -284,8 +268,7 @@ class V2Attribute:
         return cls(key=o.text("key", max_len=256), value=o.text("value", max_len=1024, min_len=0))
 
 
-@dataclass(frozen=True, kw_only=True)
-class V2ModifyTargetGroupAttributesParams:
+class V2ModifyTargetGroupAttributesParams(Record):
     target_group_arn: str
     attributes: list[V2Attribute]
 
@@ -307,8 +290,7 @@ class V2ModifyTargetGroupAttributesParams:
 # ----- the detail: one class per handled call ----------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class ElbCallDetail:
+class ElbCallDetail(Record):
     """What every CloudTrail ELB record carries (each subclass adds its typed request)."""
 
     event_version: str | None = None
@@ -352,7 +334,6 @@ class ElbCallDetail:
         return False
 
 
-@dataclass(frozen=True, kw_only=True)
 class FailedElbCall(ElbCallDetail):
     """A call that failed (``errorCode``): nothing changed, nothing to do."""
 
@@ -369,7 +350,6 @@ class FailedElbCall(ElbCallDetail):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class OtherElbCall(ElbCallDetail):
     """A well-formed ELB call this function does not act on."""
 
@@ -385,7 +365,6 @@ class OtherElbCall(ElbCallDetail):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class ClassicCreateLoadBalancer(ElbCallDetail):
     request_parameters: ClassicCreateLoadBalancerParams
 
@@ -395,7 +374,6 @@ class ClassicCreateLoadBalancer(ElbCallDetail):
         return cls(**cls.common(o), request_parameters=params)
 
 
-@dataclass(frozen=True, kw_only=True)
 class ClassicCreateLoadBalancerListeners(ElbCallDetail):
     request_parameters: ClassicCreateListenersParams
 
@@ -405,7 +383,6 @@ class ClassicCreateLoadBalancerListeners(ElbCallDetail):
         return cls(**cls.common(o), request_parameters=params)
 
 
-@dataclass(frozen=True, kw_only=True)
 class ClassicSetBackendPolicies(ElbCallDetail):
     request_parameters: ClassicSetBackendPoliciesParams
 
@@ -419,7 +396,6 @@ class ClassicSetBackendPolicies(ElbCallDetail):
         return True
 
 
-@dataclass(frozen=True, kw_only=True)
 class ClassicDeletePolicy(ElbCallDetail):
     request_parameters: ClassicDeletePolicyParams
 
@@ -433,7 +409,6 @@ class ClassicDeletePolicy(ElbCallDetail):
         return True
 
 
-@dataclass(frozen=True, kw_only=True)
 class V2CreateLoadBalancer(ElbCallDetail):
     request_parameters: V2CreateLoadBalancerParams
     response_elements: V2CreateLoadBalancerResponse | None = None
@@ -449,7 +424,6 @@ class V2CreateLoadBalancer(ElbCallDetail):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class V2CreateTargetGroup(ElbCallDetail):
     request_parameters: V2CreateTargetGroupParams
     response_elements: V2CreateTargetGroupResponse
@@ -461,7 +435,6 @@ class V2CreateTargetGroup(ElbCallDetail):
         return cls(**cls.common(o), request_parameters=params, response_elements=response)
 
 
-@dataclass(frozen=True, kw_only=True)
 class V2CreateListener(ElbCallDetail):
     request_parameters: V2CreateListenerParams
 
@@ -471,7 +444,6 @@ class V2CreateListener(ElbCallDetail):
         return cls(**cls.common(o), request_parameters=params)
 
 
-@dataclass(frozen=True, kw_only=True)
 class V2ModifyTargetGroupAttributes(ElbCallDetail):
     request_parameters: V2ModifyTargetGroupAttributesParams
 
@@ -526,7 +498,6 @@ def read_detail(o: Obj) -> ElbDetail:
     return (read or OtherElbCall.read)(o)
 
 
-@dataclass(frozen=True, kw_only=True)
 class ElbApiCallEvent(EventBridgeEvent):
     """EventBridge envelope of a CloudTrail ELB API call, with a typed detail."""
 

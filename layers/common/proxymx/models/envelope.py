@@ -8,11 +8,11 @@ an event of another kind is rejected by what it is, not by some field it lacks.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 from proxymx.models.reader import ARN_MAX, SHORT_MAX, Obj
+from proxymx.models.record import Record
 
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z0-9-]{1,32}")
@@ -21,8 +21,7 @@ _REGION = re.compile(r"[a-z0-9-]{1,32}")
 RESOURCES_MAX = 100
 
 
-@dataclass(frozen=True, kw_only=True)
-class EventBridgeEvent:
+class EventBridgeEvent(Record):
     version: str
     id: str
     source: str

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal, cast
 
 from proxymx.errors import MalformedEvent
 from proxymx.models.envelope import EventBridgeEvent
 from proxymx.models.reader import SHORT_MAX, Invalid, Obj
+from proxymx.models.record import Record
 
 LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action"
 LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
@@ -45,8 +45,7 @@ def malformed(exc: Invalid, what: str) -> MalformedEvent:
     return MalformedEvent(f"malformed {what}: {exc}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class LifecycleLaunchDetail:
+class LifecycleLaunchDetail(Record):
     token: str
     group_name: str
     hook_name: str
@@ -72,7 +71,6 @@ class LifecycleLaunchDetail:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class LifecycleLaunchEvent(EventBridgeEvent):
     """``source: aws.autoscaling``, ``detail-type: EC2 Instance-launch Lifecycle Action``."""
 
@@ -106,8 +104,7 @@ def parse_lifecycle_event(event: Any) -> LifecycleLaunchEvent:
         raise malformed(exc, "lifecycle event") from exc
 
 
-@dataclass(frozen=True, kw_only=True)
-class LaunchQueueRecord:
+class LaunchQueueRecord(Record):
     """One SQS record of the launch queue; the body is parsed separately (one bad record must not
     sink its batch)."""
 
@@ -142,8 +139,7 @@ class LaunchQueueRecord:
         return parse_lifecycle_event(self.body)
 
 
-@dataclass(frozen=True, kw_only=True)
-class LaunchQueueBatch:
+class LaunchQueueBatch(Record):
     records: list[LaunchQueueRecord]
 
     @classmethod

@@ -11,7 +11,6 @@ no reason to refuse a user's first ``sam local invoke``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from proxymx.models.envelope import EventBridgeEvent
@@ -24,7 +23,6 @@ SCHEDULED_DETAIL_TYPE = "Scheduled Event"
 EVENTBRIDGE_VERSION = "0"
 
 
-@dataclass(frozen=True, kw_only=True)
 class ScheduledEvent(EventBridgeEvent):
     """``source: aws.events``, ``detail-type: Scheduled Event``, ``detail: {}``; ``resources``
     names the rule."""

@@ -8,7 +8,6 @@ ignored cleanly (the rule pattern already excludes it; the code does not trust t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
@@ -16,6 +15,7 @@ from proxymx.errors import MalformedEvent
 from proxymx.models.envelope import EventBridgeEvent
 from proxymx.models.lifecycle import malformed
 from proxymx.models.reader import ARN_MAX, Invalid, Obj
+from proxymx.models.record import Record
 
 INVOCATION_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
 COMMAND_DETAIL_TYPE = "EC2 Command Status-change Notification"
@@ -42,8 +42,7 @@ _TARGET_ID = re.compile(r"(i|mi)-[0-9a-f]{8,17}")
 STATUS_MAX: Final = 64
 
 
-@dataclass(frozen=True, kw_only=True)
-class InvocationStatusDetail:
+class InvocationStatusDetail(Record):
     command_id: str
     document_name: str
     instance_id: str
@@ -62,7 +61,6 @@ class InvocationStatusDetail:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class InvocationStatusChange(EventBridgeEvent):
     detail: InvocationStatusDetail
 
@@ -74,8 +72,7 @@ class InvocationStatusChange(EventBridgeEvent):
         return self.detail.status in TERMINAL_STATUSES
 
 
-@dataclass(frozen=True, kw_only=True)
-class CommandStatusDetail:
+class CommandStatusDetail(Record):
     command_id: str
     document_name: str
     status: str
@@ -89,7 +86,6 @@ class CommandStatusDetail:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
 class CommandStatusChange(EventBridgeEvent):
     detail: CommandStatusDetail
 
