@@ -436,3 +436,59 @@ def test_the_offset_is_kept() -> None:
     parsed = parse_time("2026-11-28T05:30:00+01:30")
     assert parsed is not None and parsed.utcoffset() == timedelta(hours=1, minutes=30)
     assert parsed.tzinfo == timezone(timedelta(hours=1, minutes=30))
+
+
+# ----- whatever arrives, the parsers answer with a model or MalformedEvent --------------------
+
+NASTY: list[Any] = [
+    None,
+    "",
+    0,
+    -1,
+    2**70,
+    1.5,
+    True,
+    [],
+    {},
+    [None],
+    {"": None},
+    "x" * 3000,
+    "\uff12\uff15",
+    "$(id)",
+]
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, child in children:
+        found += _paths(child, (*prefix, key))
+    return found
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in EVENTS_DIR.glob("*.json") if p.name != "expected.json")
+)
+def test_random_damage_never_escapes_as_another_exception(name: str) -> None:
+    # Given a sample event and 300 seeded mutations of it (a field replaced by a nasty value or removed)
+    import random
+
+    event = load_event(name)
+    parse, _ = PARSERS[_kind(event)]
+    rng = random.Random(name)
+    paths = _paths(event)
+    for _ in range(300):
+        damaged = copy.deepcopy(event)
+        *parents, last = rng.choice(paths)
+        node: Any = damaged
+        for part in parents:
+            node = node[part]
+        if rng.random() < 0.2:
+            del node[last]
+        else:
+            node[last] = copy.deepcopy(rng.choice(NASTY))
+        # When parsed / Then a model comes back or MalformedEvent, never another exception
+        try:
+            parse(damaged)
+        except MalformedEvent as exc:
+            assert len(str(exc)) < 400

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final
 from proxymx.errors import MalformedEvent
 from proxymx.models.envelope import EventBridgeEvent
 from proxymx.models.lifecycle import malformed
-from proxymx.models.reader import ARN_MAX, Invalid, Obj
+from proxymx.models.reader import ARN_MAX, Invalid, Obj, show
 from proxymx.models.record import Record
 
 INVOCATION_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
@@ -113,5 +113,5 @@ def parse_ssm_event(event: Any) -> SsmStatusEvent:
         raise malformed(exc, "SSM event") from exc
     raise MalformedEvent(
         f"malformed SSM event: detail-type: expected {INVOCATION_DETAIL_TYPE!r} or "
-        f"{COMMAND_DETAIL_TYPE!r}, got {detail_type!r}"
+        f"{COMMAND_DETAIL_TYPE!r}, got {show(detail_type)}"
     )
