@@ -258,12 +258,12 @@ def test_a_command_that_ended_a_moment_ago_still_counts_as_in_flight() -> None:
 
 def test_the_record_is_the_launch_event_the_sqs_path_receives() -> None:
     # Given a stuck instance / When its record is built / Then it parses as a real launch record
-    from proxymx.models.lifecycle import LaunchQueueBatch
+    from proxymx.models.lifecycle import parse_launch_batch
 
     inventory = FakeInventory(launched={GROUP.waiting[0].instance_id: NOW - timedelta(hours=2)})
     sweep = sweeper(inventory, autoscaling_client=Hooks({"mx-fleet": ["proxymx-postfix-launch"]}))
     one = FleetGroup(GROUP.name, GROUP.arn, GROUP.waiting[:1])
-    batch = LaunchQueueBatch.model_validate({"Records": sweep._stuck_in(one)})
+    batch = parse_launch_batch({"Records": sweep._stuck_in(one)})
     launch = batch.records[0].launch()
     assert launch.detail.group_name == "mx-fleet"
     assert launch.detail.hook_name == "proxymx-postfix-launch"

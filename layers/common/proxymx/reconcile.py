@@ -46,7 +46,7 @@ from proxymx.launch.configure import Metric, RecordOutcome, configure_launches
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers
 from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult
-from proxymx.models.lifecycle import LAUNCH_DETAIL_TYPE, LAUNCH_TRANSITION, LaunchQueueBatch
+from proxymx.models.lifecycle import LAUNCH_DETAIL_TYPE, LAUNCH_TRANSITION, parse_launch_batch
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -296,7 +296,7 @@ class Reconcile:
             return
         try:
             report = configure_launches(
-                LaunchQueueBatch.model_validate({"Records": records}),
+                parse_launch_batch({"Records": records}),
                 self.settings,
                 ssm_client=self.ssm_client,
                 autoscaling_client=self.autoscaling_client,

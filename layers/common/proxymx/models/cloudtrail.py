@@ -3,27 +3,28 @@
 Classic ELB and ELBv2 share the event source ``elasticloadbalancing.amazonaws.com`` and even
 event names (``CreateLoadBalancer``); they are told apart by ``detail.apiVersion``
 (``2012-06-01`` Classic, ``2015-12-01`` v2) and then by the request shape
-(``loadBalancerName`` vs ``name``/``type``). The ``detail`` is a discriminated union on
-(apiVersion, eventName), so each handled call gets its own typed ``requestParameters``.
+(``loadBalancerName`` vs ``name``/``type``). The detail is dispatched on (apiVersion, eventName)
+to one class per handled call, each with its own typed ``requestParameters``.
 
 A failed call (``errorCode`` present) is parsed loosely: its request may be partial and it is
 ignored anyway. A well-formed ELB call we do not act on parses as :class:`OtherElbCall`.
 
-:func:`parse_elb_event` turns pydantic's ValidationError into one
-:class:`~proxymx.errors.MalformedEvent` naming the bad field, e.g.
-``detail.requestParameters.loadBalancerName: field required``.
+:func:`parse_elb_event` raises one :class:`~proxymx.errors.MalformedEvent` naming the bad field,
+e.g. ``detail.requestParameters.loadBalancerName: field required``. Bounds are the ELB API's
+where it documents them (names 1-32 characters, 100 listeners, ports 1-65535).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
-
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
+from typing import Any, ClassVar, Final
 
 from proxymx.errors import MalformedEvent
+from proxymx.models.envelope import EventBridgeEvent
+from proxymx.models.reader import ARN_MAX, SHORT_MAX, TEXT_MAX, Invalid, Obj
+from proxymx.models.record import Record
 
 CLASSIC_API_VERSION = "2012-06-01"
 V2_API_VERSION = "2015-12-01"
@@ -31,32 +32,58 @@ ELB_EVENT_SOURCE = "elasticloadbalancing.amazonaws.com"
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 PROXY_PROTOCOL_V2_ATTRIBUTE = "proxy_protocol_v2.enabled"
 
-
-class _CloudTrailModel(BaseModel):
-    # CloudTrail spells fields in camelCase; Python code uses snake_case.
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+# CreateLoadBalancer (both APIs) and CreateTargetGroup: "a maximum of 32 characters".
+NAME_MAX: Final = 32
+# Classic ELB: at most 100 listeners per load balancer (ELB quotas).
+LISTENERS_MAX: Final = 100
+_PROTOCOL = re.compile(r"[A-Za-z0-9_]{1,16}")
 
 
 # ----- who made the call ----------------------------------------------------------------------
 
 
-class SessionIssuer(_CloudTrailModel):
+class SessionIssuer(Record):
     type: str | None = None
     arn: str | None = None
     user_name: str | None = None
 
+    @classmethod
+    def read(cls, o: Obj) -> SessionIssuer:
+        return cls(
+            type=o.opt_text("type", max_len=SHORT_MAX),
+            arn=o.opt_text("arn", max_len=ARN_MAX),
+            user_name=o.opt_text("userName", max_len=SHORT_MAX),
+        )
 
-class SessionContext(_CloudTrailModel):
+
+class SessionContext(Record):
     session_issuer: SessionIssuer | None = None
 
+    @classmethod
+    def read(cls, o: Obj) -> SessionContext:
+        issuer = o.opt_obj("sessionIssuer")
+        return cls(session_issuer=SessionIssuer.read(issuer) if issuer else None)
 
-class UserIdentity(_CloudTrailModel):
+
+class UserIdentity(Record):
     type: str
     principal_id: str | None = None
     arn: str | None = None
     account_id: str | None = None
     invoked_by: str | None = None
     session_context: SessionContext | None = None
+
+    @classmethod
+    def read(cls, o: Obj) -> UserIdentity:
+        context = o.opt_obj("sessionContext")
+        return cls(
+            type=o.text("type", max_len=SHORT_MAX),
+            principal_id=o.opt_text("principalId", max_len=ARN_MAX),
+            arn=o.opt_text("arn", max_len=ARN_MAX),
+            account_id=o.opt_text("accountId", max_len=SHORT_MAX),
+            invoked_by=o.opt_text("invokedBy", max_len=SHORT_MAX),
+            session_context=SessionContext.read(context) if context else None,
+        )
 
     @property
     def issuer_arn(self) -> str | None:
@@ -74,91 +101,183 @@ class UserIdentity(_CloudTrailModel):
 # ----- Classic ELB (2012-06-01) ------------------------------------------------------------
 
 
-class ClassicListener(_CloudTrailModel):
+def _lb_name(o: Obj) -> str:
+    return o.text("loadBalancerName", max_len=NAME_MAX)
+
+
+class ClassicListener(Record):
     protocol: str
     load_balancer_port: int
     instance_protocol: str | None = None
     instance_port: int
 
-
-class ClassicCreateLoadBalancerParams(_CloudTrailModel):
-    load_balancer_name: str = Field(min_length=1)
-    listeners: list[ClassicListener] = Field(default_factory=list)
-
-
-class ClassicCreateListenersParams(_CloudTrailModel):
-    load_balancer_name: str = Field(min_length=1)
-    listeners: list[ClassicListener] = Field(min_length=1)
-
-
-class ClassicSetBackendPoliciesParams(_CloudTrailModel):
-    load_balancer_name: str = Field(min_length=1)
-    instance_port: int
-    policy_names: list[str] = Field(default_factory=list)
-
-    @field_validator("policy_names", mode="before")
     @classmethod
-    def _no_policies(cls, value: object) -> object:
-        # PolicyNames=[] (the documented way to remove every policy from a port, the PROXY
-        # protocol included) may be recorded as null: that is the drift, not a malformed event.
-        return [] if value is None else value
+    def read(cls, o: Obj) -> ClassicListener:
+        return cls(
+            protocol=o.text("protocol", max_len=16, pattern=_PROTOCOL),
+            load_balancer_port=o.port("loadBalancerPort"),
+            instance_protocol=o.opt_text("instanceProtocol", max_len=16, pattern=_PROTOCOL),
+            instance_port=o.port("instancePort"),
+        )
 
 
-class ClassicDeletePolicyParams(_CloudTrailModel):
-    load_balancer_name: str = Field(min_length=1)
-    policy_name: str = Field(min_length=1)
+class ClassicCreateLoadBalancerParams(Record):
+    load_balancer_name: str
+    listeners: list[ClassicListener]
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicCreateLoadBalancerParams:
+        listeners = o.objs("listeners", max_items=LISTENERS_MAX)
+        return cls(load_balancer_name=_lb_name(o), listeners=[ClassicListener.read(li) for li in listeners])
+
+
+class ClassicCreateListenersParams(Record):
+    load_balancer_name: str
+    listeners: list[ClassicListener]
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicCreateListenersParams:
+        listeners = o.objs("listeners", max_items=LISTENERS_MAX, min_items=1)
+        return cls(load_balancer_name=_lb_name(o), listeners=[ClassicListener.read(li) for li in listeners])
+
+
+class ClassicSetBackendPoliciesParams(Record):
+    load_balancer_name: str
+    instance_port: int
+    policy_names: list[str]
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicSetBackendPoliciesParams:
+        return cls(
+            load_balancer_name=_lb_name(o),
+            instance_port=o.port("instancePort"),
+            # PolicyNames=[] (the documented way to remove every policy from a port, the PROXY
+            # protocol included) may be recorded as null or not at all: that is the drift, not a
+            # malformed event.
+            policy_names=o.texts("policyNames", max_len=SHORT_MAX),
+        )
+
+
+class ClassicDeletePolicyParams(Record):
+    load_balancer_name: str
+    policy_name: str
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicDeletePolicyParams:
+        return cls(load_balancer_name=_lb_name(o), policy_name=o.text("policyName", max_len=SHORT_MAX))
 
 
 # ----- ELBv2 (2015-12-01) ----------------------------------------------------------------------
 
 
-class V2CreateLoadBalancerParams(_CloudTrailModel):
-    name: str = Field(min_length=1)
+class V2CreateLoadBalancerParams(Record):
+    name: str
     # CreateLoadBalancer defaults to an application load balancer when Type is omitted.
-    type: Literal["application", "network", "gateway"] = "application"
+    type: str = "application"
+
+    @classmethod
+    def read(cls, o: Obj) -> V2CreateLoadBalancerParams:
+        return cls(
+            name=o.text("name", max_len=NAME_MAX),
+            type=o.choice("type", ("application", "network", "gateway"), default="application"),
+        )
 
 
-class V2LoadBalancerElement(_CloudTrailModel):
+class V2LoadBalancerElement(Record):
     load_balancer_arn: str
     type: str | None = None
 
+    @classmethod
+    def read(cls, o: Obj) -> V2LoadBalancerElement:
+        return cls(
+            load_balancer_arn=o.text("loadBalancerArn", max_len=ARN_MAX),
+            type=o.opt_text("type", max_len=SHORT_MAX),
+        )
 
-class V2CreateLoadBalancerResponse(_CloudTrailModel):
-    load_balancers: list[V2LoadBalancerElement] = Field(min_length=1)
+
+class V2CreateLoadBalancerResponse(Record):
+    load_balancers: list[V2LoadBalancerElement]
+
+    @classmethod
+    def read(cls, o: Obj) -> V2CreateLoadBalancerResponse:
+        elements = o.objs("loadBalancers", min_items=1)
+        return cls(load_balancers=[V2LoadBalancerElement.read(e) for e in elements])
 
 
-class V2CreateTargetGroupParams(_CloudTrailModel):
-    name: str = Field(min_length=1)
+class V2CreateTargetGroupParams(Record):
+    name: str
     # Absent for Lambda targets.
     protocol: str | None = None
     port: int | None = None
     target_type: str | None = None
 
+    @classmethod
+    def read(cls, o: Obj) -> V2CreateTargetGroupParams:
+        return cls(
+            name=o.text("name", max_len=NAME_MAX),
+            protocol=o.opt_text("protocol", max_len=16, pattern=_PROTOCOL),
+            port=o.opt_port("port"),
+            target_type=o.opt_text("targetType", max_len=SHORT_MAX),
+        )
 
-class V2TargetGroupElement(_CloudTrailModel):
+
+class V2TargetGroupElement(Record):
     target_group_arn: str
     protocol: str | None = None
     port: int | None = None
 
+    @classmethod
+    def read(cls, o: Obj) -> V2TargetGroupElement:
+        return cls(
+            target_group_arn=o.text("targetGroupArn", max_len=ARN_MAX),
+            protocol=o.opt_text("protocol", max_len=16, pattern=_PROTOCOL),
+            port=o.opt_port("port"),
+        )
 
-class V2CreateTargetGroupResponse(_CloudTrailModel):
-    target_groups: list[V2TargetGroupElement] = Field(min_length=1)
+
+class V2CreateTargetGroupResponse(Record):
+    target_groups: list[V2TargetGroupElement]
+
+    @classmethod
+    def read(cls, o: Obj) -> V2CreateTargetGroupResponse:
+        elements = o.objs("targetGroups", min_items=1)
+        return cls(target_groups=[V2TargetGroupElement.read(e) for e in elements])
 
 
-class V2CreateListenerParams(_CloudTrailModel):
-    load_balancer_arn: str = Field(min_length=1)
+class V2CreateListenerParams(Record):
+    load_balancer_arn: str
     protocol: str | None = None
     port: int | None = None
 
+    @classmethod
+    def read(cls, o: Obj) -> V2CreateListenerParams:
+        return cls(
+            load_balancer_arn=o.text("loadBalancerArn", max_len=ARN_MAX),
+            protocol=o.opt_text("protocol", max_len=16, pattern=_PROTOCOL),
+            port=o.opt_port("port"),
+        )
 
-class V2Attribute(_CloudTrailModel):
+
+class V2Attribute(Record):
     key: str
     value: str
 
+    @classmethod
+    def read(cls, o: Obj) -> V2Attribute:
+        # Attribute keys are at most 256 characters, values 1024 (ELBv2 API reference).
+        return cls(key=o.text("key", max_len=256), value=o.text("value", max_len=1024, min_len=0))
 
-class V2ModifyTargetGroupAttributesParams(_CloudTrailModel):
-    target_group_arn: str = Field(min_length=1)
-    attributes: list[V2Attribute] = Field(min_length=1)
+
+class V2ModifyTargetGroupAttributesParams(Record):
+    target_group_arn: str
+    attributes: list[V2Attribute]
+
+    @classmethod
+    def read(cls, o: Obj) -> V2ModifyTargetGroupAttributesParams:
+        return cls(
+            target_group_arn=o.text("targetGroupArn", max_len=ARN_MAX),
+            attributes=[V2Attribute.read(a) for a in o.objs("attributes", max_items=100, min_items=1)],
+        )
 
     @property
     def disables_proxy_protocol(self) -> bool:
@@ -168,24 +287,42 @@ class V2ModifyTargetGroupAttributesParams(_CloudTrailModel):
         )
 
 
-# ----- the detail: one model per handled call ----------------------------------------------
+# ----- the detail: one class per handled call ----------------------------------------------
 
 
-class ElbCallDetail(_CloudTrailModel):
+class ElbCallDetail(Record):
     """What every CloudTrail ELB record carries (each subclass adds its typed request)."""
 
     event_version: str | None = None
-    event_id: str | None = Field(default=None, alias="eventID")
+    event_id: str | None = None
     event_time: datetime
-    event_source: Literal["elasticloadbalancing.amazonaws.com"]
-    event_name: str = Field(min_length=1)
+    event_source: str
+    event_name: str
     aws_region: str | None = None
-    source_ip_address: str | None = Field(default=None, alias="sourceIPAddress")
+    source_ip_address: str | None = None
     user_agent: str | None = None
     user_identity: UserIdentity
     api_version: str
     error_code: str | None = None
     error_message: str | None = None
+
+    @staticmethod
+    def common(o: Obj) -> dict[str, Any]:
+        """The fields every call has, read in the order CloudTrail writes them."""
+        return {
+            "event_version": o.opt_text("eventVersion", max_len=16),
+            "event_id": o.opt_text("eventID", max_len=SHORT_MAX),
+            "event_time": o.time("eventTime"),
+            "event_source": o.const("eventSource", ELB_EVENT_SOURCE),
+            "event_name": o.text("eventName", max_len=128),
+            "aws_region": o.opt_text("awsRegion", max_len=64),
+            "source_ip_address": o.opt_text("sourceIPAddress", max_len=SHORT_MAX),
+            "user_agent": o.opt_text("userAgent", max_len=TEXT_MAX),
+            "user_identity": UserIdentity.read(o.obj("userIdentity")),
+            "api_version": o.text("apiVersion", max_len=16),
+            "error_code": o.opt_text("errorCode", max_len=SHORT_MAX),
+            "error_message": o.opt_text("errorMessage", max_len=TEXT_MAX),
+        }
 
     @property
     def is_classic(self) -> bool:
@@ -200,9 +337,17 @@ class ElbCallDetail(_CloudTrailModel):
 class FailedElbCall(ElbCallDetail):
     """A call that failed (``errorCode``): nothing changed, nothing to do."""
 
-    error_code: str = Field(min_length=1)
+    error_code: str
     request_parameters: dict[str, Any] | None = None
     response_elements: dict[str, Any] | None = None
+
+    @classmethod
+    def read(cls, o: Obj) -> FailedElbCall:
+        return cls(
+            **{**cls.common(o), "error_code": o.text("errorCode", max_len=SHORT_MAX)},
+            request_parameters=o.loose("requestParameters"),
+            response_elements=o.loose("responseElements"),
+        )
 
 
 class OtherElbCall(ElbCallDetail):
@@ -211,23 +356,40 @@ class OtherElbCall(ElbCallDetail):
     request_parameters: dict[str, Any] | None = None
     response_elements: dict[str, Any] | None = None
 
+    @classmethod
+    def read(cls, o: Obj) -> OtherElbCall:
+        return cls(
+            **cls.common(o),
+            request_parameters=o.loose("requestParameters"),
+            response_elements=o.loose("responseElements"),
+        )
+
 
 class ClassicCreateLoadBalancer(ElbCallDetail):
-    api_version: Literal["2012-06-01"]
-    event_name: Literal["CreateLoadBalancer"]
     request_parameters: ClassicCreateLoadBalancerParams
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicCreateLoadBalancer:
+        params = ClassicCreateLoadBalancerParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
 
 
 class ClassicCreateLoadBalancerListeners(ElbCallDetail):
-    api_version: Literal["2012-06-01"]
-    event_name: Literal["CreateLoadBalancerListeners"]
     request_parameters: ClassicCreateListenersParams
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicCreateLoadBalancerListeners:
+        params = ClassicCreateListenersParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
 
 
 class ClassicSetBackendPolicies(ElbCallDetail):
-    api_version: Literal["2012-06-01"]
-    event_name: Literal["SetLoadBalancerPoliciesForBackendServer"]
     request_parameters: ClassicSetBackendPoliciesParams
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicSetBackendPolicies:
+        params = ClassicSetBackendPoliciesParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
 
     @property
     def is_drift(self) -> bool:
@@ -235,9 +397,12 @@ class ClassicSetBackendPolicies(ElbCallDetail):
 
 
 class ClassicDeletePolicy(ElbCallDetail):
-    api_version: Literal["2012-06-01"]
-    event_name: Literal["DeleteLoadBalancerPolicy"]
     request_parameters: ClassicDeletePolicyParams
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicDeletePolicy:
+        params = ClassicDeletePolicyParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
 
     @property
     def is_drift(self) -> bool:
@@ -245,117 +410,101 @@ class ClassicDeletePolicy(ElbCallDetail):
 
 
 class V2CreateLoadBalancer(ElbCallDetail):
-    api_version: Literal["2015-12-01"]
-    event_name: Literal["CreateLoadBalancer"]
     request_parameters: V2CreateLoadBalancerParams
     response_elements: V2CreateLoadBalancerResponse | None = None
 
+    @classmethod
+    def read(cls, o: Obj) -> V2CreateLoadBalancer:
+        params = V2CreateLoadBalancerParams.read(o.obj("requestParameters"))
+        response = o.opt_obj("responseElements")
+        return cls(
+            **cls.common(o),
+            request_parameters=params,
+            response_elements=V2CreateLoadBalancerResponse.read(response) if response else None,
+        )
+
 
 class V2CreateTargetGroup(ElbCallDetail):
-    api_version: Literal["2015-12-01"]
-    event_name: Literal["CreateTargetGroup"]
     request_parameters: V2CreateTargetGroupParams
     response_elements: V2CreateTargetGroupResponse
 
+    @classmethod
+    def read(cls, o: Obj) -> V2CreateTargetGroup:
+        params = V2CreateTargetGroupParams.read(o.obj("requestParameters"))
+        response = V2CreateTargetGroupResponse.read(o.obj("responseElements"))
+        return cls(**cls.common(o), request_parameters=params, response_elements=response)
+
 
 class V2CreateListener(ElbCallDetail):
-    api_version: Literal["2015-12-01"]
-    event_name: Literal["CreateListener"]
     request_parameters: V2CreateListenerParams
+
+    @classmethod
+    def read(cls, o: Obj) -> V2CreateListener:
+        params = V2CreateListenerParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
 
 
 class V2ModifyTargetGroupAttributes(ElbCallDetail):
-    api_version: Literal["2015-12-01"]
-    event_name: Literal["ModifyTargetGroupAttributes"]
     request_parameters: V2ModifyTargetGroupAttributesParams
+
+    @classmethod
+    def read(cls, o: Obj) -> V2ModifyTargetGroupAttributes:
+        params = V2ModifyTargetGroupAttributesParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
 
     @property
     def is_drift(self) -> bool:
         return self.request_parameters.disables_proxy_protocol
 
 
-_HANDLED: dict[str, type[ElbCallDetail]] = {
-    f"{CLASSIC_API_VERSION}/CreateLoadBalancer": ClassicCreateLoadBalancer,
-    f"{CLASSIC_API_VERSION}/CreateLoadBalancerListeners": ClassicCreateLoadBalancerListeners,
-    f"{CLASSIC_API_VERSION}/SetLoadBalancerPoliciesForBackendServer": ClassicSetBackendPolicies,
-    f"{CLASSIC_API_VERSION}/DeleteLoadBalancerPolicy": ClassicDeletePolicy,
-    f"{V2_API_VERSION}/CreateLoadBalancer": V2CreateLoadBalancer,
-    f"{V2_API_VERSION}/CreateTargetGroup": V2CreateTargetGroup,
-    f"{V2_API_VERSION}/CreateListener": V2CreateListener,
-    f"{V2_API_VERSION}/ModifyTargetGroupAttributes": V2ModifyTargetGroupAttributes,
+ElbDetail = (
+    ClassicCreateLoadBalancer
+    | ClassicCreateLoadBalancerListeners
+    | ClassicSetBackendPolicies
+    | ClassicDeletePolicy
+    | V2CreateLoadBalancer
+    | V2CreateTargetGroup
+    | V2CreateListener
+    | V2ModifyTargetGroupAttributes
+    | FailedElbCall
+    | OtherElbCall
+)
+
+_HANDLED: Final[dict[tuple[str, str], Callable[[Obj], ElbDetail]]] = {
+    (CLASSIC_API_VERSION, "CreateLoadBalancer"): ClassicCreateLoadBalancer.read,
+    (CLASSIC_API_VERSION, "CreateLoadBalancerListeners"): ClassicCreateLoadBalancerListeners.read,
+    (CLASSIC_API_VERSION, "SetLoadBalancerPoliciesForBackendServer"): ClassicSetBackendPolicies.read,
+    (CLASSIC_API_VERSION, "DeleteLoadBalancerPolicy"): ClassicDeletePolicy.read,
+    (V2_API_VERSION, "CreateLoadBalancer"): V2CreateLoadBalancer.read,
+    (V2_API_VERSION, "CreateTargetGroup"): V2CreateTargetGroup.read,
+    (V2_API_VERSION, "CreateListener"): V2CreateListener.read,
+    (V2_API_VERSION, "ModifyTargetGroupAttributes"): V2ModifyTargetGroupAttributes.read,
 }
-_FAILED_TAG = "failed"
-_OTHER_TAG = "other"
 
 
-def _detail_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        api, name, error = value.get("apiVersion"), value.get("eventName"), value.get("errorCode")
-    else:
-        api, name, error = (
-            getattr(value, attr, None) for attr in ("api_version", "event_name", "error_code")
-        )
-    if error:
-        return _FAILED_TAG
+def read_detail(o: Obj) -> ElbDetail:
+    """Dispatch on (apiVersion, eventName), then read the call's own shape."""
+    if o.raw("errorCode"):
+        return FailedElbCall.read(o)
+    api = o.raw("apiVersion")
     if api not in (CLASSIC_API_VERSION, V2_API_VERSION):
-        return None  # reported as a clear error on detail.apiVersion
-    tag = f"{api}/{name}"
-    return tag if tag in _HANDLED else _OTHER_TAG
+        raise Invalid(
+            o.at("apiVersion"),
+            f"apiVersion must be {CLASSIC_API_VERSION} (Classic ELB) or {V2_API_VERSION} (ELBv2)",
+        )
+    name = o.raw("eventName")
+    read = _HANDLED.get((api, name)) if isinstance(name, str) else None
+    # An eventName that is not a string fails in OtherElbCall's read, naming the field.
+    return (read or OtherElbCall.read)(o)
 
 
-_C, _V2 = CLASSIC_API_VERSION, V2_API_VERSION
-ElbDetail = Annotated[
-    Annotated[ClassicCreateLoadBalancer, Tag(f"{_C}/CreateLoadBalancer")]
-    | Annotated[ClassicCreateLoadBalancerListeners, Tag(f"{_C}/CreateLoadBalancerListeners")]
-    | Annotated[ClassicSetBackendPolicies, Tag(f"{_C}/SetLoadBalancerPoliciesForBackendServer")]
-    | Annotated[ClassicDeletePolicy, Tag(f"{_C}/DeleteLoadBalancerPolicy")]
-    | Annotated[V2CreateLoadBalancer, Tag(f"{_V2}/CreateLoadBalancer")]
-    | Annotated[V2CreateTargetGroup, Tag(f"{_V2}/CreateTargetGroup")]
-    | Annotated[V2CreateListener, Tag(f"{_V2}/CreateListener")]
-    | Annotated[V2ModifyTargetGroupAttributes, Tag(f"{_V2}/ModifyTargetGroupAttributes")]
-    | Annotated[FailedElbCall, Tag(_FAILED_TAG)]
-    | Annotated[OtherElbCall, Tag(_OTHER_TAG)],
-    Discriminator(
-        _detail_tag,
-        custom_error_type="api_version",
-        custom_error_message=(
-            f"apiVersion must be {CLASSIC_API_VERSION} (Classic ELB) or {V2_API_VERSION} (ELBv2)"
-        ),
-    ),
-]
-
-
-class ElbApiCallEvent(EventBridgeModel):
+class ElbApiCallEvent(EventBridgeEvent):
     """EventBridge envelope of a CloudTrail ELB API call, with a typed detail."""
 
-    source: Literal["aws.elasticloadbalancing"]
-    detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
     detail: ElbDetail
 
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in _HANDLED or part in (_FAILED_TAG, _OTHER_TAG):
-            continue  # union tags are ours, not the event's
-        else:
-            path += f".{part}" if path else part
-    return path or "event"
-
-
-def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
-    """``field.path: message`` for the first few errors, message lowercased like pydantic's v1."""
-    parts = []
-    for error in exc.errors()[:limit]:
-        where = _location(tuple(error["loc"]))
-        if error["type"] == "api_version":
-            where = f"{where}.apiVersion"
-        message = str(error["msg"])
-        parts.append(f"{where}: {message[:1].lower()}{message[1:]}")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    SOURCE: ClassVar[str] = "aws.elasticloadbalancing"
+    DETAIL_TYPE: ClassVar[str] = CLOUDTRAIL_DETAIL_TYPE
 
 
 def parse_elb_event(event: Any) -> ElbApiCallEvent:
@@ -363,6 +512,8 @@ def parse_elb_event(event: Any) -> ElbApiCallEvent:
     if not isinstance(event, dict):
         raise MalformedEvent(f"event: expected a JSON object, got {type(event).__name__}")
     try:
-        return ElbApiCallEvent.model_validate(event)
-    except ValidationError as exc:
-        raise MalformedEvent(describe_validation_error(exc)) from exc
+        root = Obj(event)
+        envelope = ElbApiCallEvent.envelope(root)
+        return ElbApiCallEvent(**envelope, detail=read_detail(root.obj("detail")))
+    except Invalid as exc:
+        raise MalformedEvent(str(exc)) from exc

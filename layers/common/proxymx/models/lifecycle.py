@@ -12,47 +12,72 @@ a pooled instance entering service is ``WarmPool -> AutoScalingGroup``, a plain 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any, ClassVar, Final, Literal, cast
 
 from proxymx.errors import MalformedEvent
+from proxymx.models.envelope import EventBridgeEvent
+from proxymx.models.reader import SHORT_MAX, Invalid, Obj
+from proxymx.models.record import Record
 
 LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action"
 LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
 
 Origin = Literal["EC2", "WarmPool"]
 Destination = Literal["AutoScalingGroup", "WarmPool"]
+ORIGINS: Final = ("EC2", "WarmPool")
+DESTINATIONS: Final = ("AutoScalingGroup", "WarmPool")
+
+# Auto Scaling API reference: LifecycleActionToken is a UUID (36), group and hook names 1-255,
+# NotificationMetadata 1-1023; hook names are [A-Za-z0-9\-_\/]+.
+TOKEN_MAX: Final = 36
+NAME_MAX: Final = 255
+_HOOK_NAME = re.compile(r"[A-Za-z0-9_/-]{1,255}")
+INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+# SQS: a message (its body) is at most 256 KiB; its id is at most 100 characters.
+BODY_MAX: Final = 262144
+MESSAGE_ID_MAX: Final = 100
 
 
-def malformed(exc: ValidationError, what: str) -> MalformedEvent:
-    """One clear message naming the first bad field (``detail.EC2InstanceId: ...``)."""
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(event)"
-    return MalformedEvent(f"malformed {what}: {field}: {first['msg']}")
+def malformed(exc: Invalid, what: str) -> MalformedEvent:
+    """One clear message naming the bad field (``malformed lifecycle event: detail.EC2InstanceId: ...``)."""
+    return MalformedEvent(f"malformed {what}: {exc}")
 
 
-class LifecycleLaunchDetail(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="allow")
+class LifecycleLaunchDetail(Record):
+    token: str
+    group_name: str
+    hook_name: str
+    instance_id: str
+    transition: str
+    notification_metadata: str | None = None
+    origin: Origin = "EC2"
+    destination: Destination = "AutoScalingGroup"
 
-    token: str = Field(alias="LifecycleActionToken", min_length=1, max_length=36)
-    group_name: str = Field(alias="AutoScalingGroupName", min_length=1, max_length=255)
-    hook_name: str = Field(alias="LifecycleHookName", min_length=1, max_length=255)
-    instance_id: str = Field(alias="EC2InstanceId", pattern=r"^i-[0-9a-f]{8,17}$")
-    transition: Literal["autoscaling:EC2_INSTANCE_LAUNCHING"] = Field(alias="LifecycleTransition")
-    notification_metadata: str | None = Field(default=None, alias="NotificationMetadata")
-    origin: Origin = Field(default="EC2", alias="Origin")
-    destination: Destination = Field(default="AutoScalingGroup", alias="Destination")
+    @classmethod
+    def read(cls, o: Obj) -> LifecycleLaunchDetail:
+        origin = cast(Origin, o.choice("Origin", ORIGINS, default="EC2"))
+        destination = cast(Destination, o.choice("Destination", DESTINATIONS, default="AutoScalingGroup"))
+        return cls(
+            token=o.text("LifecycleActionToken", max_len=TOKEN_MAX),
+            group_name=o.text("AutoScalingGroupName", max_len=NAME_MAX),
+            hook_name=o.text("LifecycleHookName", max_len=NAME_MAX, pattern=_HOOK_NAME),
+            instance_id=o.text("EC2InstanceId", max_len=19, pattern=INSTANCE_ID),
+            transition=o.const("LifecycleTransition", LAUNCH_TRANSITION),
+            notification_metadata=o.opt_text("NotificationMetadata", max_len=1023),
+            origin=origin,
+            destination=destination,
+        )
 
 
-class LifecycleLaunchEvent(EventBridgeModel):
+class LifecycleLaunchEvent(EventBridgeEvent):
     """``source: aws.autoscaling``, ``detail-type: EC2 Instance-launch Lifecycle Action``."""
 
-    source: Literal["aws.autoscaling"]
-    detail_type: Literal["EC2 Instance-launch Lifecycle Action"] = Field(alias="detail-type")
     detail: LifecycleLaunchDetail
+
+    SOURCE: ClassVar[str] = "aws.autoscaling"
+    DETAIL_TYPE: ClassVar[str] = LAUNCH_DETAIL_TYPE
 
     @property
     def instance_id(self) -> str:
@@ -69,34 +94,44 @@ def parse_lifecycle_event(event: Any) -> LifecycleLaunchEvent:
             event = json.loads(event)
         except json.JSONDecodeError as exc:
             raise MalformedEvent(f"malformed lifecycle event: not JSON ({exc.msg})") from exc
+        except UnicodeDecodeError as exc:
+            raise MalformedEvent(f"malformed lifecycle event: not JSON ({exc.reason})") from exc
     try:
-        return LifecycleLaunchEvent.model_validate(event)
-    except ValidationError as exc:
+        root = Obj(event)
+        envelope = LifecycleLaunchEvent.envelope(root)
+        return LifecycleLaunchEvent(**envelope, detail=LifecycleLaunchDetail.read(root.obj("detail")))
+    except Invalid as exc:
         raise malformed(exc, "lifecycle event") from exc
 
 
-class LaunchQueueRecord(BaseModel):
+class LaunchQueueRecord(Record):
     """One SQS record of the launch queue; the body is parsed separately (one bad record must not
     sink its batch)."""
 
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="allow")
-
-    message_id: str = Field(alias="messageId", min_length=1)
+    message_id: str
     body: str
-    attributes: dict[str, str] = Field(default_factory=dict)
-    event_source: Literal["aws:sqs"] = Field(default="aws:sqs", alias="eventSource")
+    attributes: dict[str, str]
+    event_source: str = "aws:sqs"
+
+    @classmethod
+    def read(cls, o: Obj) -> LaunchQueueRecord:
+        source = o.raw("eventSource")
+        return cls(
+            message_id=o.text("messageId", max_len=MESSAGE_ID_MAX),
+            body=o.text("body", max_len=BODY_MAX, min_len=0),
+            attributes=o.text_map("attributes", max_len=SHORT_MAX, max_items=64),
+            event_source="aws:sqs" if source is None else o.const("eventSource", "aws:sqs"),
+        )
 
     @property
     def receive_count(self) -> int:
-        try:
-            return int(self.attributes.get("ApproximateReceiveCount", "1"))
-        except ValueError:
-            return 1
+        raw = self.attributes.get("ApproximateReceiveCount", "1")
+        return int(raw) if raw.isascii() and raw.isdigit() else 1
 
     @property
     def sent_at(self) -> datetime | None:
         raw = self.attributes.get("SentTimestamp")
-        if raw is None or not raw.isdigit():
+        if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 15:
             return None
         return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
 
@@ -104,14 +139,18 @@ class LaunchQueueRecord(BaseModel):
         return parse_lifecycle_event(self.body)
 
 
-class LaunchQueueBatch(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="allow")
+class LaunchQueueBatch(Record):
+    records: list[LaunchQueueRecord]
 
-    records: list[LaunchQueueRecord] = Field(alias="Records")
+    @classmethod
+    def read(cls, o: Obj) -> LaunchQueueBatch:
+        # Lambda hands at most 10,000 records to one invocation (SQS event source BatchSize).
+        records = o.objs("Records", max_items=10000, required=True)
+        return cls(records=[LaunchQueueRecord.read(r) for r in records])
 
 
 def parse_launch_batch(event: Any) -> LaunchQueueBatch:
     try:
-        return LaunchQueueBatch.model_validate(event)
-    except ValidationError as exc:
+        return LaunchQueueBatch.read(Obj(event))
+    except Invalid as exc:
         raise malformed(exc, "SQS batch") from exc

@@ -7,14 +7,15 @@ ignored cleanly (the rule pattern already excludes it; the code does not trust t
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
-
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any, ClassVar, Final
 
 from proxymx.errors import MalformedEvent
+from proxymx.models.envelope import EventBridgeEvent
 from proxymx.models.lifecycle import malformed
+from proxymx.models.reader import ARN_MAX, Invalid, Obj, show
+from proxymx.models.record import Record
 
 INVOCATION_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
 COMMAND_DETAIL_TYPE = "EC2 Command Status-change Notification"
@@ -35,39 +36,61 @@ TERMINAL_STATUSES = frozenset(
 )
 TIMED_OUT_STATUSES = frozenset({"TimedOut", "DeliveryTimedOut", "ExecutionTimedOut"})
 
-
-class InvocationStatusDetail(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="allow")
-
-    command_id: str = Field(alias="command-id", min_length=36, max_length=36)
-    document_name: str = Field(alias="document-name", min_length=1)
-    instance_id: str = Field(alias="instance-id", pattern=r"^(i|mi)-[0-9a-f]{8,17}$")
-    requested_date_time: datetime | None = Field(default=None, alias="requested-date-time")
-    status: str = Field(min_length=1)
+# SSM API reference: a CommandId is 36 characters; a managed instance is mi-, an EC2 one i-.
+COMMAND_ID_LENGTH: Final = 36
+_TARGET_ID = re.compile(r"(i|mi)-[0-9a-f]{8,17}")
+STATUS_MAX: Final = 64
 
 
-class InvocationStatusChange(EventBridgeModel):
-    source: Literal["aws.ssm"]
-    detail_type: Literal["EC2 Command Invocation Status-change Notification"] = Field(alias="detail-type")
+class InvocationStatusDetail(Record):
+    command_id: str
+    document_name: str
+    instance_id: str
+    requested_date_time: datetime | None = None
+    status: str
+
+    @classmethod
+    def read(cls, o: Obj) -> InvocationStatusDetail:
+        return cls(
+            command_id=o.text("command-id", min_len=COMMAND_ID_LENGTH, max_len=COMMAND_ID_LENGTH),
+            # A name (3-128 characters) or, for a shared document, its ARN.
+            document_name=o.text("document-name", max_len=ARN_MAX),
+            instance_id=o.text("instance-id", max_len=20, pattern=_TARGET_ID),
+            requested_date_time=o.opt_time("requested-date-time"),
+            status=o.text("status", max_len=STATUS_MAX),
+        )
+
+
+class InvocationStatusChange(EventBridgeEvent):
     detail: InvocationStatusDetail
+
+    SOURCE: ClassVar[str] = "aws.ssm"
+    DETAIL_TYPE: ClassVar[str] = INVOCATION_DETAIL_TYPE
 
     @property
     def is_terminal(self) -> bool:
         return self.detail.status in TERMINAL_STATUSES
 
 
-class CommandStatusDetail(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="allow")
+class CommandStatusDetail(Record):
+    command_id: str
+    document_name: str
+    status: str
 
-    command_id: str = Field(alias="command-id", min_length=1)
-    document_name: str = Field(alias="document-name", min_length=1)
-    status: str = Field(min_length=1)
+    @classmethod
+    def read(cls, o: Obj) -> CommandStatusDetail:
+        return cls(
+            command_id=o.text("command-id", max_len=COMMAND_ID_LENGTH),
+            document_name=o.text("document-name", max_len=ARN_MAX),
+            status=o.text("status", max_len=STATUS_MAX),
+        )
 
 
-class CommandStatusChange(EventBridgeModel):
-    source: Literal["aws.ssm"]
-    detail_type: Literal["EC2 Command Status-change Notification"] = Field(alias="detail-type")
+class CommandStatusChange(EventBridgeEvent):
     detail: CommandStatusDetail
+
+    SOURCE: ClassVar[str] = "aws.ssm"
+    DETAIL_TYPE: ClassVar[str] = COMMAND_DETAIL_TYPE
 
 
 SsmStatusEvent = InvocationStatusChange | CommandStatusChange
@@ -78,17 +101,17 @@ def parse_ssm_event(event: Any) -> SsmStatusEvent:
     if not isinstance(event, dict):
         raise MalformedEvent("malformed SSM event: (event): not a JSON object")
     detail_type = event.get("detail-type")
-    model: type[InvocationStatusChange] | type[CommandStatusChange]
-    if detail_type == INVOCATION_DETAIL_TYPE:
-        model = InvocationStatusChange
-    elif detail_type == COMMAND_DETAIL_TYPE:
-        model = CommandStatusChange
-    else:
-        raise MalformedEvent(
-            f"malformed SSM event: detail-type: expected {INVOCATION_DETAIL_TYPE!r} or "
-            f"{COMMAND_DETAIL_TYPE!r}, got {detail_type!r}"
-        )
     try:
-        return model.model_validate(event)
-    except ValidationError as exc:
+        root = Obj(event)
+        if detail_type == INVOCATION_DETAIL_TYPE:
+            envelope = InvocationStatusChange.envelope(root)
+            return InvocationStatusChange(**envelope, detail=InvocationStatusDetail.read(root.obj("detail")))
+        if detail_type == COMMAND_DETAIL_TYPE:
+            envelope = CommandStatusChange.envelope(root)
+            return CommandStatusChange(**envelope, detail=CommandStatusDetail.read(root.obj("detail")))
+    except Invalid as exc:
         raise malformed(exc, "SSM event") from exc
+    raise MalformedEvent(
+        f"malformed SSM event: detail-type: expected {INVOCATION_DETAIL_TYPE!r} or "
+        f"{COMMAND_DETAIL_TYPE!r}, got {show(detail_type)}"
+    )
