@@ -82,8 +82,14 @@ class Elb:
         tg = self.v2.target_group(f"{name}-smtp", "TCP", 25)
         self.v2.listener(lb, "TCP", 25, tg)
         if compliant:
+            # Compliant is the header on AND sent on the first ACK (issue 8: the default
+            # placement with the header on is broken, and repaired).
             self.v2.elbv2.modify_target_group_attributes(
-                TargetGroupArn=tg, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "true"}]
+                TargetGroupArn=tg,
+                Attributes=[
+                    {"Key": "proxy_protocol_v2.enabled", "Value": "true"},
+                    {"Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack"},
+                ],
             )
         if tags:
             self.v2.elbv2.add_tags(ResourceArns=[lb], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])

@@ -32,6 +32,11 @@ class Settings(BaseModel):
     dry_run: bool = Field(default=False, alias="DRY_RUN")
     # Principals whose API calls are our own changes: never remediated again (no loops).
     self_role_arns: tuple[str, ...] = Field(default=(), alias="SELF_ROLE_ARNS")
+    # NLB instance targets (TCP) with preserve_client_ip.enabled=true already show the client's
+    # address: the header stays off unless this asks for it (proxymx.loadbalancer.nlbheader).
+    proxy_protocol_when_client_ip_preserved: bool = Field(
+        default=False, alias="PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED"
+    )
 
     # --- Launch flow (issue 3; see docs/lifecycle-hook.md) ---
     # Hooks whose launch events we act on; groups in scope ("" = every group carrying such a hook).
