@@ -28,45 +28,44 @@ def test_absent_keys_mean_aws_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("values", "target_type", "protocol", "listeners", "action", "write"),
+    ("values", "group", "listeners", "action", "write"),
     [
         # placement already on_first_ack -> only enabled
-        ({HEADER_PLACEMENT: ON_FIRST_ACK}, "ip", "TCP", ("TCP",), "enable", ((PROXY_PROTOCOL_V2, "true"),)),
+        ({HEADER_PLACEMENT: ON_FIRST_ACK}, "ip/TCP", ("TCP",), "enable", ((PROXY_PROTOCOL_V2, "true"),)),
         # default placement -> both in one call
         (
             {},
-            "ip",
-            "TCP",
+            "ip/TCP",
             ("TCP",),
             "enable",
             ((PROXY_PROTOCOL_V2, "true"), (HEADER_PLACEMENT, ON_FIRST_ACK)),
         ),
         # header on with on_first_ack -> compliant, no write
-        ({PROXY_PROTOCOL_V2: "true", HEADER_PLACEMENT: ON_FIRST_ACK}, "ip", "TCP", (), "compliant", ()),
+        ({PROXY_PROTOCOL_V2: "true", HEADER_PLACEMENT: ON_FIRST_ACK}, "ip/TCP", (), "compliant", ()),
         # header on, default placement -> broken, repair the placement only
-        ({PROXY_PROTOCOL_V2: "true"}, "ip", "TCP", (), "broken", ((HEADER_PLACEMENT, ON_FIRST_ACK),)),
+        ({PROXY_PROTOCOL_V2: "true"}, "ip/TCP", (), "broken", ((HEADER_PLACEMENT, ON_FIRST_ACK),)),
         # ... even where the address is preserved: the header is sent, SMTP hangs
-        ({PROXY_PROTOCOL_V2: "true"}, "instance", "TCP", (), "broken", ((HEADER_PLACEMENT, ON_FIRST_ACK),)),
+        ({PROXY_PROTOCOL_V2: "true"}, "instance/TCP", (), "broken", ((HEADER_PLACEMENT, ON_FIRST_ACK),)),
         # instance + TCP + preservation (default) -> no header needed
-        ({}, "instance", "TCP", ("TCP",), "preserved", ()),
-        ({PRESERVE_CLIENT_IP: "true"}, "instance", "TCP", (), "preserved", ()),
+        ({}, "instance/TCP", ("TCP",), "preserved", ()),
+        ({PRESERVE_CLIENT_IP: "true"}, "instance/TCP", (), "preserved", ()),
         # preservation off, TLS group, TLS listener -> header needed
-        ({PRESERVE_CLIENT_IP: "false"}, "instance", "TCP", (), "enable", None),
-        ({}, "instance", "TLS", ("TLS",), "enable", None),
-        ({}, "instance", "TCP", ("TLS",), "enable", None),
+        ({PRESERVE_CLIENT_IP: "false"}, "instance/TCP", (), "enable", None),
+        ({}, "instance/TLS", ("TLS",), "enable", None),
+        ({}, "instance/TCP", ("TLS",), "enable", None),
         # ip targets with preservation switched on are still "header needed" (rule 3: instance only)
-        ({PRESERVE_CLIENT_IP: "true"}, "ip", "TCP", (), "enable", None),
+        ({PRESERVE_CLIENT_IP: "true"}, "ip/TCP", (), "enable", None),
     ],
 )
 def test_decisions(
     values: dict[str, str],
-    target_type: str,
-    protocol: str,
+    group: str,
     listeners: tuple[str, ...],
     action: str,
     write: tuple[tuple[str, str], ...] | None,
 ) -> None:
-    # Given the attributes / When deciding
+    # Given the attributes of a target group ("target type/protocol") / When deciding
+    target_type, protocol = group.split("/")
     decision = decide_header(header_attributes(values, target_type, protocol), protocol, listeners)
     # Then
     assert decision.action == action

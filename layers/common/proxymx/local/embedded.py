@@ -513,7 +513,7 @@ class LaunchExtension:
                     f"Target group attribute '{HEADER_PLACEMENT}' cannot be set to '{ON_FIRST_ACK}' "
                     "for this account",
                 )
-        return None
+        # Nothing returned: moto applies the call.
 
     def _overlay_preserve_client_ip(self, params: Mapping[str, Any], parsed: dict[str, Any]) -> None:
         from moto.elbv2.models import elbv2_backends
@@ -523,7 +523,7 @@ class LaunchExtension:
         attributes = parsed.setdefault("Attributes", [])
         if any(a.get("Key") == PRESERVE_CLIENT_IP for a in attributes):
             return
-        group = elbv2_backends[FAKE_ACCOUNT][self.region].target_groups.get(params.get("TargetGroupArn"))
+        group = elbv2_backends[FAKE_ACCOUNT][self.region].target_groups.get(str(params.get("TargetGroupArn")))
         if group is None:
             return
         default = preserve_client_ip_default(group.target_type, group.protocol)
