@@ -162,6 +162,11 @@ class ReconcileSummary:
             f"{self.checked} load balancer(s) checked, {len(self.changed)} changed, "
             f"{len(self.failed)} failed; {len(self.redriven)} stuck instance(s) re-driven"
         )
+        blocked = sum(len(c.blocked) for c in self.load_balancers)
+        broken = sum(len(c.broken) for c in self.load_balancers)
+        if blocked or broken:
+            # Loud on every sweep until AWS Support allows on_first_ack (proxymx.loadbalancer.nlbheader).
+            text += f"; NLB header placement: {blocked} target group(s) blocked, {broken} broken"
         if self.dry_run:
             text += " (dry run: no load balancer written)"
         if self.errors:
