@@ -4,7 +4,8 @@ Everything local (tests, ``proxymx invoke --backend moto``, ``make demo``) enter
 AWS through :func:`embedded_aws` so that they all see the same behaviour.
 
 The extension (:class:`LaunchExtension`, ``EmbeddedAws.launch``) fills what moto 5 lacks for the
-launch flow, and nothing else (see docs/embedded-aws.md):
+launch flow and for the NLB header attributes (issue 8), and nothing else (see
+docs/embedded-aws.md):
 
 =========================================  ==================================================
 moto lacks / gets wrong                     the extension
