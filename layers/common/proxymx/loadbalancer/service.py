@@ -249,14 +249,10 @@ class EnableProxyProtocol:
                 self.nlb.set_attributes(arn, plan.attributes_for(arn))
             except PlacementRefused as exc:
                 (broken if arn in plan.broken else blocked).append(arn)
-                log.error("%s refused: %s", HEADER_PLACEMENT, exc, extra={"target_group": arn})
+                log.info("AWS refused %s", exc, extra={"target_group": arn, "error_code": exc.code})
                 continue
             applied.append(arn)
         self.nlb.verify(applied)
-        for arn in plan.broken:
-            if arn in applied:
-                # Someone switched the header on without on_first_ack (or took it away): loud.
-                log.warning("%s was not on_first_ack on %s: repaired", HEADER_PLACEMENT, arn)
         done = [c for c, arn in zip(changes, (*plan.enable, *plan.broken), strict=True) if arn in applied]
         enabled = sum(1 for arn in applied if arn in plan.enable)
         result = (
@@ -297,7 +293,8 @@ class EnableProxyProtocol:
         repaired: bool = False,
     ) -> ProxyProtocolResult:
         if repaired:
-            # A header placement put back is drift, whichever path found it.
+            # A header on without on_first_ack (by hand, or set back) is drift, whichever path
+            # found it: loud, with who did it when an event says.
             drift = True
             log.warning(
                 "drift repaired: %s on %s by %s",
@@ -355,10 +352,10 @@ class EnableProxyProtocol:
 
 def _compliant_reason(plan: TargetGroupPlan) -> str:
     parts = []
+    if plan.preserved:
+        parts.append(f"{CLIENT_ADDRESS_PRESERVED}: no header needed on {list(plan.preserved)}")
     if plan.compliant:
         parts.append(f"proxy_protocol_v2 already on {list(plan.compliant)}")
-    if plan.preserved:
-        parts.append(f"{CLIENT_ADDRESS_PRESERVED} on {list(plan.preserved)} (no header needed)")
     return "; ".join(parts)
 
 
