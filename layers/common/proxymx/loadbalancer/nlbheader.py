@@ -24,7 +24,9 @@ Rules (issue 8; docs/loadbalancers.md "NLB: header placement and preserved clien
    and preservation on, Postfix already sees the client's address in the connection itself ->
    the header stays off (``compliant: client address preserved``) unless the setting
    ``proxy_protocol_when_client_ip_preserved`` asks for it anyway. IP targets, TLS, or
-   preservation off hide the address -> the header is needed.
+   preservation off hide the address -> the header is needed. Not checked (same AWS page): IPv6
+   clients of a dualstack NLB and PrivateLink traffic reach instance targets with the NLB's
+   address; such operators set the parameter (docs/loadbalancers.md).
 """
 
 from __future__ import annotations
