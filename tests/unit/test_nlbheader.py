@@ -87,3 +87,14 @@ def test_support_request_names_account_region_attribute_and_the_check() -> None:
     assert "account 210987654321 in eu-west-1" in text
     assert f"{HEADER_PLACEMENT} to {ON_FIRST_ACK}" in text
     assert f"aws elbv2 describe-target-group-attributes --target-group-arn {ARN}" in text
+
+
+@pytest.mark.parametrize(("outcome", "code"), [("blocked", 2), ("broken", 2), ("changed", 0), ("failed", 1)])
+def test_invoke_reports_a_refused_placement_with_its_own_exit_status(outcome: str, code: int) -> None:
+    # Given what the handler answered / When `proxymx invoke` judges it
+    from proxymx.local.runner import InvokeReport, _outcome_of
+
+    judged = _outcome_of({"outcome": outcome}, writes=1)
+    report = InvokeReport(event_source=None, event_name=None, outcome=judged)
+    # Then a blocked/broken NLB is neither "changed" (it wrote) nor a plain failure
+    assert (judged, report.exit_code) == (outcome, code)
