@@ -38,7 +38,9 @@ def setup(client: Any, arn: str, **values: str) -> None:
     )
 
 
-def nlb_with_group(target_type: str = "ip", protocol: str = "TCP") -> tuple[str, str, Any]:
+def nlb_with_group(
+    target_type: str = "ip", protocol: str = "TCP", ip_address_type: str = "ipv4"
+) -> tuple[str, str, Any]:
     client = boto3.client("elbv2", region_name="us-east-1")
     ec2 = boto3.client("ec2", region_name="us-east-1")
     vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
@@ -48,7 +50,9 @@ def nlb_with_group(target_type: str = "ip", protocol: str = "TCP") -> tuple[str,
         ]
         for i, z in enumerate("ab")
     ]
-    lb = client.create_load_balancer(Name="mx-nlb", Subnets=subnets, Type="network")["LoadBalancers"][0]
+    lb = client.create_load_balancer(
+        Name="mx-nlb", Subnets=subnets, Type="network", IpAddressType=ip_address_type
+    )["LoadBalancers"][0]
     tg = client.create_target_group(
         Name="mx-smtp", Protocol=protocol, Port=25, VpcId=vpc, TargetType=target_type
     )["TargetGroups"][0]
@@ -206,6 +210,19 @@ def test_instance_targets_with_preservation_off_get_the_header(aws: Any) -> None
     # When the sweep finds it / Then the header is needed
     assert sweep(lb).outcome == "changed"
     assert attributes(tg)[ENABLED] == "true"
+
+
+def test_instance_targets_behind_a_dualstack_nlb_get_the_header(aws: Any) -> None:
+    # Given instance targets with preservation on, behind a dualstack NLB (IPv6 clients reach
+    # instance targets with the load balancer's IPv4 address)
+    lb, tg, _client = nlb_with_group(target_type="instance", ip_address_type="dualstack")
+    # When the sweep finds it
+    with CallRecorder() as calls:
+        result = sweep(lb)
+    # Then the header is needed, and the load balancer's IpAddressType was what decided it
+    assert result.outcome == "changed"
+    assert attributes(tg)[ENABLED] == "true"
+    assert [c.operation for c in calls.calls].count("describe_load_balancers") == 2
 
 
 def test_instance_targets_behind_tls_get_the_header(aws: Any) -> None:

@@ -75,6 +75,12 @@ def test_decisions(
         assert (PROXY_PROTOCOL_V2, "true") in decision.write
 
 
+def test_a_dualstack_load_balancer_hides_ipv6_clients() -> None:
+    attributes = header_attributes({}, "instance", "TCP")
+    assert decide_header(attributes, "TCP", ("TCP",), ("ipv4",)).action == "preserved"
+    assert decide_header(attributes, "TCP", ("TCP",), ("dualstack",)).action == "enable"
+
+
 def test_the_parameter_asks_for_the_header_where_the_address_is_preserved() -> None:
     attributes = header_attributes({}, "instance", "TCP")
     decision = decide_header(attributes, "TCP", ("TCP",), when_client_ip_preserved=True)

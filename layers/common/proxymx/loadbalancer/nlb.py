@@ -18,6 +18,7 @@ from proxymx.loadbalancer.nlbheader import (
     ON_FIRST_ACK,
     PLACEMENT_REFUSED_CODES,
     header_attributes,
+    may_be_preserved,
 )
 from proxymx.loadbalancer.plan import PROXY_PROTOCOL_V2, TargetGroupState
 
@@ -169,7 +170,20 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
     def with_proxy_protocol_state(self, state: TargetGroupState) -> TargetGroupState:
         """The state with its header attributes, read in ONE DescribeTargetGroupAttributes call."""
         header = header_attributes(self.attributes(state.arn), state.target_type, state.protocol)
-        return replace(state, proxy_protocol_v2=header.enabled, header=header)
+        ip_types: tuple[str, ...] = ()
+        if state.load_balancer_arns and may_be_preserved(header, state.protocol):
+            # A dualstack NLB hands IPv6 clients to instance targets with its own IPv4 address.
+            ip_types = self.ip_address_types(state.load_balancer_arns)
+        return replace(
+            state, proxy_protocol_v2=header.enabled, header=header, load_balancer_ip_address_types=ip_types
+        )
+
+    def ip_address_types(self, load_balancer_arns: Sequence[str]) -> tuple[str, ...]:
+        response = self._read_with_retry(
+            lambda: self.client.describe_load_balancers(LoadBalancerArns=list(load_balancer_arns)),
+            f"load balancers {list(load_balancer_arns)}",
+        )
+        return tuple(str(lb.get("IpAddressType", "ipv4")) for lb in response["LoadBalancers"])
 
     # ----- write --------------------------------------------------------------------------
 

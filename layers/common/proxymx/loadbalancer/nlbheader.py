@@ -24,9 +24,10 @@ Rules (issue 8; docs/loadbalancers.md "NLB: header placement and preserved clien
    and preservation on, Postfix already sees the client's address in the connection itself ->
    the header stays off (``compliant: client address preserved``) unless the setting
    ``proxy_protocol_when_client_ip_preserved`` asks for it anyway. IP targets, TLS, or
-   preservation off hide the address -> the header is needed. Not checked (same AWS page): IPv6
-   clients of a dualstack NLB and PrivateLink traffic reach instance targets with the NLB's
-   address; such operators set the parameter (docs/loadbalancers.md).
+   preservation off hide the address -> the header is needed. So does a dualstack NLB in front
+   (same AWS page: IPv6 clients reach instance targets with the load balancer's IPv4 address).
+   Not checked: PrivateLink traffic always carries the NLB's address; such operators set the
+   parameter (docs/loadbalancers.md).
 """
 
 from __future__ import annotations
@@ -92,15 +93,24 @@ def header_attributes(
 
 
 def client_address_preserved(
-    attributes: HeaderAttributes, protocol: str | None, listener_protocols: Sequence[str] = ()
+    attributes: HeaderAttributes,
+    protocol: str | None,
+    listener_protocols: Sequence[str] = (),
+    load_balancer_ip_address_types: Sequence[str] = (),
 ) -> bool:
     """Postfix sees the client's own address without a header (rule 3)."""
     return (
         attributes.target_type == "instance"
         and (protocol or "").upper() == "TCP"
         and all(p.upper() == "TCP" for p in listener_protocols)
+        and not any(t.startswith("dualstack") for t in load_balancer_ip_address_types)
         and attributes.preserve_client_ip
     )
+
+
+def may_be_preserved(attributes: HeaderAttributes, protocol: str | None) -> bool:
+    """Worth reading the load balancers' IpAddressType (only then: no extra call otherwise)."""
+    return client_address_preserved(attributes, protocol) and not attributes.enabled
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,7 @@ def decide_header(
     attributes: HeaderAttributes,
     protocol: str | None,
     listener_protocols: Sequence[str] = (),
+    load_balancer_ip_address_types: Sequence[str] = (),
     *,
     when_client_ip_preserved: bool = False,
 ) -> HeaderDecision:
@@ -127,7 +138,10 @@ def decide_header(
             "(the server speaks first, the NLB holds the header until the client sends)",
             ((HEADER_PLACEMENT, ON_FIRST_ACK),),
         )
-    if not when_client_ip_preserved and client_address_preserved(attributes, protocol, listener_protocols):
+    preserved = client_address_preserved(
+        attributes, protocol, listener_protocols, load_balancer_ip_address_types
+    )
+    if preserved and not when_client_ip_preserved:
         return HeaderDecision("preserved", CLIENT_ADDRESS_PRESERVED)
     if attributes.placement_safe:
         return HeaderDecision("enable", "header needed", ((PROXY_PROTOCOL_V2, "true"),))

@@ -204,6 +204,8 @@ class TargetGroupState:
     listener_protocols: tuple[str, ...] = ()
     # The header attributes, read with proxy_protocol_v2 (None: not read).
     header: HeaderAttributes | None = None
+    # IpAddressType of its load balancers, read only where the address may be preserved.
+    load_balancer_ip_address_types: tuple[str, ...] = ()
 
     @property
     def supports_proxy_protocol(self) -> bool:
@@ -280,6 +282,7 @@ def plan_target_groups(groups: Sequence[TargetGroupState], settings: Settings) -
                 tg.header,
                 tg.protocol,
                 tg.listener_protocols,
+                tg.load_balancer_ip_address_types,
                 when_client_ip_preserved=settings.proxy_protocol_when_client_ip_preserved,
             )
             if decision.write:
