@@ -336,6 +336,7 @@ def test_new_nlb_without_target_groups_is_a_clean_no_op(calls: CallRecorder) -> 
 
 
 def test_tcp_target_group_on_port_25_gets_proxy_protocol_v2(calls: CallRecorder) -> None:
+    # Given an ip target group (the address is hidden) with the default header placement
     event, world = seeded("nlb-create-target-group")
     arn = world.target_group_arn("mx-smtp-25")
     result = handle(event)
@@ -348,9 +349,13 @@ def test_tcp_target_group_on_port_25_gets_proxy_protocol_v2(calls: CallRecorder)
         "elbv2.modify_target_group_attributes",
         "elbv2.describe_target_group_attributes",
     ]
+    # Then ONE call sets the header AND the placement SMTP needs (issue 8: never the deadlock)
     assert calls.writes[0].params == {
         "TargetGroupArn": arn,
-        "Attributes": [{"Key": "proxy_protocol_v2.enabled", "Value": "true"}],
+        "Attributes": [
+            {"Key": "proxy_protocol_v2.enabled", "Value": "true"},
+            {"Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack"},
+        ],
     }
 
 
@@ -366,7 +371,9 @@ def test_listener_port_25_in_front_of_a_target_group_on_another_port(calls: Call
     event, world = seeded("nlb-create")
     lb_arn = event["detail"]["responseElements"]["loadBalancers"][0]["loadBalancerArn"]
     vpc = world.elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]["VpcId"]
-    tg = world.elbv2.create_target_group(Name="alt", Protocol="TCP", Port=2525, VpcId=vpc)["TargetGroups"][0]
+    tg = world.elbv2.create_target_group(Name="alt", Protocol="TCP", Port=2525, VpcId=vpc, TargetType="ip")[
+        "TargetGroups"
+    ][0]
     world.elbv2.create_listener(
         LoadBalancerArn=lb_arn,
         Protocol="TCP",
@@ -385,7 +392,9 @@ def test_tags_of_many_target_groups_are_read_20_arns_per_call(calls: CallRecorde
     vpc = world.elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]["VpcId"]
     groups = []
     for number in range(25):
-        tg = world.elbv2.create_target_group(Name=f"smtp-{number}", Protocol="TCP", Port=25, VpcId=vpc)
+        tg = world.elbv2.create_target_group(
+            Name=f"smtp-{number}", Protocol="TCP", Port=25, VpcId=vpc, TargetType="ip"
+        )
         groups.append(tg["TargetGroups"][0]["TargetGroupArn"])
         world.elbv2.create_listener(
             LoadBalancerArn=lb_arn,

@@ -82,8 +82,14 @@ class Elb:
         tg = self.v2.target_group(f"{name}-smtp", "TCP", 25)
         self.v2.listener(lb, "TCP", 25, tg)
         if compliant:
+            # Compliant is the header on AND sent on the first ACK (issue 8: the default
+            # placement with the header on is broken, and repaired).
             self.v2.elbv2.modify_target_group_attributes(
-                TargetGroupArn=tg, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "true"}]
+                TargetGroupArn=tg,
+                Attributes=[
+                    {"Key": "proxy_protocol_v2.enabled", "Value": "true"},
+                    {"Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack"},
+                ],
             )
         if tags:
             self.v2.elbv2.add_tags(ResourceArns=[lb], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
@@ -141,6 +147,28 @@ def test_drifted_load_balancers_are_repaired_and_compliant_ones_only_read(calls:
     assert "nlb-drifted" in summary.changed[1].load_balancer
     assert summary.outcome == "changed"
     assert all(c.reason == "drift repaired" for c in summary.changed)
+
+
+def test_header_placement_refused_is_loud_in_the_sweep(world: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given, in an account AWS Support has not allowed on_first_ack, an NLB switched on by hand
+    # (header on, default placement: SMTP hangs) and a new one that needs the header
+    world.launch.refuse_header_placement()
+    elb = Elb()
+    _, hand_tg = elb.nlb("nlb-by-hand")
+    elb.v2.elbv2.modify_target_group_attributes(
+        TargetGroupArn=hand_tg, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "true"}]
+    )
+    _, new_tg = elb.nlb("nlb-new")
+    # When the sweep runs
+    summary = sweep()
+    # Then the new one stays off (blocked), the hand-made one is reported broken
+    assert elb.proxy_v2(new_tg) == "false"
+    answer = summary.as_dict()
+    assert answer["header_placement_blocked"] == [new_tg]
+    assert answer["header_placement_broken"] == [hand_tg]
+    assert "1 target group(s) blocked, 1 broken" in summary.describe()
+    metrics = {m.name: m.value for m in summary.metrics()}
+    assert (metrics["HeaderPlacementBlocked"], metrics["HeaderPlacementBroken"]) == (1, 1)
 
 
 def test_scope_opt_out_and_required_tag_and_non_smtp_are_left_alone(calls: CallRecorder) -> None:

@@ -139,6 +139,10 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
         ["v1", "v2", "any", "V1", "v3", "none", "v1 ", "any\n", "v1,v2"],
     ),
     "DryRun": ("DRY_RUN", ["true", "false", "True", "FALSE", "1", "0", "yes", "no", "true "]),
+    "ProxyProtocolWhenClientIpPreserved": (
+        "PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED",
+        ["true", "false", "True", "FALSE", "1", "0", "yes", "no", "false "],
+    ),
     "FailureResult": (
         "FAILURE_RESULT",
         ["ABANDON", "HOOK_DEFAULT", "CONTINUE", "abandon", "ABANDON "],

@@ -31,6 +31,12 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("notification_topic_arn", "NOTIFICATION_TOPIC_ARN", TOPIC, TOPIC),
     ("heartbeat_after_seconds", "HEARTBEAT_AFTER_SECONDS", "300", 300),
     ("fleet_tag_value", "FLEET_TAG_VALUE", "mail", "mail"),
+    (
+        "proxy_protocol_when_client_ip_preserved",
+        "PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED",
+        "true",
+        True,
+    ),
 ]
 
 DEFAULTS: dict[str, Any] = {
@@ -50,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "notification_topic_arn": "",
     "heartbeat_after_seconds": 120,
     "fleet_tag_value": "mx",
+    "proxy_protocol_when_client_ip_preserved": False,
 }
 
 # variable, the last accepted value(s) at each end, the first refused value(s) beyond them
@@ -69,6 +76,7 @@ BOUNDS: list[tuple[str, list[str], list[str]]] = [
     ("PROXY_PROTOCOL", ["v1", "v2", "any"], ["v3", "V1", ""]),
     ("FAILURE_RESULT", ["ABANDON", "HOOK_DEFAULT"], ["CONTINUE", "abandon", ""]),
     ("DRY_RUN", ["true", "false"], ["True", "1", "yes", ""]),
+    ("PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED", ["true", "false"], ["True", "1", "yes", ""]),
     ("NOTIFICATION_TOPIC_ARN", ["", TOPIC], ["mx-alerts", TOPIC.replace(":sns:", ":sqs:")]),
 ]
 

@@ -146,6 +146,11 @@ class Settings:
     self_role_arns: tuple[str, ...] = setting(
         "SELF_ROLE_ARNS", names(ROLE_ARN, min_items=0, max_items=10), ()
     )
+    # NLB instance targets (TCP) with preserve_client_ip.enabled=true already show the client's
+    # address: the header stays off unless this asks for it (proxymx.loadbalancer.nlbheader).
+    proxy_protocol_when_client_ip_preserved: bool = setting(
+        "PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED", boolean, False
+    )
 
     # --- Launch flow (issue 3; see docs/lifecycle-hook.md) ---
     # Hooks whose launch events we act on; groups in scope ("" = every group carrying such a hook).

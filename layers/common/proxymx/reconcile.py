@@ -67,7 +67,7 @@ SWEEP_BACKOFF: tuple[float, ...] = (1.0,)
 SWEEP_TOKEN = "unknown-to-the-sweep"  # noqa: S105 - a lifecycle token, not a secret
 
 LoadBalancerKind = Literal["classic", "network"]
-CheckOutcome = Literal["changed", "compliant", "ignored", "vanished", "failed"]
+CheckOutcome = Literal["changed", "compliant", "ignored", "vanished", "failed", "blocked", "broken"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,9 @@ class LoadBalancerCheck:
     reason: str
     changes: tuple[str, ...] = ()
     enabled_count: int = 0
+    # NLB target groups whose header placement AWS refused (proxymx.loadbalancer.nlbheader).
+    blocked: tuple[str, ...] = ()
+    broken: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,8 @@ class ReconcileSummary:
                 **{status: count for status, count in sorted(instance_counts.items())},
             },
             "changed": [asdict(c) for c in self.changed],
+            "header_placement_blocked": [arn for c in self.load_balancers for arn in c.blocked],
+            "header_placement_broken": [arn for c in self.load_balancers for arn in c.broken],
             "redriven": self.redriven,
             "failures": self.failures,
         }
@@ -157,6 +162,11 @@ class ReconcileSummary:
             f"{self.checked} load balancer(s) checked, {len(self.changed)} changed, "
             f"{len(self.failed)} failed; {len(self.redriven)} stuck instance(s) re-driven"
         )
+        blocked = sum(len(c.blocked) for c in self.load_balancers)
+        broken = sum(len(c.broken) for c in self.load_balancers)
+        if blocked or broken:
+            # Loud on every sweep until AWS Support allows on_first_ack (proxymx.loadbalancer.nlbheader).
+            text += f"; NLB header placement: {blocked} target group(s) blocked, {broken} broken"
         if self.dry_run:
             text += " (dry run: no load balancer written)"
         if self.errors:
@@ -174,6 +184,13 @@ class ReconcileSummary:
             Metric("ReconcileInstancesRedriven", "Count", len(self.redriven)),
             Metric("ReconcileFailures", "Count", len(self.failures)),
         ]
+        # The same metrics (and alarms) as EnableProxyProtocol: loud on every sweep until fixed.
+        for name, count in (
+            ("HeaderPlacementBlocked", sum(len(c.blocked) for c in self.load_balancers)),
+            ("HeaderPlacementBroken", sum(len(c.broken) for c in self.load_balancers)),
+        ):
+            if count:
+                metrics.append(Metric(name, "Count", count))
         if enabled:
             # The same metric EnableProxyProtocol emits: ports / target groups switched on.
             metrics.append(Metric("ProxyProtocolEnabled", "Count", enabled))
@@ -204,6 +221,8 @@ def _check(kind: LoadBalancerKind, name: str, result: ProxyProtocolResult) -> Lo
         reason=result.reason,
         changes=tuple(result.changes),
         enabled_count=result.enabled_count,
+        blocked=tuple(result.blocked),
+        broken=tuple(result.broken),
     )
 
 

@@ -1,7 +1,8 @@
 """ELBv2 adapter (boto3 ``elbv2``): load balancers, listeners, target groups, tags, attributes.
 
-The only code that talks to the ELBv2 API. It reads target groups into TargetGroupState,
-sets ``proxy_protocol_v2.enabled=true`` and reads it back.
+The only code that talks to the ELBv2 API. It reads target groups into TargetGroupState (the
+header attributes in ONE DescribeTargetGroupAttributes call), sets ``proxy_protocol_v2.enabled=true``
+together with the header placement in ONE ModifyTargetGroupAttributes call, and reads it back.
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from proxymx.errors import VerificationFailed
+from proxymx.errors import ProxymxError, VerificationFailed
 from proxymx.loadbalancer.errors import Adapter, error_code, translate
+from proxymx.loadbalancer.nlbheader import (
+    HEADER_PLACEMENT,
+    ON_FIRST_ACK,
+    PLACEMENT_REFUSED_CODES,
+    header_attributes,
+    may_be_preserved,
+)
 from proxymx.loadbalancer.plan import PROXY_PROTOCOL_V2, TargetGroupState
 
 if TYPE_CHECKING:
@@ -20,6 +28,15 @@ if TYPE_CHECKING:
 
 # DescribeTags takes at most 20 ARNs per call.
 TAGS_PER_CALL = 20
+
+
+class PlacementRefused(ProxymxError):
+    """AWS refused ``header_placement=on_first_ack`` (the account is not allowed): nothing changed."""
+
+    def __init__(self, target_group_arn: str, code: str, message: str) -> None:
+        super().__init__(f"{target_group_arn}: {code}: {message}")
+        self.target_group_arn = target_group_arn
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,11 @@ class LoadBalancerV2:
 
 class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
     service = "elbv2"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Target group ARN -> protocols of the listeners forwarding to it, seen by listener_ports.
+        self._listener_protocols: dict[str, set[str]] = {}
 
     # ----- read ---------------------------------------------------------------------------
 
@@ -47,6 +69,8 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
         from botocore.exceptions import ClientError
 
         ports: dict[str, set[int]] = {}
+        # Read in the same pages as the ports (no second call): a TLS listener hides the client's
+        # address even from instance targets (proxymx.loadbalancer.nlbheader rule 3).
         try:
             for page in self.client.get_paginator("describe_listeners").paginate(
                 LoadBalancerArn=load_balancer_arn
@@ -54,6 +78,9 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
                 for listener in page["Listeners"]:
                     for tg_arn in _forward_targets(listener.get("DefaultActions", [])):
                         ports.setdefault(tg_arn, set()).add(int(listener["Port"]))
+                        self._listener_protocols.setdefault(tg_arn, set()).add(
+                            str(listener.get("Protocol") or "TCP").upper()
+                        )
         except ClientError as exc:
             raise translate(exc, f"listeners of {load_balancer_arn}") from exc
         return {arn: tuple(sorted(p)) for arn, p in ports.items()}
@@ -97,15 +124,17 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
             raise translate(exc, "describe tags") from exc
         return found
 
-    def proxy_protocol_v2(self, target_group_arn: str) -> bool:
+    def attributes(self, target_group_arn: str) -> dict[str, str]:
         from botocore.exceptions import ClientError
 
         try:
             attributes = self.client.describe_target_group_attributes(TargetGroupArn=target_group_arn)
         except ClientError as exc:
             raise translate(exc, f"attributes of {target_group_arn}") from exc
-        values = {a.get("Key"): a.get("Value") for a in attributes["Attributes"]}
-        return str(values.get(PROXY_PROTOCOL_V2, "false")).lower() == "true"
+        return {str(a.get("Key")): str(a.get("Value", "")) for a in attributes["Attributes"]}
+
+    def proxy_protocol_v2(self, target_group_arn: str) -> bool:
+        return self.attributes(target_group_arn).get(PROXY_PROTOCOL_V2, "false").lower() == "true"
 
     def target_group_states(
         self,
@@ -132,29 +161,62 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
                 listener_ports=ports.get(tg["TargetGroupArn"], ()),
                 tags=tags.get(tg["TargetGroupArn"], {}),
                 load_balancer_tags=tuple(tags.get(arn, {}) for arn in tg.get("LoadBalancerArns", [])),
+                target_type=tg.get("TargetType"),
+                listener_protocols=tuple(sorted(self._listener_protocols.get(tg["TargetGroupArn"], ()))),
             )
             for tg in groups
         ]
 
     def with_proxy_protocol_state(self, state: TargetGroupState) -> TargetGroupState:
-        return replace(state, proxy_protocol_v2=self.proxy_protocol_v2(state.arn))
+        """The state with its header attributes, read in ONE DescribeTargetGroupAttributes call."""
+        header = header_attributes(self.attributes(state.arn), state.target_type, state.protocol)
+        ip_types: tuple[str, ...] = ()
+        if state.load_balancer_arns and may_be_preserved(header, state.protocol):
+            # A dualstack NLB hands IPv6 clients to instance targets with its own IPv4 address.
+            ip_types = self.ip_address_types(state.load_balancer_arns)
+        return replace(
+            state, proxy_protocol_v2=header.enabled, header=header, load_balancer_ip_address_types=ip_types
+        )
+
+    def ip_address_types(self, load_balancer_arns: Sequence[str]) -> tuple[str, ...]:
+        response = self._read_with_retry(
+            lambda: self.client.describe_load_balancers(LoadBalancerArns=list(load_balancer_arns)),
+            f"load balancers {list(load_balancer_arns)}",
+        )
+        return tuple(str(lb.get("IpAddressType", "ipv4")) for lb in response["LoadBalancers"])
 
     # ----- write --------------------------------------------------------------------------
 
     def enable_proxy_protocol_v2(self, target_group_arn: str) -> None:
+        self.set_attributes(target_group_arn, ((PROXY_PROTOCOL_V2, "true"),))
+
+    def set_attributes(self, target_group_arn: str, attributes: Sequence[tuple[str, str]]) -> None:
+        """ONE ModifyTargetGroupAttributes call: AWS applies its attributes together or refuses
+        it, so ``enabled=true`` never lands without the placement it was sent with."""
         from botocore.exceptions import ClientError
 
+        keys = [key for key, _ in attributes]
         try:
             self.client.modify_target_group_attributes(
-                TargetGroupArn=target_group_arn, Attributes=[{"Key": PROXY_PROTOCOL_V2, "Value": "true"}]
+                TargetGroupArn=target_group_arn,
+                Attributes=[{"Key": key, "Value": value} for key, value in attributes],
             )
         except ClientError as exc:
-            raise translate(exc, f"enable {PROXY_PROTOCOL_V2} on {target_group_arn}") from exc
+            code = error_code(exc) or ""
+            if HEADER_PLACEMENT in keys and code in PLACEMENT_REFUSED_CODES:
+                message = str(exc.response.get("Error", {}).get("Message", exc))
+                raise PlacementRefused(target_group_arn, code, message) from exc
+            raise translate(exc, f"set {', '.join(keys)} on {target_group_arn}") from exc
 
     def verify(self, target_group_arns: Iterable[str]) -> None:
         for arn in target_group_arns:
-            if not self.proxy_protocol_v2(arn):
+            values = self.attributes(arn)
+            if values.get(PROXY_PROTOCOL_V2, "false").lower() != "true":
                 raise VerificationFailed(f"{arn}: {PROXY_PROTOCOL_V2} is not true after the change")
+            if values.get(HEADER_PLACEMENT) not in (None, ON_FIRST_ACK):
+                raise VerificationFailed(
+                    f"{arn}: {HEADER_PLACEMENT} is {values.get(HEADER_PLACEMENT)} after the change"
+                )
 
 
 def _forward_targets(actions: Iterable[Any]) -> list[str]:

@@ -16,6 +16,9 @@ Decisions (see docs/loadbalancers.md):
 - NLB: a target group is eligible when its protocol is TCP or TLS (the only NLB protocols that
   accept ``proxy_protocol_v2.enabled``; SMTP is never UDP) and its port or the port of a
   listener forwarding to it is an SMTP port.
+- NLB header placement and preserved client address: :mod:`proxymx.loadbalancer.nlbheader`
+  decides (``on_first_ack`` with ``enabled=true`` in one call; header on with another placement
+  is broken; instance TCP targets with preservation on need no header).
 - Scope by tags: the opt-out tag (any value but ``false``) on the load balancer, or on a target
   group or any load balancer it serves, excludes it. The required tag, when set, must be on
   the load balancer (Classic) or on the target group or one of its load balancers (NLB): a
@@ -28,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from proxymx.config import Settings
+from proxymx.loadbalancer.nlbheader import HeaderAttributes, decide_header
 
 PROXY_POLICY_TYPE = "ProxyProtocolPolicyType"
 PROXY_POLICY_NAME = "proxymx-ProxyProtocol"
@@ -195,6 +199,13 @@ class TargetGroupState:
     load_balancer_tags: tuple[Tags, ...] = ()
     # None until read (only eligible, in-scope target groups are read).
     proxy_protocol_v2: bool | None = None
+    target_type: str | None = None
+    # Protocols of the listeners that forward to this target group (TLS hides the client).
+    listener_protocols: tuple[str, ...] = ()
+    # The header attributes, read with proxy_protocol_v2 (None: not read).
+    header: HeaderAttributes | None = None
+    # IpAddressType of its load balancers, read only where the address may be preserved.
+    load_balancer_ip_address_types: tuple[str, ...] = ()
 
     @property
     def supports_proxy_protocol(self) -> bool:
@@ -211,13 +222,25 @@ class TargetGroupPlan:
     # Not eligible (protocol, port) or out of scope (tags), with the reason.
     skipped: tuple[str, ...] = ()
     out_of_scope: tuple[str, ...] = ()
+    # ARN -> the attributes of its ONE ModifyTargetGroupAttributes call (enable and repair).
+    writes: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # Header on with a placement that deadlocks SMTP: repaired by ``writes`` when AWS allows it.
+    broken: tuple[str, ...] = ()
+    # Compliant without a header: the client address is preserved (nlbheader rule 3).
+    preserved: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.enable)
+        return bool(self.enable or self.broken)
+
+    def attributes_for(self, arn: str) -> tuple[tuple[str, str], ...]:
+        return self.writes.get(arn, ((PROXY_PROTOCOL_V2, "true"),))
 
     def describe(self) -> list[str]:
-        return [f"set {PROXY_PROTOCOL_V2}=true on target group {arn}" for arn in self.enable]
+        return [
+            f"set {', '.join(f'{k}={v}' for k, v in self.attributes_for(arn))} on target group {arn}"
+            for arn in (*self.enable, *self.broken)
+        ]
 
 
 def target_group_candidates(groups: Sequence[TargetGroupState], settings: Settings) -> list[TargetGroupState]:
@@ -239,7 +262,13 @@ def _out_of_scope(tg: TargetGroupState, settings: Settings) -> str | None:
 
 
 def plan_target_groups(groups: Sequence[TargetGroupState], settings: Settings) -> TargetGroupPlan:
-    enable, compliant, skipped, out_of_scope = [], [], [], []
+    enable: list[str] = []
+    compliant: list[str] = []
+    skipped: list[str] = []
+    out_of_scope: list[str] = []
+    broken: list[str] = []
+    preserved: list[str] = []
+    writes: dict[str, tuple[tuple[str, str], ...]] = {}
     for tg in groups:
         ineligible = _ineligible(tg, settings)
         excluded = None if ineligible else _out_of_scope(tg, settings)
@@ -248,8 +277,29 @@ def plan_target_groups(groups: Sequence[TargetGroupState], settings: Settings) -
         elif excluded:
             skipped.append(excluded)
             out_of_scope.append(excluded)
+        elif tg.header is not None:
+            decision = decide_header(
+                tg.header,
+                tg.protocol,
+                tg.listener_protocols,
+                tg.load_balancer_ip_address_types,
+                when_client_ip_preserved=settings.proxy_protocol_when_client_ip_preserved,
+            )
+            if decision.write:
+                writes[tg.arn] = decision.write
+            {"compliant": compliant, "preserved": preserved, "enable": enable, "broken": broken}[
+                decision.action
+            ].append(tg.arn)
         elif tg.proxy_protocol_v2:
             compliant.append(tg.arn)
         else:
             enable.append(tg.arn)
-    return TargetGroupPlan(tuple(enable), tuple(compliant), tuple(skipped), tuple(out_of_scope))
+    return TargetGroupPlan(
+        tuple(enable),
+        tuple(compliant),
+        tuple(skipped),
+        tuple(out_of_scope),
+        writes,
+        tuple(broken),
+        tuple(preserved),
+    )

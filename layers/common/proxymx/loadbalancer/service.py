@@ -13,7 +13,8 @@ from typing import Any, Literal, Protocol
 
 from proxymx.config import Settings
 from proxymx.loadbalancer.classic import ClassicElb
-from proxymx.loadbalancer.nlb import NetworkLoadBalancers
+from proxymx.loadbalancer.nlb import NetworkLoadBalancers, PlacementRefused
+from proxymx.loadbalancer.nlbheader import CLIENT_ADDRESS_PRESERVED, HEADER_PLACEMENT, support_request
 from proxymx.loadbalancer.plan import (
     NLB_PROXY_PROTOCOLS,
     ClassicPlan,
@@ -39,7 +40,9 @@ from proxymx.models.cloudtrail import (
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["changed", "compliant", "ignored"]
+# blocked: the header is needed but AWS refused the placement SMTP needs, so it stays off;
+# broken: the header is on with a placement that hangs SMTP and proxymx could not repair it.
+Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class ProxyProtocolResult:
     dry_run: bool = False
     drift_repaired: bool = False
     actor: str | None = None
+    # NLB target groups left without the header (AWS refused on_first_ack) / with a header that
+    # deadlocks SMTP (proxymx.loadbalancer.nlbheader).
+    blocked: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,7 +72,8 @@ class MetricsSink(Protocol):
 
 def emit_metrics(result: ProxyProtocolResult, metrics: MetricsSink) -> None:
     """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored,
-    EventsCompliant, DryRunChangesPlanned; Failures comes from :func:`emit_failure_metric`."""
+    EventsCompliant, DryRunChangesPlanned, HeaderPlacementBlocked / HeaderPlacementBroken (target
+    groups); Failures comes from :func:`emit_failure_metric`."""
     from aws_lambda_powertools.metrics import MetricUnit
 
     if result.outcome == "ignored":
@@ -79,6 +87,10 @@ def emit_metrics(result: ProxyProtocolResult, metrics: MetricsSink) -> None:
         metrics.add_metric(name="ProxyProtocolEnabled", unit=MetricUnit.Count, value=result.enabled_count)
     if result.drift_repaired:
         metrics.add_metric(name="DriftRepaired", unit=MetricUnit.Count, value=1)
+    if result.blocked:
+        metrics.add_metric(name="HeaderPlacementBlocked", unit=MetricUnit.Count, value=len(result.blocked))
+    if result.broken:
+        metrics.add_metric(name="HeaderPlacementBroken", unit=MetricUnit.Count, value=len(result.broken))
 
 
 def emit_failure_metric(metrics: MetricsSink) -> None:
@@ -212,15 +224,13 @@ class EnableProxyProtocol:
         plan = plan_target_groups(read, self.settings)
         for reason in plan.skipped:
             log.info("skipped %s", reason, extra={"load_balancer": subject})
-        if not plan.enable and not plan.compliant:
+        if not plan.enable and not plan.compliant and not plan.broken and not plan.preserved:
             reasons = "; ".join(plan.skipped) or "no target group"
             # Out of scope (tags) is "ignored", like a Classic ELB; nothing eligible is "compliant".
             outcome: Outcome = "ignored" if plan.out_of_scope else "compliant"
             return self._result(detail, outcome, reasons, subject)
         if not plan.has_changes:
-            return self._result(
-                detail, "compliant", f"proxy_protocol_v2 already on {list(plan.compliant)}", subject
-            )
+            return self._result(detail, "compliant", _compliant_reason(plan), subject)
         return self._apply_target_groups(detail, plan, subject)
 
     def _apply_target_groups(
@@ -230,17 +240,70 @@ class EnableProxyProtocol:
         if self.settings.dry_run:
             log.info("dry run: would apply %s", changes, extra={"plan": changes})
             return self._result(detail, "changed", "dry run: nothing written", subject, changes)
-        for arn in plan.enable:
-            self.nlb.enable_proxy_protocol_v2(arn)
-        self.nlb.verify(plan.enable)
-        return self._changed(detail, subject, changes, len(plan.enable))
+        applied: list[str] = []
+        blocked: list[str] = []
+        broken: list[str] = []
+        for arn in (*plan.enable, *plan.broken):
+            try:
+                # enabled=true and the placement in ONE call: refused -> neither is set.
+                self.nlb.set_attributes(arn, plan.attributes_for(arn))
+            except PlacementRefused as exc:
+                (broken if arn in plan.broken else blocked).append(arn)
+                log.info("AWS refused %s", exc, extra={"target_group": arn, "error_code": exc.code})
+                continue
+            applied.append(arn)
+        self.nlb.verify(applied)
+        done = [c for c, arn in zip(changes, (*plan.enable, *plan.broken), strict=True) if arn in applied]
+        enabled = sum(1 for arn in applied if arn in plan.enable)
+        result = (
+            self._changed(detail, subject, done, enabled, repaired=any(a in plan.broken for a in applied))
+            if applied
+            else self._result(detail, "compliant", "nothing applied", subject)
+        )
+        if not blocked and not broken:
+            return result
+        return self._placement_refused(result, blocked, broken)
+
+    def _placement_refused(
+        self, result: ProxyProtocolResult, blocked: list[str], broken: list[str]
+    ) -> ProxyProtocolResult:
+        """Blocked / broken outcome: loud, with the AWS Support request and how to check it took."""
+        reasons = [
+            *(
+                f"header ON with a placement that hangs SMTP on {arn}; {support_request(arn)}"
+                for arn in broken
+            ),
+            *(f"header left OFF on {arn}; {support_request(arn)}" for arn in blocked),
+        ]
+        outcome: Outcome = "broken" if broken else "blocked"
+        for reason in reasons:
+            log.error("%s: %s", outcome, reason, extra={"load_balancer": result.load_balancer})
+        fields = {**result.to_dict(), "outcome": outcome, "reason": " | ".join(reasons)}
+        return ProxyProtocolResult(**{**fields, "blocked": blocked, "broken": broken})
 
     # ----- results ----------------------------------------------------------------------
 
     def _changed(
-        self, detail: ElbCallDetail | None, subject: str, changes: list[str], enabled: int
+        self,
+        detail: ElbCallDetail | None,
+        subject: str,
+        changes: list[str],
+        enabled: int,
+        *,
+        repaired: bool = False,
     ) -> ProxyProtocolResult:
-        if detail is None:
+        if repaired:
+            # A header on without on_first_ack (by hand, or set back) is drift, whichever path
+            # found it: loud, with who did it when an event says.
+            drift = True
+            log.warning(
+                "drift repaired: %s on %s by %s",
+                HEADER_PLACEMENT,
+                subject,
+                _actor(detail),
+                extra={"actor": _actor(detail), "changes": changes},
+            )
+        elif detail is None:
             # Found by the sweep: an event was missed (EventBridge delivery is best effort) or
             # the change left no CloudTrail event. Who did it is unknown; the sweep's own log
             # line says which load balancer.
@@ -285,6 +348,15 @@ class EnableProxyProtocol:
             dry_run=self.settings.dry_run,
             actor=_actor(detail),
         )
+
+
+def _compliant_reason(plan: TargetGroupPlan) -> str:
+    parts = []
+    if plan.preserved:
+        parts.append(f"{CLIENT_ADDRESS_PRESERVED}: no header needed on {list(plan.preserved)}")
+    if plan.compliant:
+        parts.append(f"proxy_protocol_v2 already on {list(plan.compliant)}")
+    return "; ".join(parts)
 
 
 # What a result of the scheduled sweep (no event) names as its event and its actor.

@@ -149,8 +149,10 @@ def create_load_balancers(context: DemoContext) -> StepResult:
     nlb_arn = elbv2.create_load_balancer(Name=NLB_NAME, Type="network", Subnets=subnets)["LoadBalancers"][0][
         "LoadBalancerArn"
     ]
+    # ip targets: the client's address is hidden, the header is needed (instance targets with
+    # preserve_client_ip.enabled=true would be compliant without it: loadbalancer.nlbheader).
     group = elbv2.create_target_group(
-        Name=TARGET_GROUP_NAME, Protocol="TCP", Port=SMTP_PORT, VpcId=vpc, TargetType="instance"
+        Name=TARGET_GROUP_NAME, Protocol="TCP", Port=SMTP_PORT, VpcId=vpc, TargetType="ip"
     )["TargetGroups"][0]
     elbv2.create_listener(
         LoadBalancerArn=nlb_arn,

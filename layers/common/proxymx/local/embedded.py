@@ -4,7 +4,8 @@ Everything local (tests, ``proxymx invoke --backend moto``, ``make demo``) enter
 AWS through :func:`embedded_aws` so that they all see the same behaviour.
 
 The extension (:class:`LaunchExtension`, ``EmbeddedAws.launch``) fills what moto 5 lacks for the
-launch flow, and nothing else (see docs/embedded-aws.md):
+launch flow and for the NLB header attributes (issue 8), and nothing else (see
+docs/embedded-aws.md):
 
 =========================================  ==================================================
 moto lacks / gets wrong                     the extension
@@ -29,6 +30,14 @@ no ``Targets``; all ``Success``, no script  (or ``Targets``); unregistered insta
                                            ``InvocationDoesNotExist`` that many times first
 no EventBridge events from SSM             :meth:`LaunchExtension.drain_status_events` returns
                                            the status-change events a real account would send
+``elbv2.modify_target_group_attributes``   ``..header_placement`` must be ``on_first_ack`` or
+accepts any key and value; every account   ``on_first_ack_with_payload`` (ValidationError);
+may set ``header_placement``               :meth:`LaunchExtension.refuse_header_placement` makes
+                                           an account that AWS Support has not allowed: a call
+                                           carrying ``on_first_ack`` fails as a whole
+                                           (ValidationError, an ASSUMED code: no public source)
+``describe_target_group_attributes`` lacks  ``preserve_client_ip.enabled`` overlaid with AWS's
+``preserve_client_ip.enabled``              default when unset (instance: true; ip: false)
 =========================================  ==================================================
 
 Mechanism: a client observer (:func:`proxymx.aws.add_client_observer`) registers botocore
@@ -293,8 +302,14 @@ class LaunchExtension:
         self.hidden: dict[tuple[str, str], int] = {}
         self.status_events: list[dict[str, Any]] = []
         self.sent_commands: list[str] = []
+        # An account AWS Support has not allowed to set header_placement=on_first_ack.
+        self.header_placement_refused = False
 
     # ------------------------------------------------------------------ test/demo API
+    def refuse_header_placement(self, refused: bool = True) -> None:
+        """Act as an account that may not set ``header_placement=on_first_ack`` (the default)."""
+        self.header_placement_refused = refused
+
     def register_instance(
         self, instance_id: str, *, online_after_polls: int = 0, ping_status: str = "Online"
     ) -> None:
@@ -428,6 +443,7 @@ class LaunchExtension:
                 "SendCommand": self._check_send_command,
                 "GetCommandInvocation": self._maybe_hide_invocation,
             },
+            "elbv2": {"ModifyTargetGroupAttributes": self._check_target_group_attributes},
         }
 
     @property
@@ -438,6 +454,7 @@ class LaunchExtension:
                 "DescribeAutoScalingGroups": self._overlay_groups,
             },
             "ssm": {"SendCommand": self._run_command},
+            "elbv2": {"DescribeTargetGroupAttributes": self._overlay_preserve_client_ip},
         }
 
     @staticmethod
@@ -476,6 +493,42 @@ class LaunchExtension:
             _validate_output(model, parsed, tolerated)
 
         return after_call
+
+    # ------------------------------------------------------------------ ELBv2 (issue 8)
+    def _check_target_group_attributes(self, params: Mapping[str, Any]) -> None:
+        """Refuse what AWS refuses; let moto apply the rest (None: moto answers)."""
+        from proxymx.loadbalancer.nlbheader import HEADER_PLACEMENT, HEADER_PLACEMENTS, ON_FIRST_ACK
+
+        for attribute in params.get("Attributes", []):
+            if attribute.get("Key") != HEADER_PLACEMENT:
+                continue
+            value = attribute.get("Value")
+            if value not in HEADER_PLACEMENTS:
+                raise EmulatedError(
+                    "ValidationError", f"'{value}' is not a valid value for {HEADER_PLACEMENT}"
+                )
+            if value == ON_FIRST_ACK and self.header_placement_refused:
+                # The whole call fails: none of its attributes is applied (moto never sees it).
+                raise EmulatedError(
+                    "ValidationError",
+                    f"Target group attribute '{HEADER_PLACEMENT}' cannot be set to '{ON_FIRST_ACK}' "
+                    "for this account",
+                )
+        # Nothing returned: moto applies the call.
+
+    def _overlay_preserve_client_ip(self, params: Mapping[str, Any], parsed: dict[str, Any]) -> None:
+        from moto.elbv2.models import elbv2_backends
+
+        from proxymx.loadbalancer.nlbheader import PRESERVE_CLIENT_IP, preserve_client_ip_default
+
+        attributes = parsed.setdefault("Attributes", [])
+        if any(a.get("Key") == PRESERVE_CLIENT_IP for a in attributes):
+            return
+        group = elbv2_backends[FAKE_ACCOUNT][self.region].target_groups.get(str(params.get("TargetGroupArn")))
+        if group is None:
+            return
+        default = preserve_client_ip_default(group.target_type, group.protocol)
+        attributes.append({"Key": PRESERVE_CLIENT_IP, "Value": str(default).lower()})
 
     # ------------------------------------------------------------------ moto access
     def _autoscaling_backend(self) -> Any:
@@ -901,12 +954,14 @@ def embedded_aws(
     command_outcome: Outcome | None = None,
     mail_config: Path | None = None,
     template_path: Path | None = None,
+    refuse_header_placement: bool = False,
 ) -> Iterator[EmbeddedAws]:
     """Start moto in-process with fake credentials; every proxymx client created inside uses it.
 
     The launch-flow extension is attached to every client proxymx creates. Commands succeed with
     a proving summary unless told otherwise: ``command_outcome`` scripts every invocation, and
     ``mail_config`` runs the document's real script against that Postfix configuration directory.
+    ``refuse_header_placement`` makes an account AWS Support has not allowed ``on_first_ack``.
     """
     from moto import mock_aws
 
@@ -918,6 +973,7 @@ def embedded_aws(
         "AWS_REGION": region,
     }
     extension = LaunchExtension(region, command_outcome)
+    extension.refuse_header_placement(refuse_header_placement)
     if mail_config is not None:
         extension.use_real_document(mail_config, template_path)
     with mock.patch.dict(os.environ, fake_env), mock_aws():

@@ -44,7 +44,8 @@ ACCOUNT = "123456789012"
 STACK = "proxymx"
 OUTCOMES_OK = ("changed", "compliant", "ignored")
 # Worst first: the report's outcome is the worst of the handlers' outcomes.
-OUTCOME_SEVERITY = ("failed", "rejected", "changed", "compliant", "ignored")
+# blocked / broken: an NLB's header placement AWS refused (proxymx.loadbalancer.nlbheader).
+OUTCOME_SEVERITY = ("failed", "rejected", "broken", "blocked", "changed", "compliant", "ignored")
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,11 @@ class InvokeReport:
 
     @property
     def exit_code(self) -> int:
-        # 0: changed/compliant/ignored; 3: rejected (malformed event); 1: failed.
-        return 0 if self.ok else 3 if self.outcome == "rejected" else 1
+        # 0: changed/compliant/ignored; 3: rejected (malformed event); 2: blocked/broken (AWS
+        # Support must allow the NLB header placement); 1: failed.
+        if self.ok:
+            return 0
+        return {"rejected": 3, "blocked": 2, "broken": 2}.get(self.outcome, 1)
 
     @property
     def reads(self) -> int:

@@ -179,9 +179,17 @@ class _V2World:
             self.arns[event_arn] = arn
         return arn
 
-    def target_group(self, name: str, protocol: str, port: int, event_arn: Any = None) -> str:
+    def target_group(
+        self, name: str, protocol: str, port: int, event_arn: Any = None, target_type: Any = None
+    ) -> str:
+        # The event's target type, else "ip": the client's address is hidden and the header is
+        # needed. Instance targets (TCP, preservation on) need none (loadbalancer.nlbheader).
         tg = self.elbv2.create_target_group(
-            Name=name, Protocol=protocol, Port=port, VpcId=self.vpc, TargetType="instance"
+            Name=name,
+            Protocol=protocol,
+            Port=port,
+            VpcId=self.vpc,
+            TargetType=target_type if target_type in ("instance", "ip") else "ip",
         )
         arn = str(tg["TargetGroups"][0]["TargetGroupArn"])
         if isinstance(event_arn, str):
@@ -211,7 +219,13 @@ def seed_v2(event: dict[str, Any]) -> Mapping[str, str] | None:
     elif event_name == "CreateTargetGroup":
         name, protocol, port = request.get("name"), request.get("protocol"), request.get("port")
         if isinstance(name, str) and isinstance(protocol, str) and isinstance(port, int):
-            world.target_group(name, protocol, port, _dig(response, "targetGroups", 0, "targetGroupArn"))
+            world.target_group(
+                name,
+                protocol,
+                port,
+                _dig(response, "targetGroups", 0, "targetGroupArn"),
+                request.get("targetType"),
+            )
     elif event_name == "CreateListener":
         lb_event_arn = request.get("loadBalancerArn")
         lb_name = _arn_name(lb_event_arn, "loadbalancer") or "mx-nlb"

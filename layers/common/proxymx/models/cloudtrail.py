@@ -31,6 +31,8 @@ V2_API_VERSION = "2015-12-01"
 ELB_EVENT_SOURCE = "elasticloadbalancing.amazonaws.com"
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 PROXY_PROTOCOL_V2_ATTRIBUTE = "proxy_protocol_v2.enabled"
+# Anything but on_first_ack deadlocks SMTP behind an NLB (proxymx.loadbalancer.nlbheader).
+HEADER_PLACEMENT_ATTRIBUTE = "proxy_protocol_v2.client_to_server.header_placement"
 
 # CreateLoadBalancer (both APIs) and CreateTargetGroup: "a maximum of 32 characters".
 NAME_MAX: Final = 32
@@ -286,6 +288,12 @@ class V2ModifyTargetGroupAttributesParams(Record):
             for a in self.attributes
         )
 
+    @property
+    def unsets_header_placement(self) -> bool:
+        return any(
+            a.key == HEADER_PLACEMENT_ATTRIBUTE and a.value.strip() != "on_first_ack" for a in self.attributes
+        )
+
 
 # ----- the detail: one class per handled call ----------------------------------------------
 
@@ -454,7 +462,8 @@ class V2ModifyTargetGroupAttributes(ElbCallDetail):
 
     @property
     def is_drift(self) -> bool:
-        return self.request_parameters.disables_proxy_protocol
+        params = self.request_parameters
+        return params.disables_proxy_protocol or params.unsets_header_placement
 
 
 ElbDetail = (
