@@ -114,8 +114,10 @@ def test_smtpd_overrides_and_process_limit_move_to_smtpd_pass(new_postfix: Local
     assert postfix.postconf("-M", "smtpd/pass").split()[6] == "20"
     # an smtpd behind postscreen must not expect a header of its own
     assert "smtpd_upstream_proxy_protocol" not in postfix.postconf("-M", "smtpd/pass")
+    # (no other override on the postscreen line than the one that lets it take IPv6 client
+    # addresses from the header: main.cf says inet_protocols = ipv4)
     smtp_line = postfix.postconf("-M", f"{service}/inet").split()
-    assert smtp_line[6:] == ["1", "postscreen"]
+    assert smtp_line[6:] == ["1", "postscreen", "-o", "inet_protocols=all"]
 
 
 def test_submission_ports_read_the_header_in_smtpd(new_postfix: LocalPostfix, proxies: Proxies) -> None:
@@ -376,7 +378,7 @@ def test_a_postscreen_set_up_wrong_by_hand_is_repaired_and_a_second_run_changes_
     assert run.exit_code == 0, run.stdout + run.stderr
     assert run.summary is not None and run.summary.proves_configuration
     line = postfix.postconf("-M", f"{service}/inet").split()
-    assert line[6:] == ["1", "postscreen", "-o", "postscreen_greet_wait=2s"]
+    assert line[6:] == ["1", "postscreen", "-o", "postscreen_greet_wait=2s", "-o", "inet_protocols=all"]
     assert postfix.postconf("-M", "smtpd/pass").split()[7] == "smtpd"
     assert {"master.cf:smtpd/pass", f"master.cf:{service}/inet"} <= set(run.summary.changed)
 
