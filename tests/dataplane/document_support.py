@@ -59,7 +59,9 @@ def proxy_v2(src: str, dst: str, sport: int, dport: int) -> bytes:
     return PROXY_V2_SIGNATURE + bytes([0x21, family]) + struct.pack("!H", len(block)) + block
 
 
-def smtp_replies(port: int, first: bytes = b"", *, host: str = "127.0.0.1", timeout: float = 12.0) -> list[str]:
+def smtp_replies(
+    port: int, first: bytes = b"", *, host: str = "127.0.0.1", timeout: float = 12.0
+) -> list[str]:
     """Connect, send ``first`` at once (a PROXY header, or nothing), read the greeting, send QUIT,
     and read until the server hangs up. Every reply line, in order (a 421 instead of a greeting
     ends the exchange early)."""

@@ -36,10 +36,13 @@ def test_a_second_run_that_fails_late_never_undoes_what_the_first_run_proved(
     # reload applies its configuration and then fails, 2 s later: a late failure, after its edits
     postfix = running_postfix
     editing = tmp_path / "a-is-editing"
-    slow_edits = wrapped_path(tmp_path / "a-bin", postconf=f'if [ "$1" = -e ]; then touch {editing}; sleep 1; fi')
+    slow_edits = wrapped_path(
+        tmp_path / "a-bin", postconf=f'if [ "$1" = -e ]; then touch {editing}; sleep 1; fi'
+    )
     late_failure = wrapped_path(
         tmp_path / "b-bin",
-        postfix='if [ "$1" = reload ]; then /usr/sbin/postfix reload; sleep 2; echo "reload failed" >&2; exit 1; fi',
+        postfix='if [ "$1" = reload ]; then /usr/sbin/postfix reload; sleep 2; '
+        'echo "reload failed" >&2; exit 1; fi',
     )
 
     # When both run at (nearly) the same time, A first
@@ -89,7 +92,9 @@ def pid_of(run: DocumentRun) -> str:
     return match.group(1)
 
 
-def test_a_run_that_cannot_get_the_lock_fails_cleanly_and_writes_nothing(running_postfix: LocalPostfix) -> None:
+def test_a_run_that_cannot_get_the_lock_fails_cleanly_and_writes_nothing(
+    running_postfix: LocalPostfix,
+) -> None:
     # Given another run holding the configuration directory's lock, and a 1 s lock wait
     postfix = running_postfix
     before = config_files(postfix)

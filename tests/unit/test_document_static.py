@@ -243,7 +243,9 @@ def _timeout_seconds(template: dict[str, Any]) -> int:
     return int(document(template)["mainSteps"][0]["inputs"]["timeoutSeconds"])
 
 
-def test_the_lock_wait_leaves_a_whole_run_inside_the_step_timeout(template: dict[str, Any], script: str) -> None:
+def test_the_lock_wait_leaves_a_whole_run_inside_the_step_timeout(
+    template: dict[str, Any], script: str
+) -> None:
     # Given the script's lock wait and the step's timeoutSeconds
     match = re.search(r"^LOCK_WAIT=(\d+)$", script, re.MULTILINE)
     assert match, "the script states its lock wait as LOCK_WAIT=<seconds>"
