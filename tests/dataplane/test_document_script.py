@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from dataplane_support import Proxies, swaks
 from proxymx.local.document import run_document
-from proxymx.local.postfix import LocalPostfix
+from proxymx.local.postfix import LocalPostfix, free_port
 
 
 def params(postfix: LocalPostfix, **extra: str) -> dict[str, str]:
@@ -114,8 +114,10 @@ def test_smtpd_overrides_and_process_limit_move_to_smtpd_pass(new_postfix: Local
     assert postfix.postconf("-M", "smtpd/pass").split()[6] == "20"
     # an smtpd behind postscreen must not expect a header of its own
     assert "smtpd_upstream_proxy_protocol" not in postfix.postconf("-M", "smtpd/pass")
+    # (no other override on the postscreen line than the one that lets it take IPv6 client
+    # addresses from the header: main.cf says inet_protocols = ipv4)
     smtp_line = postfix.postconf("-M", f"{service}/inet").split()
-    assert smtp_line[6:] == ["1", "postscreen"]
+    assert smtp_line[6:] == ["1", "postscreen", "-o", "inet_protocols=all"]
 
 
 def test_submission_ports_read_the_header_in_smtpd(new_postfix: LocalPostfix, proxies: Proxies) -> None:
@@ -376,7 +378,7 @@ def test_a_postscreen_set_up_wrong_by_hand_is_repaired_and_a_second_run_changes_
     assert run.exit_code == 0, run.stdout + run.stderr
     assert run.summary is not None and run.summary.proves_configuration
     line = postfix.postconf("-M", f"{service}/inet").split()
-    assert line[6:] == ["1", "postscreen", "-o", "postscreen_greet_wait=2s"]
+    assert line[6:] == ["1", "postscreen", "-o", "postscreen_greet_wait=2s", "-o", "inet_protocols=all"]
     assert postfix.postconf("-M", "smtpd/pass").split()[7] == "smtpd"
     assert {"master.cf:smtpd/pass", f"master.cf:{service}/inet"} <= set(run.summary.changed)
 
@@ -429,3 +431,30 @@ def test_the_probe_waits_out_postscreens_greet_test(new_postfix: LocalPostfix) -
     # Then the probe waits for the whole greeting and proves the configuration
     assert run.exit_code == 0, run.stdout + run.stderr
     assert run.summary is not None and run.summary.proves_configuration
+
+
+def test_several_mx_ports_need_a_postscreen_cache_they_can_share(new_postfix: LocalPostfix) -> None:
+    # Given two MX ports, and the postscreen cache in a btree file (exclusively locked by one
+    # postscreen: a second one dies at startup with "unable to get exclusive lock")
+    postfix = new_postfix
+    second = f"127.0.0.1:{free_port()}"
+    postfix.postconf("-M", f"{second}/inet={second} inet n - n - - smtpd")
+    postfix.start()
+    before = config_files(postfix)
+    ports = f"{postfix.smtp_port},{second.rsplit(':', 1)[1]}"
+
+    # When the document runs for both
+    run = run_document(params(postfix, SmtpPorts=ports), mail_config=postfix.config_dir)
+
+    # Then it fails before writing anything, and says what to do
+    assert run.exit_code != 0
+    assert run.summary is not None and run.summary.result == "failed"
+    assert "proxy:btree" in (run.summary.reason or "")
+    assert config_files(postfix) == before
+
+    # And once the cache is shared through proxymap, both ports are configured and proven
+    postfix.postconf("-e", f"postscreen_cache_map=proxy:btree:{postfix.data_dir}/postscreen_cache")
+    run = run_document(params(postfix, SmtpPorts=ports), mail_config=postfix.config_dir)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.summary is not None and run.summary.proves_configuration
+    assert f"port {second.rsplit(':', 1)[1]} on 127.0.0.1 listens and speaks the PROXY protocol" in run.stdout

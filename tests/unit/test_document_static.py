@@ -7,6 +7,7 @@ agents; injection attempts never pass a pattern, and the script re-validates wha
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from proxymx.local.document import InvalidDocumentParameters, resolve_parameters
 from proxymx.postfix_summary import parse_summary
 from proxymx.template import DOCUMENT_LOGICAL_ID, document, document_script, load_template
 
-EXPECTED_PARAMETERS = {"SmtpPorts", "ProxyProtocol", "UpstreamProxyTimeout", "DryRun"}
+EXPECTED_PARAMETERS = {"SmtpPorts", "ProxyProtocol", "UpstreamProxyTimeout", "DryRun", "Mode"}
 FALLBACK = re.compile(r'^if \[ -z "\$\{SSM_(\w+)\+x\}" \]; then SSM_(\w+)="\{\{(\w+)\}\}"; fi$')
 
 INJECTIONS = [
@@ -90,6 +91,7 @@ def test_defaults_are_the_documented_ones(parameters: dict[str, dict[str, Any]])
         "ProxyProtocol": "any",
         "UpstreamProxyTimeout": "5s",
         "DryRun": "false",
+        "Mode": "configure",
     }
 
 
@@ -109,6 +111,7 @@ def test_injection_attempts_are_rejected_by_every_pattern(
         ("ProxyProtocol", ["v1", "v2", "any"], ["v3", "V2", "none", "v1 "]),
         ("UpstreamProxyTimeout", ["1s", "5s", "999s"], ["0s", "5", "5m", "1000s", "05s"]),
         ("DryRun", ["true", "false"], ["True", "yes", "1", ""]),
+        ("Mode", ["configure", "revert"], ["Configure", "undo", "revert ", "configure|revert", ""]),
     ],
 )
 def test_patterns_accept_what_they_should_and_nothing_else(
@@ -183,6 +186,8 @@ def test_run_document_refuses_what_ssm_would_refuse(template: dict[str, Any]) ->
         ("ProxyProtocol", "v2;id"),
         ("UpstreamProxyTimeout", "$(touch /tmp/proxymx-injected)"),
         ("DryRun", "maybe"),
+        ("Mode", "revert;id"),
+        ("Mode", "plain"),
     ],
 )
 def test_the_script_revalidates_each_value_before_touching_anything(
@@ -201,7 +206,13 @@ def test_the_script_revalidates_each_value_before_touching_anything(
 
 def test_the_fallback_lines_serve_agents_too_old_for_env_var(script: str, tmp_path: Path) -> None:
     # Given the text as an old agent runs it: {{Name}} substituted, no SSM_* variables
-    values = {"SmtpPorts": "25,587", "ProxyProtocol": "v1", "UpstreamProxyTimeout": "7s", "DryRun": "true"}
+    values = {
+        "SmtpPorts": "25,587",
+        "ProxyProtocol": "v1",
+        "UpstreamProxyTimeout": "7s",
+        "DryRun": "true",
+        "Mode": "configure",
+    }
     text = script
     for name, value in values.items():
         text = text.replace("{{" + name + "}}", value)
@@ -223,4 +234,64 @@ def test_the_fallback_lines_serve_agents_too_old_for_env_var(script: str, tmp_pa
     assert summary.smtp_ports == [25, 587]
     assert summary.proxy_protocol == "v1"
     assert summary.dry_run is True
+    # (an unsubstituted {{Mode}} would fail its check before Postfix is even looked for)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["mode"] == "configure"
     assert "Postfix is not installed" in (summary.reason or "")
+
+
+def _timeout_seconds(template: dict[str, Any]) -> int:
+    return int(document(template)["mainSteps"][0]["inputs"]["timeoutSeconds"])
+
+
+def test_the_lock_wait_leaves_a_whole_run_inside_the_step_timeout(
+    template: dict[str, Any], script: str
+) -> None:
+    # Given the script's lock wait and the step's timeoutSeconds
+    match = re.search(r"^LOCK_WAIT=(\d+)$", script, re.MULTILINE)
+    assert match, "the script states its lock wait as LOCK_WAIT=<seconds>"
+    wait = int(match.group(1))
+    # Then a run that waited the whole time still has at least 2 minutes for itself (its worst
+    # case: IPv4 and IPv6 probes bounded at 20 s each plus read limits, reload, rollback), and it
+    # waits long enough to outlast one ordinary run of another
+    assert wait + 120 <= _timeout_seconds(template)
+    assert wait >= 60
+    # and it takes the lock with flock, waiting at most that long
+    assert 'flock -w "$LOCK_WAIT" 9' in script
+
+
+def test_the_script_states_its_config_level(script: str) -> None:
+    # Given the script, Then its config_level is a constant that the summary reports (schema 2)
+    match = re.search(r"^CONFIG_LEVEL=(\d+)$", script, re.MULTILINE)
+    assert match and int(match.group(1)) == 2
+    assert '"config_level": %s' in script and '"schema": 2' in script
+
+
+def test_revert_edits_with_postconf_only(script: str) -> None:
+    # Given the script, Then what revert removes goes with postconf -X / -PX, never with sed
+    assert "plan X " in script and "plan PX " in script
+    assert not re.search(r"\bsed\b", script)
+
+
+@pytest.mark.parametrize(("mode", "protocol"), [("configure", "any"), ("revert", "v1")])
+def test_a_failed_run_still_ends_with_a_schema_2_summary(tmp_path: Path, mode: str, protocol: str) -> None:
+    # Given no Postfix on PATH (the run fails right after reading its parameters)
+    run = run_document(
+        {"Mode": mode, "ProxyProtocol": protocol},
+        mail_config=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    # Then the last line is one small schema-2 object with every field of the contract
+    line = run.stdout.strip().splitlines()[-1]
+    data = json.loads(line)
+    assert len(line) < 2000
+    assert list(data) == [
+        "proxymx", "schema", "result", "mode", "postfix_version", "proxy_protocol", "accepts",
+        "config_level", "ipv6_clients", "smtp_ports", "changed", "verified", "listening", "running",
+        "dry_run", "reason",
+    ]  # fmt: skip
+    assert data["schema"] == 2 and data["config_level"] == 2
+    assert data["result"] == "failed" and data["mode"] == mode
+    # the requested protocol in configure mode; nothing requested, nothing accepted, in revert mode
+    assert data["proxy_protocol"] == (protocol if mode == "configure" else None)
+    assert data["accepts"] is None and data["ipv6_clients"] is False
+    assert data["listening"] is False and data["running"] is False
