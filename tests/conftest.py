@@ -32,7 +32,7 @@ def aws() -> Iterator[Any]:
     """The embedded AWS (moto in-process); clients and settings caches reset around it."""
     from proxymx import aws as aws_clients
     from proxymx.config import settings
-    from proxymx.local.embedded import embedded_aws
+    from proxymx_tools.embedded import embedded_aws
 
     settings.cache_clear()
     with embedded_aws() as world:

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from proxymx import aws as aws_clients
 from proxymx.config import settings
-from proxymx.local.embedded import EmbeddedAws
-from proxymx.local.runner import reset_powertools_logger
-from proxymx.local.seed_launch import ensure_document, ensure_group
+from proxymx_tools.embedded import EmbeddedAws
+from proxymx_tools.runner import reset_powertools_logger
+from proxymx_tools.seed_launch import ensure_document, ensure_group
 from support import DOCUMENT, GROUP, HOOK, Calls
 
 

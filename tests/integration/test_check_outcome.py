@@ -13,9 +13,9 @@ from proxymx.errors import MalformedEvent, NotReadyYet
 from proxymx.launch import ssm as ssm_adapter
 from proxymx.launch.context import encode_comment
 from proxymx.launch.outcome import check_outcome
-from proxymx.local.embedded import CommandOutcome, EmbeddedAws, to_sqs_batch
-from proxymx.local.seed_launch import ensure_group, seed
 from proxymx.models.ssm import parse_ssm_event
+from proxymx_tools.embedded import CommandOutcome, EmbeddedAws, to_sqs_batch
+from proxymx_tools.seed_launch import ensure_group, seed
 from support import DOCUMENT, GROUP, HOOK, Calls, Context, load_app, load_event
 
 
@@ -287,7 +287,7 @@ def test_sample_status_events_on_their_seeded_world(
 
 
 def _role_actions(function: str) -> set[str]:
-    from proxymx.template import load_template
+    from proxymx_tools.template import load_template
 
     actions: set[str] = set()
     for policy in load_template()["Resources"][function]["Properties"]["Policies"]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from proxymx.config import settings
 from proxymx.errors import MalformedEvent
-from proxymx.local.embedded import EmbeddedAws, to_sqs_batch
+from proxymx_tools.embedded import EmbeddedAws, to_sqs_batch
 from support import DOCUMENT, GROUP, HOOK, Calls, Context, load_app, load_event
 
 
@@ -181,7 +181,7 @@ def test_dry_run_sends_the_document_in_dry_run_mode(
 
 def test_sample_event_file_is_a_valid_queue_body(world: EmbeddedAws, app: ModuleType) -> None:
     # The events/ file, seeded as proxymx invoke does, goes through the handler cleanly.
-    from proxymx.local.seed_launch import seed
+    from proxymx_tools.seed_launch import seed
 
     event = load_event("lifecycle-launch")
     seed(event)

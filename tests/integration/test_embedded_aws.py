@@ -13,7 +13,10 @@ from proxymx import aws as aws_clients
 from proxymx.config import load_settings
 from proxymx.launch.configure import configure_launches
 from proxymx.launch.outcome import check_outcome
-from proxymx.local.embedded import (
+from proxymx.models.lifecycle import parse_launch_batch
+from proxymx.models.ssm import InvocationStatusChange, parse_ssm_event
+from proxymx.postfix_summary import parse_summary
+from proxymx_tools.embedded import (
     SSM_OUTPUT_LIMIT,
     CommandOutcome,
     EmbeddedAws,
@@ -21,10 +24,7 @@ from proxymx.local.embedded import (
     current_extension,
     to_sqs_batch,
 )
-from proxymx.local.seed_launch import ensure_document, ensure_group, seed
-from proxymx.models.lifecycle import parse_launch_batch
-from proxymx.models.ssm import InvocationStatusChange, parse_ssm_event
-from proxymx.postfix_summary import parse_summary
+from proxymx_tools.seed_launch import ensure_document, ensure_group, seed
 from support import load_event
 
 GROUP = "proxymx-mx-fleet"
@@ -344,7 +344,7 @@ def test_seeded_command_agrees_with_the_status_event(aws: EmbeddedAws, name: str
 
 # ----- the real document
 def _data_plane_missing() -> str | None:
-    from proxymx.local.postfix import missing_tools
+    from proxymx_tools.postfix import missing_tools
 
     missing = missing_tools(("postconf", "postfix", "smtp-sink"))
     if missing:
@@ -364,7 +364,7 @@ def local_postfix() -> Iterator[Any]:
     import shutil
     import tempfile
 
-    from proxymx.local.postfix import LocalPostfix
+    from proxymx_tools.postfix import LocalPostfix
 
     # Not under pytest's tmp_path (0700, root only): the Postfix daemons run as "postfix".
     root = Path(tempfile.mkdtemp(prefix="proxymx-postfix-"))
@@ -379,7 +379,7 @@ def local_postfix() -> Iterator[Any]:
 
 def test_real_document_runs_and_its_outcome_releases_the_instance(local_postfix: Any) -> None:
     # Given the embedded AWS running the document's real script against a private Postfix
-    from proxymx.local.embedded import embedded_aws
+    from proxymx_tools.embedded import embedded_aws
 
     settings = load_settings(
         {

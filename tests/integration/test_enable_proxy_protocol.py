@@ -1,6 +1,6 @@
 """EnableProxyProtocol on the embedded AWS (moto): every behaviour of issue 2.
 
-The world each event presumes is seeded with proxymx.local.seed (the same seeding
+The world each event presumes is seeded with proxymx_tools.seed (the same seeding
 ``proxymx invoke`` uses); every AWS call the function makes is recorded, in order.
 """
 
@@ -19,10 +19,10 @@ from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
 from proxymx.loadbalancer.service import ProxyProtocolResult, enable_proxy_protocol
-from proxymx.local.recorder import CallRecorder
-from proxymx.local.runner import reset_powertools_logger
-from proxymx.local.seed import seed_world
 from proxymx.models.cloudtrail import parse_elb_event
+from proxymx_tools.recorder import CallRecorder
+from proxymx_tools.runner import reset_powertools_logger
+from proxymx_tools.seed import seed_world
 from support import EVENTS_DIR, emf_metrics, load_app, load_event
 
 SELF_ROLE = "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole"
@@ -552,7 +552,7 @@ def test_handler_dry_run_from_the_environment(
 
 
 def _function_statements() -> list[dict[str, Any]]:
-    from proxymx import template as tpl
+    from proxymx_tools import template as tpl
 
     props = tpl.load_template()["Resources"]["EnableProxyProtocolFunction"]["Properties"]
     statements: list[dict[str, Any]] = []
@@ -571,7 +571,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 def test_every_call_the_function_makes_is_allowed_by_its_role_and_nothing_more() -> None:
     # Given every sample ELB event run through `proxymx invoke` (all code paths that call AWS)
     from botocore.session import get_session
-    from proxymx.local.runner import invoke_event
+    from proxymx_tools.runner import invoke_event
 
     session = get_session()
     called: set[str] = set()

@@ -18,11 +18,11 @@ from proxymx import aws as aws_clients
 from proxymx.config import Settings, load_settings
 from proxymx.errors import MalformedEvent
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
-from proxymx.local.embedded import CommandOutcome, EmbeddedAws
-from proxymx.local.recorder import CallRecorder
-from proxymx.local.seed import SMTP_LISTENER, STATUS_LISTENER, _create_classic, _V2World
-from proxymx.local.seed_launch import ensure_group
 from proxymx.reconcile import STUCK_AFTER_SECONDS, ReconcileFailed, reconcile
+from proxymx_tools.embedded import CommandOutcome, EmbeddedAws
+from proxymx_tools.recorder import CallRecorder
+from proxymx_tools.seed import SMTP_LISTENER, STATUS_LISTENER, _create_classic, _V2World
+from proxymx_tools.seed_launch import ensure_group
 from support import DOCUMENT, GROUP, HOOK, Calls, emf_metrics, load_app, load_event
 
 ELB_WRITES = {
@@ -347,7 +347,7 @@ def untag(group: str) -> None:
 
 def _role_actions(function: str) -> tuple[set[str], set[str]]:
     """(allowed, denied) actions of the function's inline statements; every one has a Sid."""
-    from proxymx.template import load_template
+    from proxymx_tools.template import load_template
 
     allowed: set[str] = set()
     denied: set[str] = set()
@@ -401,7 +401,7 @@ def test_every_call_the_sweep_makes_is_allowed_by_its_role_and_nothing_more(
 def test_the_sweeps_writes_are_scoped_like_the_other_functions() -> None:
     # Given the statements of the three functions / Then each write of Reconcile is the very
     # statement (Sid, resource, condition) that EnableProxyProtocol or ConfigureInstance has
-    from proxymx.template import load_template
+    from proxymx_tools.template import load_template
 
     resources = load_template()["Resources"]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proxymx.local.document import InvalidDocumentParameters, resolve_parameters, run_document
 from proxymx.postfix_summary import parse_summary
-from proxymx.template import DOCUMENT_LOGICAL_ID, document, document_script, load_template
+from proxymx_tools.document import InvalidDocumentParameters, resolve_parameters, run_document
+from proxymx_tools.template import DOCUMENT_LOGICAL_ID, document, document_script, load_template
 
 EXPECTED_PARAMETERS = {"SmtpPorts", "ProxyProtocol", "UpstreamProxyTimeout", "DryRun"}
 FALLBACK = re.compile(r'^if \[ -z "\$\{SSM_(\w+)\+x\}" \]; then SSM_(\w+)="\{\{(\w+)\}\}"; fi$')
@@ -144,9 +144,9 @@ def test_the_script_is_strict_bash_and_ends_with_a_summary(script: str) -> None:
 
 
 def test_make_lint_sees_the_same_script_text(script: str) -> None:
-    # Given `python -m proxymx.template document-script`, Then it prints exactly the script
+    # Given `python -m proxymx_tools.template document-script`, Then it prints exactly the script
     done = subprocess.run(
-        [sys.executable, "-m", "proxymx.template", "document-script"],
+        [sys.executable, "-m", "proxymx_tools.template", "document-script"],
         capture_output=True,
         text=True,
         check=True,

@@ -10,9 +10,9 @@ from proxymx.launch.configure import document_parameters, out_of_scope
 from proxymx.launch.context import decode_comment, encode_comment
 from proxymx.launch.outcome import judge
 from proxymx.launch.ssm import Invocation
-from proxymx.local.embedded import failed_summary, proving_summary
 from proxymx.models.lifecycle import parse_lifecycle_event
-from proxymx.template import document, load_template
+from proxymx_tools.embedded import failed_summary, proving_summary
+from proxymx_tools.template import document, load_template
 from support import load_event
 
 

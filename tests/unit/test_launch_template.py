@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from proxymx.eventpattern import matches
-from proxymx.template import load_template
+from proxymx_tools.eventpattern import matches
+from proxymx_tools.template import load_template
 from support import load_event
 
 TEMPLATE = load_template()

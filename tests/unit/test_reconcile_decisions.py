@@ -8,13 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from proxymx import template as tpl
 from proxymx.config import load_settings
 from proxymx.errors import MalformedEvent, NotReadyYet, PermanentAwsError
 from proxymx.inventory import FleetGroup, OurInvocation, WaitingInstance
 from proxymx.launch.configure import RecordOutcome
 from proxymx.loadbalancer.service import SWEEP_EVENT_NAME, ProxyProtocolResult
-from proxymx.local.runner import route
 from proxymx.models.schedule import parse_scheduled_event
 from proxymx.reconcile import (
     STUCK_AFTER_SECONDS,
@@ -23,6 +21,8 @@ from proxymx.reconcile import (
     ReconcileFailed,
     ReconcileSummary,
 )
+from proxymx_tools import template as tpl
+from proxymx_tools.runner import route
 from support import load_event
 
 NOW = datetime(2026, 11, 28, 5, 0, tzinfo=UTC)

@@ -1,18 +1,18 @@
 """``proxymx invoke``: route an event through template.yaml's rules and run the handlers in-process.
 
-1. Every EventBridge rule of the template (proxymx.template.event_rules) is matched with the
-   real pattern matcher (proxymx.eventpattern). A rule targeting a function runs it with the
+1. Every EventBridge rule of the template (proxymx_tools.template.event_rules) is matched with the
+   real pattern matcher (proxymx_tools.eventpattern). A rule targeting a function runs it with the
    event; a rule targeting an SQS queue wraps the event into an SQS record and runs the
-   queue's consumers (proxymx.template.queue_consumers), as Lambda's event source mapping would.
+   queue's consumers (proxymx_tools.template.queue_consumers), as Lambda's event source mapping would.
 2. Each handler is imported from the template's CodeUri/Handler (under a unique module name,
    fresh for every invocation so that its module-level Logger/Metrics and the cached Settings
    see the function's environment) and called with the function's environment: Globals plus
    its own variables, ``!Ref`` resolved to parameter defaults (see :func:`resolve`).
-3. Every AWS call is recorded (proxymx.local.recorder); the handler's stdout (JSON logs, EMF)
+3. Every AWS call is recorded (proxymx_tools.recorder); the handler's stdout (JSON logs, EMF)
    is captured so that ``--json`` prints exactly one object.
 
 With ``backend="moto"`` all of it runs inside the embedded AWS, first seeded with the world
-the event presumes (proxymx.local.seed).
+the event presumes (proxymx_tools.seed).
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ from types import ModuleType
 from typing import Any
 from unittest import mock
 
-from proxymx import eventpattern
-from proxymx import template as tpl
 from proxymx.errors import MalformedEvent
-from proxymx.local.recorder import AwsCall, CallRecorder
+
+from proxymx_tools import eventpattern
+from proxymx_tools import template as tpl
+from proxymx_tools.recorder import AwsCall, CallRecorder
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -431,8 +432,8 @@ def invoke_event(
     if backend == "current":
         backend, seed, enter_embedded = "moto", False, False
     if backend == "moto":
-        from proxymx.local.embedded import embedded_aws
-        from proxymx.local.seed import SeedingUnavailable, seed_world
+        from proxymx_tools.embedded import embedded_aws
+        from proxymx_tools.seed import SeedingUnavailable, seed_world
 
         with embedded_aws() if enter_embedded else contextlib.nullcontext():
             try:

@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from proxymx.local.demo import Demo, DemoContext, StepResult
+from proxymx_tools.demo import Demo, DemoContext, StepResult
 
 CLASSIC_NAME = "mx-demo-classic"
 NLB_NAME = "mx-demo-nlb"
@@ -42,7 +42,7 @@ CLIENTS = {"v1": "127.0.0.2", "v2": "127.0.0.3"}
 
 def _data_plane_missing() -> str | None:
     """Why the data plane cannot run here, or None when it can."""
-    from proxymx.local.postfix import INSTALL_HINT, missing_tools
+    from proxymx_tools.postfix import INSTALL_HINT, missing_tools
 
     missing = missing_tools()
     if missing:
@@ -58,7 +58,7 @@ def _event(context: DemoContext, name: str) -> dict[str, Any]:
 
 
 def _invoke(context: DemoContext, event: dict[str, Any], env: dict[str, str] | None = None) -> Any:
-    from proxymx.local.runner import invoke_event
+    from proxymx_tools.runner import invoke_event
 
     return invoke_event(event, backend="current", template_path=context.template_path, env_overrides=env)
 
@@ -74,14 +74,14 @@ def _report_line(label: str, report: Any) -> str:
 
 def start_world(context: DemoContext) -> StepResult:
     """Enter the embedded AWS and, when possible, start the local Postfix (not yet configured)."""
-    from proxymx.local.embedded import embedded_aws
+    from proxymx_tools.embedded import embedded_aws
 
     stack: contextlib.ExitStack = context.shared["stack"]
     lines: list[str] = []
     why_not = context.shared.get("skipped") or _data_plane_missing()
     mail_config: Path | None = None
     if why_not is None:
-        from proxymx.local.postfix import LocalPostfix
+        from proxymx_tools.postfix import LocalPostfix
 
         root = Path(tempfile.mkdtemp(prefix="proxymx-demo-"))
         stack.callback(shutil.rmtree, root, True)
@@ -228,7 +228,7 @@ def start_proxies(context: DemoContext) -> StepResult:
     ]
     if "skipped" in context.shared:
         return StepResult("skipped", f"no HAProxy started: {context.shared['skipped']}", lines)
-    from proxymx.local.haproxy import LocalHaproxy
+    from proxymx_tools.haproxy import LocalHaproxy
 
     postfix = context.shared["postfix"]
     proxies = {}
@@ -251,9 +251,10 @@ def start_proxies(context: DemoContext) -> StepResult:
 def launch_instance(context: DemoContext) -> StepResult:
     """Scale out into Pending:Wait; ConfigureInstance -> SSM -> CheckOutcome -> CONTINUE."""
     from proxymx.config import load_settings
-    from proxymx.local import seed_launch
-    from proxymx.local.runner import function_env
-    from proxymx.template import load_template
+
+    from proxymx_tools import seed_launch
+    from proxymx_tools.runner import function_env
+    from proxymx_tools.template import load_template
 
     world = context.shared["world"]
     template = load_template(context.template_path)

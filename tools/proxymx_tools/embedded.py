@@ -159,14 +159,14 @@ class CommandOutcome:
 
 @dataclass(frozen=True)
 class RealDocument:
-    """Run the document's real script (``proxymx.local.document.run_document``) for the invocation."""
+    """Run the document's real script (``proxymx_tools.document.run_document``) for the invocation."""
 
     mail_config: Path
     template_path: Path | None = None
     timeout: float = 120
 
     def run(self, parameters: Mapping[str, str]) -> CommandOutcome:
-        from proxymx.local.document import run_document
+        from proxymx_tools.document import run_document
 
         run = run_document(
             dict(parameters),
