@@ -30,6 +30,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from proxymx.aws import Clients
+
 from proxymx_tools.demo import Demo, DemoContext, StepResult
 
 CLASSIC_NAME = "mx-demo-classic"
@@ -100,6 +102,8 @@ def start_world(context: DemoContext) -> StepResult:
         lines.append(f"data plane skipped: {why_not}")
     world = stack.enter_context(embedded_aws(mail_config=mail_config, template_path=context.template_path))
     context.shared["world"] = world
+    # The demo's own reads and writes (as a user would make them), on the embedded AWS.
+    context.shared["clients"] = Clients()
     kind = "real document on the local Postfix" if mail_config else "emulated command outcomes"
     lines.append(f"embedded AWS (moto, in-process) in {world.region}; SSM commands: {kind}")
     return StepResult("ok", "embedded AWS up" + ("" if why_not else ", local Postfix up"), lines)
@@ -107,11 +111,8 @@ def start_world(context: DemoContext) -> StepResult:
 
 def create_load_balancers(context: DemoContext) -> StepResult:
     """Create a Classic ELB and an NLB target group as a user would; route their events."""
-    from proxymx import aws
-
-    elb = aws.client("elb")
-    elbv2 = aws.client("elbv2")
-    ec2 = aws.client("ec2")
+    clients: Clients = context.shared["clients"]
+    elb, elbv2, ec2 = clients.client("elb"), clients.client("elbv2"), clients.client("ec2")
     lines: list[str] = []
 
     listeners = [
@@ -188,10 +189,9 @@ def create_load_balancers(context: DemoContext) -> StepResult:
 
 def proxy_modes(context: DemoContext) -> dict[str, str]:
     """What each load balancer sends, read from the embedded AWS (not assumed)."""
-    from proxymx import aws
-
+    clients: Clients = context.shared["clients"]
     modes = {"v1": "off", "v2": "off"}
-    elb = aws.client("elb")
+    elb = clients.client("elb")
     description = elb.describe_load_balancers(LoadBalancerNames=[CLASSIC_NAME])["LoadBalancerDescriptions"][0]
     policies_on_port = {
         name
@@ -212,7 +212,7 @@ def proxy_modes(context: DemoContext) -> dict[str, str]:
                 and attributes.get("ProxyProtocol") == "true"
             ):
                 modes["v1"] = "v1"
-    attributes = aws.client("elbv2").describe_target_group_attributes(
+    attributes = clients.client("elbv2").describe_target_group_attributes(
         TargetGroupArn=context.shared["target_group_arn"]
     )
     if {a["Key"]: a["Value"] for a in attributes["Attributes"]}.get("proxy_protocol_v2.enabled") == "true":
@@ -283,7 +283,7 @@ def launch_instance(context: DemoContext) -> StepResult:
         lines.append(
             f"SSM invocation {detail['command-id'][:8]}... on {detail['instance-id']}: {detail['status']}"
         )
-        invocation = _last_invocation(detail["command-id"], detail["instance-id"])
+        invocation = _last_invocation(context.shared["clients"], detail["command-id"], detail["instance-id"])
         if invocation:
             lines.append(f"  script summary: {invocation}")
         outcome_report = _invoke(context, status_event, overrides)
@@ -295,10 +295,8 @@ def launch_instance(context: DemoContext) -> StepResult:
     return StepResult("ok", f"{instance_id}: Pending:Wait -> configured -> CONTINUE -> InService", lines)
 
 
-def _last_invocation(command_id: str, instance_id: str) -> str | None:
-    from proxymx import aws
-
-    output = aws.client("ssm").get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+def _last_invocation(clients: Clients, command_id: str, instance_id: str) -> str | None:
+    output = clients.ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
     lines = [line for line in output.get("StandardOutputContent", "").splitlines() if line.strip()]
     return lines[-1] if lines else None
 

@@ -56,7 +56,9 @@ from typing import Any
 from unittest import mock
 
 from proxymx import aws
-from proxymx.launch.ssm import limit_violations
+from proxymx.launch.runcommand import limit_violations
+
+from proxymx_tools.summary import failed_summary, proving_summary
 
 FAKE_ACCOUNT = "123456789012"
 # GetCommandInvocation returns the first 24,000 characters of each stream (SSM API reference).
@@ -67,56 +69,6 @@ Handler = Callable[..., Any]
 
 
 # ----------------------------------------------------------------------------- outcomes
-def proving_summary(
-    *,
-    proxy_protocol: str = "any",
-    smtp_ports: Iterable[int] = (25,),
-    postfix_version: str = "3.7.11",
-    result: str = "configured",
-    upstream_proxy_timeout: str = "5s",
-) -> str:
-    """A summary line (see proxymx.postfix_summary) that proves the configuration."""
-    summary = {
-        "proxymx": "postfix-summary",
-        "schema": 1,
-        "result": result,
-        "postfix_version": postfix_version,
-        "proxy_protocol": proxy_protocol,
-        "smtp_ports": list(smtp_ports),
-        "changed": ["main.cf:postscreen_upstream_proxy_protocol", "master.cf:smtp/inet"]
-        if result == "configured"
-        else [],
-        "verified": {
-            "postscreen_upstream_proxy_protocol": "haproxy",
-            "postscreen_upstream_proxy_timeout": upstream_proxy_timeout,
-            "smtp/inet": "postscreen",
-        },
-        "listening": True,
-        "running": True,
-        "dry_run": False,
-        "reason": None,
-    }
-    return json.dumps(summary, separators=(",", ":"))
-
-
-def failed_summary(reason: str, *, postfix_version: str | None = "3.7.11") -> str:
-    return json.dumps(
-        {
-            "proxymx": "postfix-summary",
-            "schema": 1,
-            "result": "failed",
-            "postfix_version": postfix_version,
-            "changed": [],
-            "verified": {},
-            "listening": True,
-            "running": True,
-            "dry_run": False,
-            "reason": reason,
-        },
-        separators=(",", ":"),
-    )
-
-
 @dataclass(frozen=True)
 class CommandOutcome:
     """A scripted invocation result.

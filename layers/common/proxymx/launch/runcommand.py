@@ -1,63 +1,24 @@
-"""SSM adapter (the only SSM boto3 code): agent registration, SendCommand, GetCommandInvocation.
+"""SSM Run Command adapter (the only SSM boto3 code of the launch flow): agent registration,
+SendCommand, GetCommandInvocation. (The SSM *event* model is :mod:`proxymx.models.ssm`.)
 
-Every ``ClientError`` is translated here, once, into a domain outcome or exception.
+Every error is translated here, once, into a domain outcome or exception.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from proxymx import aws
-from proxymx.errors import PermanentAwsError, TransientAwsError
-from proxymx.launch.awserrors import error_code, translate
+from proxymx.batching import chunked
+from proxymx.errors import PermanentAwsError, TransientAwsError, aws_errors, error_code, translate
+from proxymx.launch.plan import Invocation
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
-# SendCommand accepts at most 50 InstanceIds (botocore model: InstanceIds max 50), and so does
-# one DescribeInstanceInformation "InstanceIds" filter page in practice.
-MAX_INSTANCES_PER_COMMAND = 50
-
-
-def chunked(items: Sequence[str], size: int = MAX_INSTANCES_PER_COMMAND) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def _client(client: SSMClient | None) -> SSMClient:
-    return client if client is not None else aws.client("ssm")
-
-
-def online_instances(instance_ids: Iterable[str], *, client: SSMClient | None = None) -> set[str]:
-    """The instances whose SSM agent is registered and ``Online`` (others: not yet, or gone)."""
-    from botocore.exceptions import ClientError
-
-    ids = sorted(set(instance_ids))
-    ssm = _client(client)
-    online: set[str] = set()
-    for chunk in chunked(ids):
-        kwargs: dict[str, Any] = {"Filters": [{"Key": "InstanceIds", "Values": chunk}], "MaxResults": 50}
-        while True:
-            try:
-                page = ssm.describe_instance_information(**kwargs)
-            except ClientError as exc:
-                if error_code(exc) == "InvalidInstanceId":
-                    # Raised when none of the ids is known to SSM yet: nobody is Online.
-                    break
-                raise translate(exc, "DescribeInstanceInformation") from exc
-            online.update(
-                info["InstanceId"]
-                for info in page.get("InstanceInformationList", [])
-                if info.get("PingStatus") == "Online" and "InstanceId" in info
-            )
-            token = page.get("NextToken")
-            if not token:
-                break
-            kwargs["NextToken"] = token
-    return online
+# One DescribeInstanceInformation "InstanceIds" filter takes at most 50 ids per page in practice.
+INSTANCES_PER_CALL = 50
 
 
 def limit_violations(value: Any, shape: Any, path: str = "") -> list[str]:
@@ -110,59 +71,6 @@ class InstancesNotReady(TransientAwsError):
     """SendCommand refused the instances (``InvalidInstanceId``): not registered yet, or gone."""
 
 
-def send_command(
-    instance_ids: Sequence[str],
-    *,
-    document_name: str,
-    parameters: Mapping[str, str],
-    comment: str,
-    timeout_seconds: int,
-    log_group: str = "",
-    client: SSMClient | None = None,
-) -> str:
-    """Send our document to at most 50 instances; the command id."""
-    from botocore.exceptions import ClientError
-
-    ssm = _client(client)
-    cloudwatch: dict[str, Any] = {"CloudWatchOutputEnabled": True}
-    if log_group:
-        cloudwatch["CloudWatchLogGroupName"] = log_group
-    request: dict[str, Any] = {
-        "InstanceIds": list(instance_ids),
-        "DocumentName": document_name,
-        "Parameters": {key: [value] for key, value in parameters.items()},
-        "Comment": comment,
-        "TimeoutSeconds": timeout_seconds,
-        "CloudWatchOutputConfig": cloudwatch,
-        # All of the batch at once, and one instance's failure must not cancel the others.
-        "MaxConcurrency": "100%",
-        "MaxErrors": "100%",
-    }
-    validate_request(ssm, "SendCommand", request)
-    try:
-        response = ssm.send_command(**request)
-    except ClientError as exc:
-        if error_code(exc) == "InvalidInstanceId":
-            raise InstancesNotReady(f"SendCommand: InvalidInstanceId ({exc})") from exc
-        raise translate(exc, "SendCommand") from exc
-    return response["Command"]["CommandId"]
-
-
-@dataclass(frozen=True)
-class Invocation:
-    command_id: str
-    instance_id: str
-    document_name: str
-    status: str
-    status_details: str
-    response_code: int
-    stdout: str
-    stderr: str
-    comment: str
-    started: datetime | None = None
-    ended: datetime | None = None
-
-
 def _when(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -174,29 +82,91 @@ def _when(value: Any) -> datetime | None:
     return None
 
 
-def get_invocation(
-    command_id: str, instance_id: str, *, client: SSMClient | None = None
-) -> Invocation | None:
-    """The invocation, or None while SSM does not show it yet (``InvocationDoesNotExist``)."""
-    from botocore.exceptions import ClientError
+class RunCommand:
+    def __init__(self, client: SSMClient) -> None:
+        self.client = client
 
-    ssm = _client(client)
-    try:
-        data: Mapping[str, Any] = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
-    except ClientError as exc:
-        if error_code(exc) == "InvocationDoesNotExist":
-            return None
-        raise translate(exc, "GetCommandInvocation") from exc
-    return Invocation(
-        command_id=command_id,
-        instance_id=instance_id,
-        document_name=str(data.get("DocumentName", "")),
-        status=str(data.get("Status", "")),
-        status_details=str(data.get("StatusDetails", "")),
-        response_code=int(data.get("ResponseCode", -1)),
-        stdout=str(data.get("StandardOutputContent", "")),
-        stderr=str(data.get("StandardErrorContent", "")),
-        comment=str(data.get("Comment", "")),
-        started=_when(data.get("ExecutionStartDateTime")),
-        ended=_when(data.get("ExecutionEndDateTime")),
-    )
+    def online_instances(self, instance_ids: Iterable[str]) -> set[str]:
+        """The instances whose SSM agent is registered and ``Online`` (others: not yet, or gone)."""
+        online: set[str] = set()
+        for chunk in chunked(sorted(set(instance_ids)), INSTANCES_PER_CALL):
+            kwargs: dict[str, Any] = {
+                "Filters": [{"Key": "InstanceIds", "Values": chunk}],
+                "MaxResults": INSTANCES_PER_CALL,
+            }
+            while True:
+                try:
+                    page = self.client.describe_instance_information(**kwargs)
+                except aws_errors() as exc:
+                    if error_code(exc) == "InvalidInstanceId":
+                        # Raised when none of the ids is known to SSM yet: nobody is Online.
+                        break
+                    raise translate(exc, "DescribeInstanceInformation") from exc
+                online.update(
+                    info["InstanceId"]
+                    for info in page.get("InstanceInformationList", [])
+                    if info.get("PingStatus") == "Online" and "InstanceId" in info
+                )
+                token = page.get("NextToken")
+                if not token:
+                    break
+                kwargs["NextToken"] = token
+        return online
+
+    def send_command(
+        self,
+        instance_ids: Sequence[str],
+        *,
+        document_name: str,
+        parameters: Mapping[str, str],
+        comment: str,
+        timeout_seconds: int,
+        log_group: str = "",
+    ) -> str:
+        """Send our document to at most 50 instances; the command id."""
+        cloudwatch: dict[str, Any] = {"CloudWatchOutputEnabled": True}
+        if log_group:
+            cloudwatch["CloudWatchLogGroupName"] = log_group
+        request: dict[str, Any] = {
+            "InstanceIds": list(instance_ids),
+            "DocumentName": document_name,
+            "Parameters": {key: [value] for key, value in parameters.items()},
+            "Comment": comment,
+            "TimeoutSeconds": timeout_seconds,
+            "CloudWatchOutputConfig": cloudwatch,
+            # All of the batch at once, and one instance's failure must not cancel the others.
+            "MaxConcurrency": "100%",
+            "MaxErrors": "100%",
+        }
+        validate_request(self.client, "SendCommand", request)
+        try:
+            response = self.client.send_command(**request)
+        except aws_errors() as exc:
+            if error_code(exc) == "InvalidInstanceId":
+                raise InstancesNotReady(f"SendCommand: InvalidInstanceId ({exc})") from exc
+            raise translate(exc, "SendCommand") from exc
+        return response["Command"]["CommandId"]
+
+    def get_invocation(self, command_id: str, instance_id: str) -> Invocation | None:
+        """The invocation, or None while SSM does not show it yet (``InvocationDoesNotExist``)."""
+        try:
+            data: Mapping[str, Any] = self.client.get_command_invocation(
+                CommandId=command_id, InstanceId=instance_id
+            )
+        except aws_errors() as exc:
+            if error_code(exc) == "InvocationDoesNotExist":
+                return None
+            raise translate(exc, "GetCommandInvocation") from exc
+        return Invocation(
+            command_id=command_id,
+            instance_id=instance_id,
+            document_name=str(data.get("DocumentName", "")),
+            status=str(data.get("Status", "")),
+            status_details=str(data.get("StatusDetails", "")),
+            response_code=int(data.get("ResponseCode", -1)),
+            stdout=str(data.get("StandardOutputContent", "")),
+            stderr=str(data.get("StandardErrorContent", "")),
+            comment=str(data.get("Comment", "")),
+            started=_when(data.get("ExecutionStartDateTime")),
+            ended=_when(data.get("ExecutionEndDateTime")),
+        )

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from proxymx.errors import VerificationFailed
-from proxymx.loadbalancer.errors import Adapter, error_code, translate
+from proxymx.batching import chunked
+from proxymx.errors import VerificationFailed, aws_errors, error_code, translate
+from proxymx.loadbalancer.backoff import ElbAdapter
 from proxymx.loadbalancer.plan import PROXY_PROTOCOL_V2, TargetGroupState
 
 if TYPE_CHECKING:
@@ -29,9 +30,7 @@ class LoadBalancerV2:
     type: str
 
 
-class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
-    service = "elbv2"
-
+class NetworkLoadBalancers(ElbAdapter["ElasticLoadBalancingv2Client"]):
     # ----- read ---------------------------------------------------------------------------
 
     def load_balancer(self, arn: str) -> LoadBalancerV2:
@@ -44,8 +43,6 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
 
     def listener_ports(self, load_balancer_arn: str) -> dict[str, tuple[int, ...]]:
         """Target group ARN -> ports of this load balancer's listeners forwarding to it."""
-        from botocore.exceptions import ClientError
-
         ports: dict[str, set[int]] = {}
         try:
             for page in self.client.get_paginator("describe_listeners").paginate(
@@ -54,20 +51,18 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
                 for listener in page["Listeners"]:
                     for tg_arn in _forward_targets(listener.get("DefaultActions", [])):
                         ports.setdefault(tg_arn, set()).add(int(listener["Port"]))
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, f"listeners of {load_balancer_arn}") from exc
         return {arn: tuple(sorted(p)) for arn, p in ports.items()}
 
     def target_groups_of(self, load_balancer_arn: str) -> list[dict[str, Any]]:
-        from botocore.exceptions import ClientError
-
         groups: list[dict[str, Any]] = []
         try:
             for page in self.client.get_paginator("describe_target_groups").paginate(
                 LoadBalancerArn=load_balancer_arn
             ):
                 groups.extend(dict(tg) for tg in page["TargetGroups"])
-        except ClientError as exc:
+        except aws_errors() as exc:
             # AWS answers an empty list; moto raises TargetGroupNotFound. Both mean "none yet".
             if error_code(exc) == "TargetGroupNotFound":
                 return []
@@ -82,27 +77,23 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
         return dict(response["TargetGroups"][0])
 
     def tags(self, arns: Iterable[str]) -> dict[str, dict[str, str]]:
-        from botocore.exceptions import ClientError
-
         wanted = list(dict.fromkeys(arns))
         found: dict[str, dict[str, str]] = {arn: {} for arn in wanted}
         try:
-            for start in range(0, len(wanted), TAGS_PER_CALL):
-                response = self.client.describe_tags(ResourceArns=wanted[start : start + TAGS_PER_CALL])
+            for chunk in chunked(wanted, TAGS_PER_CALL):
+                response = self.client.describe_tags(ResourceArns=chunk)
                 for description in response["TagDescriptions"]:
                     found[description["ResourceArn"]] = {
                         t["Key"]: t.get("Value", "") for t in description.get("Tags", [])
                     }
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, "describe tags") from exc
         return found
 
     def proxy_protocol_v2(self, target_group_arn: str) -> bool:
-        from botocore.exceptions import ClientError
-
         try:
             attributes = self.client.describe_target_group_attributes(TargetGroupArn=target_group_arn)
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, f"attributes of {target_group_arn}") from exc
         values = {a.get("Key"): a.get("Value") for a in attributes["Attributes"]}
         return str(values.get(PROXY_PROTOCOL_V2, "false")).lower() == "true"
@@ -142,13 +133,11 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
     # ----- write --------------------------------------------------------------------------
 
     def enable_proxy_protocol_v2(self, target_group_arn: str) -> None:
-        from botocore.exceptions import ClientError
-
         try:
             self.client.modify_target_group_attributes(
                 TargetGroupArn=target_group_arn, Attributes=[{"Key": PROXY_PROTOCOL_V2, "Value": "true"}]
             )
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, f"enable {PROXY_PROTOCOL_V2} on {target_group_arn}") from exc
 
     def verify(self, target_group_arns: Iterable[str]) -> None:
