@@ -52,24 +52,37 @@ TRANSIENT_CODES = frozenset(
         "InternalServerError",
     }
 )
-# botocore errors raised when no usable answer came back at all (its retries exhausted).
-NETWORK_ERRORS = (
-    "EndpointConnectionError",
-    "ConnectTimeoutError",
-    "ReadTimeoutError",
-    "ConnectionClosedError",
-    "ResponseParserError",
-)
 
 
 def aws_errors() -> tuple[type[Exception], ...]:
-    """What a boto3 call raises: ``ClientError`` (the service answered with an error) and
-    ``BotoCoreError`` (no answer, or none botocore could parse). Used as ``except aws_errors()``:
+    """What a boto3 call raises: ``ClientError`` (the service answered with an error),
+    ``BotoCoreError`` (no answer: connection, timeout, credentials...) and ``ResponseParserError``
+    (an answer botocore could not parse; not a BotoCoreError). Used as ``except aws_errors()``:
     the expression runs only when an exception is being matched, so botocore is not imported
     before a client exists."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
-    return (ClientError, BotoCoreError)
+    return (ClientError, BotoCoreError, ResponseParserError)
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """Raised when no usable answer came back at all, after botocore's own retries."""
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+    from botocore.parsers import ResponseParserError
+
+    return (
+        EndpointConnectionError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+        ConnectionClosedError,
+        ResponseParserError,
+    )
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -81,13 +94,6 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
-def _is_network_error(exc: BaseException) -> bool:
-    import botocore.exceptions
-
-    kinds = tuple(getattr(botocore.exceptions, name) for name in NETWORK_ERRORS)
-    return isinstance(exc, kinds)
-
-
 def translate(exc: BaseException, doing: str) -> ProxymxError:
     """The domain exception for what boto3 raised while ``doing`` (``raise translate(...) from exc``)."""
     code = error_code(exc)
@@ -95,6 +101,6 @@ def translate(exc: BaseException, doing: str) -> ProxymxError:
         return NotReadyYet(f"{doing}: {code}")
     if code in TRANSIENT_CODES:
         return TransientAwsError(f"{doing}: {code}: {exc}")
-    if code is None and _is_network_error(exc):
+    if code is None and isinstance(exc, _network_errors()):
         return TransientAwsError(f"{doing}: {type(exc).__name__}: {exc}")
     return PermanentAwsError(f"{doing}: {code or type(exc).__name__}: {exc}")
