@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from proxymx import __version__
 
 if TYPE_CHECKING:
+    from boto3.session import Session
     from botocore.config import Config
     from mypy_boto3_autoscaling import AutoScalingClient
     from mypy_boto3_ec2 import EC2Client
@@ -79,7 +80,7 @@ class Clients:
 
     def __init__(
         self,
-        source: Any = None,
+        source: Session | ClientFactory | None = None,
         *,
         region: str | None = None,
         observers: Sequence[ClientObserver] = (),
@@ -103,9 +104,9 @@ class Clients:
             import boto3
 
             return boto3.client(service, region_name=self._region, config=config)  # type: ignore[call-overload]
-        if hasattr(self._source, "client"):  # a boto3 Session
-            return self._source.client(service, region_name=self._region, config=config)
-        return self._source(service, config=config)
+        if callable(self._source):
+            return self._source(service, config=config)
+        return self._source.client(service, region_name=self._region, config=config)  # type: ignore[call-overload]
 
     # Typed accessors; each may be set (a stub, a client made elsewhere).
 

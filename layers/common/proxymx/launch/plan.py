@@ -34,15 +34,16 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from proxymx.batching import chunked
 from proxymx.config import Settings
 from proxymx.errors import MalformedEvent
 from proxymx.models.lifecycle import LaunchQueueBatch, LifecycleLaunchEvent
-from proxymx.models.ssm import TIMED_OUT_STATUSES
-from proxymx.postfix_summary import PostfixConfigResult, parse_summary
 from proxymx.scope import launch_out_of_scope
+
+if TYPE_CHECKING:
+    from proxymx.postfix_summary import PostfixConfigResult
 
 # SendCommand accepts at most 50 InstanceIds (botocore model: InstanceIds max 50).
 MAX_INSTANCES_PER_COMMAND = 50
@@ -212,6 +213,11 @@ class Verdict:
 
 def judge(status: str, invocation: Invocation | None) -> Verdict:
     """CONTINUE only when a successful run's summary proves the configuration."""
+    # Here, not at the top: ConfigureInstance and Reconcile import this module too, and only
+    # CheckOutcome needs the status and summary models (a cold start pays for every import).
+    from proxymx.models.ssm import TIMED_OUT_STATUSES
+    from proxymx.postfix_summary import parse_summary
+
     stdout = invocation.stdout if invocation else ""
     summary = parse_summary(stdout)
     if status == "Success":
