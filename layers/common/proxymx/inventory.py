@@ -21,7 +21,7 @@ from proxymx.errors import aws_errors, translate
 if TYPE_CHECKING:
     from proxymx.aws import Clients
 
-# DescribeInstances filter values per call (the API takes up to 200; 50 keeps pages small).
+# Instance ids per DescribeInstances filter: 50, as every instance listing of the launch flow.
 INSTANCES_PER_CALL = 50
 # ListCommandInvocations statuses of an invocation that has not finished yet.
 IN_FLIGHT_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
