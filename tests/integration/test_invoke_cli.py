@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from proxymx.errors import PermanentAwsError
 from proxymx_tools import demo
 from proxymx_tools import template as tpl
 from proxymx_tools.cli import main
-from proxymx_tools.runner import Route, resolve, route, sqs_event
+from proxymx_tools.runner import Route, invoke_event, resolve, route, sqs_event
 from support import EVENTS_DIR, ROOT, load_event
 
 JSON_KEYS = ["matched_rules", "functions", "outcome", "aws_calls", "error"]
@@ -159,6 +160,31 @@ def test_an_unreadable_template_is_a_failed_json_report(
     assert list(report) == JSON_KEYS
     assert (code, report["outcome"]) == (1, "failed")
     assert "FileNotFoundError" in report["error"]
+
+
+def test_the_handlers_get_their_settings_injected_not_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the process-wide settings made unreadable (what a handler reads in Lambda)
+    import proxymx.handler
+
+    def from_the_environment() -> Any:
+        raise AssertionError("a handler read its settings from the environment")
+
+    monkeypatch.setattr(proxymx.handler, "process_settings", from_the_environment)
+    before = dict(os.environ)
+    # When `proxymx invoke --dry-run` runs each function on its sample event
+    reports = {
+        name: invoke_event(load_event(name), dry_run=True)
+        for name in ("elb-create-smtp", "lifecycle-launch", "ssm-status-success", "scheduled-reconcile")
+    }
+    # Then each ran with the template's configuration, injected, the dry run included
+    assert {name: report.error for name, report in reports.items()} == dict.fromkeys(reports)
+    assert (reports["elb-create-smtp"].outcome, reports["elb-create-smtp"].writes) == ("changed", 0)
+    (sent,) = [c.params for c in reports["lifecycle-launch"].aws_calls if c.operation == "send_command"]
+    assert sent["Parameters"]["DryRun"] == ["true"]
+    # And the environment is as it was (only Powertools' variables were set, and only meanwhile)
+    assert dict(os.environ) == before
 
 
 def test_console_script_entry_point() -> None:
