@@ -132,8 +132,9 @@ def admit(launches: Iterable[Launch], settings: Settings) -> Intake:
         if reason is not None:
             ignored.append(Ignored(launch, f"out of scope: {reason}"))
         elif launch.instance_id in pending:
-            first = pending[launch.instance_id].message_id or "the sweep's launch"
-            ignored.append(Ignored(launch, f"duplicate of message {first} in this batch"))
+            first = pending[launch.instance_id].message_id
+            earlier = f"message {first}" if first else "an earlier launch"
+            ignored.append(Ignored(launch, f"duplicate of {earlier} in this batch"))
         else:
             pending[launch.instance_id] = launch
     return Intake(tuple(pending.values()), tuple(ignored))
