@@ -39,7 +39,7 @@ lint: venv ## ruff, mypy, sam validate --lint (cfn-lint), shellcheck
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/sam validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
-	$(BIN)/python -m proxymx.template document-script > $(VENV)/document-script.sh
+	$(BIN)/python -m proxymx_tools.template document-script > $(VENV)/document-script.sh
 	$(BIN)/shellcheck --shell=bash $(VENV)/document-script.sh .ci/run $$(git ls-files '*.sh')
 
 build: venv ## sam build for the template's runtime (python3.13, arm64)
@@ -59,8 +59,8 @@ demo: venv ## the whole chain on the embedded AWS (and local Postfix + HAProxy w
 	$(BIN)/proxymx demo
 
 bench: venv system-deps ## benchmarks, printed as a table
-	$(BIN)/python -m proxymx.local.bench
-	$(BIN)/python -m proxymx.local.bench_coldstart
+	$(BIN)/python -m proxymx_tools.bench
+	$(BIN)/python -m proxymx_tools.bench_coldstart
 
 constraints: ## re-pin every package from the current venv
 	{ echo '# Every Python package the venv may install, pinned. Regenerate with `make constraints`.'; \

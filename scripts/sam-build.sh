@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sam build for the template's runtime (python3.13 on arm64), then prove the result:
 # the layer holds the proxymx package and Powertools, its compiled wheels are aarch64,
-# and it carries no boto3/botocore (the runtime provides them).
+# it carries no boto3/botocore (the runtime provides them), and every proxymx module in it is
+# imported by some handler (proxymx_tools.layercheck: no tooling, no dead code in the layer).
 set -euo pipefail
 bin=${1:-.venv/bin}
 cd "$(dirname "$0")/.."
@@ -39,5 +40,6 @@ while IFS= read -r so; do
     *) fail "not built for arm64: $so" ;;
   esac
 done < <(find "$layer" -name '*.so')
+"$bin/python" -m proxymx_tools.layercheck .aws-sam/build || fail "the layer holds modules no handler imports (see above)"
 size=$(du -sm "$layer" | cut -f1)
 echo "sam-build: ok (python3.13/arm64; layer ${size} MB, no boto3, no pydantic)"

@@ -1,8 +1,8 @@
 """Shared fixtures (helpers such as ``load_event`` live in tests/support.py).
 
-The ``aws`` fixture enters the embedded AWS
-(moto in-process, fake credentials, us-east-1) and forgets cached clients and settings on
-both sides.
+``aws`` enters the embedded AWS (moto in-process, fake credentials, us-east-1); ``clients`` are
+fresh proxymx clients inside it, injected into the code under test; ``calls`` records every call
+those clients make. Nothing is cached between tests: there is nothing to clear.
 """
 
 from __future__ import annotations
@@ -29,13 +29,25 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def aws() -> Iterator[Any]:
-    """The embedded AWS (moto in-process); clients and settings caches reset around it."""
-    from proxymx import aws as aws_clients
-    from proxymx.config import settings
-    from proxymx.local.embedded import embedded_aws
+    """The embedded AWS (moto in-process)."""
+    from proxymx_tools.embedded import embedded_aws
 
-    settings.cache_clear()
     with embedded_aws() as world:
         yield world
-    aws_clients.reset_clients()
-    settings.cache_clear()
+
+
+@pytest.fixture
+def clients(aws: Any) -> Any:
+    """proxymx clients on the embedded AWS, for the code under test (and the test's own calls)."""
+    from proxymx.aws import Clients
+
+    return Clients()
+
+
+@pytest.fixture
+def calls(aws: Any) -> Iterator[Any]:
+    """Every AWS call made through proxymx clients from now on, in order."""
+    from proxymx_tools.recorder import CallRecorder
+
+    with CallRecorder() as recorder:
+        yield recorder

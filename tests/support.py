@@ -1,18 +1,23 @@
-"""Shared test helpers: the sample events of events/ (imported as ``support``; conftest.py files
-are not importable by name when several exist, so helpers live here and fixtures in conftest).
+"""Shared test helpers (imported as ``support``; conftest.py files are not importable by name
+when several exist, so helpers live here and fixtures in conftest).
 
 ``load_event(name)`` is the one way tests read events/ (the same files feed
-``sam local invoke -e`` and ``proxymx invoke``).
+``sam local invoke -e`` and ``proxymx invoke``); ``lambda_context()`` the one fake Lambda context;
+``role_statements`` / ``role_actions`` the one reader of a function's IAM statements. The one
+recorder of AWS calls is the tooling's (``proxymx_tools.recorder.CallRecorder``: the ``calls``
+fixture).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from proxymx_tools.runner import LocalContext
+from proxymx_tools.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = ROOT / "events"
@@ -37,7 +42,6 @@ def expected_events() -> dict[str, dict[str, Any]]:
 GROUP = "proxymx-mx-fleet"
 HOOK = "proxymx-postfix-launch"
 DOCUMENT = "proxymx-PostfixProxyProtocolDocument"
-WRITES = {"SendCommand", "CompleteLifecycleAction", "RecordLifecycleActionHeartbeat", "Publish"}
 
 
 def load_app(name: str) -> ModuleType:
@@ -49,34 +53,9 @@ def load_app(name: str) -> ModuleType:
     return module
 
 
-@dataclass
-class Calls:
-    """Every AWS call made through proxymx clients: (service, operation, params)."""
-
-    made: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-
-    def observe(self, client: Any) -> None:
-        service = client.meta.service_model.service_name
-
-        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-            self.made.append((service, model.name, dict(params)))
-
-        client.meta.events.register("provide-client-params", record)
-
-    def of(self, operation: str) -> list[dict[str, Any]]:
-        return [params for _, op, params in self.made if op == operation]
-
-    @property
-    def writes(self) -> list[str]:
-        return [op for _, op, _ in self.made if op in WRITES]
-
-
-@dataclass
-class Context:
-    function_name: str = "ConfigureInstance"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:proxymx-ConfigureInstance"
-    aws_request_id: str = "req-1"
+def lambda_context(function: str = "ConfigureInstanceFunction") -> LocalContext:
+    """The one fake Lambda context: the one ``proxymx invoke`` hands the handlers."""
+    return LocalContext(function)
 
 
 def emf_metrics(output: str) -> dict[str, list[float]]:
@@ -88,3 +67,32 @@ def emf_metrics(output: str) -> dict[str, list[float]]:
             for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
                 metrics[definition["Name"]] = record[definition["Name"]]
     return metrics
+
+
+# ----- IAM: a function's inline statements ----------------------------------------------------
+
+
+def role_statements(function: str) -> dict[str, dict[str, Any]]:
+    """Sid -> statement of the function's inline policies; an optional statement
+    (``Fn::If [condition, statement, AWS::NoValue]``) counts as present."""
+    found: dict[str, dict[str, Any]] = {}
+    for policy in load_template()["Resources"][function]["Properties"]["Policies"]:
+        for raw in policy["Statement"]:
+            statement = raw["Fn::If"][1] if "Fn::If" in raw else raw
+            found[statement["Sid"]] = statement
+    return found
+
+
+def statement_actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def role_actions(function: str, effect: str = "Allow") -> set[str]:
+    """Every action the function's statements with this ``Effect`` name."""
+    return {
+        action
+        for statement in role_statements(function).values()
+        if statement["Effect"] == effect
+        for action in statement_actions(statement)
+    }

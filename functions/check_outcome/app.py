@@ -1,9 +1,10 @@
 """CheckOutcome: SSM invocation status-change event -> CompleteLifecycleAction (CONTINUE/ABANDON).
 
-Thin on purpose: parse at the edge, one call into :mod:`proxymx.launch.outcome`. A malformed
-event raises :class:`~proxymx.errors.MalformedEvent` naming the field (no AWS call is made) and,
-like an invocation SSM cannot show yet, ends in the function's on-failure destination after
-Lambda's asynchronous retries.
+Thin by design, the shape of every proxymx handler: Powertools decorators, then
+:func:`proxymx.handler.handle` (parse at the edge, ONE domain call into
+:mod:`proxymx.launch.outcome`, the result's metrics). A malformed event counts ``EventsRejected``
+and raises MalformedEvent naming the field (no AWS call is made); like an invocation SSM cannot
+show yet, it ends in the function's on-failure destination after Lambda's asynchronous retries.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from proxymx.config import settings
-from proxymx.errors import MalformedEvent
+from proxymx.aws import Clients
+from proxymx.config import Settings
+from proxymx.handler import handle
 from proxymx.launch.outcome import check_outcome
 from proxymx.models.ssm import parse_ssm_event
 
@@ -23,21 +24,20 @@ logger = Logger()
 metrics = Metrics()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process(event)
+def lambda_handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    settings: Settings | None = None,
+    clients: Clients | None = None,
+) -> dict[str, Any]:
+    return process(event, settings, clients)
 
 
-def process(event: dict[str, Any]) -> dict[str, Any]:
-    try:
-        parsed = parse_ssm_event(event)
-    except MalformedEvent:
-        # Counted so that an alarm can see a producer sending garbage; the event itself goes
-        # to the on-failure destination with the message naming the field.
-        metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
-        raise
-    report = check_outcome(parsed, settings())
-    for metric in report.metrics:
-        metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
-    return report.as_dict()
+def process(
+    event: dict[str, Any], settings: Settings | None = None, clients: Clients | None = None
+) -> dict[str, Any]:
+    return handle(
+        event, parse_ssm_event, check_outcome, metrics, settings=settings, clients=clients
+    ).to_dict()

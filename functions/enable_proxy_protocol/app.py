@@ -1,8 +1,10 @@
 """EnableProxyProtocol: CloudTrail ELB API call (via EventBridge) -> PROXY protocol on the load balancer.
 
-Thin by design: Powertools decorators, parse at the edge, one call into the domain
-(proxymx.loadbalancer.service). A malformed event raises MalformedEvent before any AWS call;
-any other failure raises too, so the asynchronous invocation is retried and then lands in the
+Thin by design, the shape of every proxymx handler: Powertools decorators, then
+:func:`proxymx.handler.handle` (parse at the edge, ONE domain call into
+:mod:`proxymx.loadbalancer.service`, the result's metrics). A malformed event counts
+``EventsRejected`` and raises MalformedEvent before any AWS call; any other failure counts
+``Failures`` and raises too, so the asynchronous invocation is retried and then lands in the
 on-failure destination (the DLQ) with the reason.
 """
 
@@ -13,8 +15,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from proxymx.config import settings
-from proxymx.loadbalancer.service import emit_failure_metric, emit_metrics, enable_proxy_protocol
+from proxymx.aws import Clients
+from proxymx.config import Settings
+from proxymx.handler import handle
+from proxymx.loadbalancer.service import enable_proxy_protocol
 from proxymx.models.cloudtrail import parse_elb_event
 
 logger = Logger()
@@ -23,14 +27,18 @@ metrics = Metrics()
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        parsed = parse_elb_event(event)
-        result = enable_proxy_protocol(parsed, settings())
-    except Exception:
-        emit_failure_metric(metrics)
-        logger.exception("EnableProxyProtocol failed")
-        raise
-    emit_metrics(result, metrics)
-    logger.info("outcome %s: %s", result.outcome, result.reason, extra={"result": result.to_dict()})
-    return result.to_dict()
+def lambda_handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    settings: Settings | None = None,
+    clients: Clients | None = None,
+) -> dict[str, Any]:
+    return process(event, settings, clients)
+
+
+def process(
+    event: dict[str, Any], settings: Settings | None = None, clients: Clients | None = None
+) -> dict[str, Any]:
+    return handle(
+        event, parse_elb_event, enable_proxy_protocol, metrics, settings=settings, clients=clients
+    ).to_dict()

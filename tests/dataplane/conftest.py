@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from dataplane_support import Proxies, private_postfix, require_data_plane
-from proxymx.local.postfix import LocalPostfix
+from proxymx_tools.postfix import LocalPostfix
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from proxymx.local.haproxy import LocalHaproxy, ProxyMode
-from proxymx.local.postfix import INSTALL_HINT, LocalPostfix, missing_tools
+from proxymx_tools.haproxy import LocalHaproxy, ProxyMode
+from proxymx_tools.postfix import INSTALL_HINT, LocalPostfix, missing_tools
 
 
 def _data_plane_problem() -> str | None:

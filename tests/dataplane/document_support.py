@@ -16,8 +16,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from proxymx.local.document import AGENT_PATH, DocumentRun
-from proxymx.local.postfix import LocalPostfix
+from proxymx_tools.document import AGENT_PATH, DocumentRun
+from proxymx_tools.postfix import LocalPostfix
 
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 FINAL_REPLY = re.compile(r"^\d{3}(?: |$)")

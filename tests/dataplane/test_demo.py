@@ -6,7 +6,7 @@ import io
 import re
 from pathlib import Path
 
-from proxymx.local import demo
+from proxymx_tools import demo
 
 
 def test_make_demo_shows_each_clients_own_address_in_the_mail_log() -> None:

@@ -26,10 +26,10 @@ from document_support import (
     smtp_replies,
     summary_fields,
 )
-from proxymx.local.document import AGENT_PATH, DocumentRun, resolve_parameters, run_document
-from proxymx.local.postfix import LocalPostfix
 from proxymx.postfix_summary import parse_summary
-from proxymx.template import document_script, load_template
+from proxymx_tools.document import AGENT_PATH, DocumentRun, resolve_parameters, run_document
+from proxymx_tools.postfix import LocalPostfix
+from proxymx_tools.template import document_script, load_template
 
 CLIENT6 = "2001:db8::7"
 SERVER6 = "2001:db8::1"

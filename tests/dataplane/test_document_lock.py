@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from document_support import config_files, params, proxy_v1, smtp_replies, summary_fields, wrapped_path
-from proxymx.local.document import DocumentRun, run_document
-from proxymx.local.postfix import LocalPostfix
+from proxymx_tools.document import DocumentRun, run_document
+from proxymx_tools.postfix import LocalPostfix
 
 
 def lock_time(run: DocumentRun, event: str) -> float:

@@ -21,8 +21,8 @@ from document_support import (
     summary_fields,
     wrapped_path,
 )
-from proxymx.local.document import run_document
-from proxymx.local.postfix import LocalPostfix
+from proxymx_tools.document import run_document
+from proxymx_tools.postfix import LocalPostfix
 
 
 def header_to(postfix: LocalPostfix, port: int | None = None) -> bytes:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from dataplane_support import Proxies, swaks
-from proxymx.local.document import run_document
-from proxymx.local.postfix import LocalPostfix, free_port
+from proxymx_tools.document import run_document
+from proxymx_tools.postfix import LocalPostfix, free_port
 
 
 def params(postfix: LocalPostfix, **extra: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The NLB stand-in (proxymx.local.nlb) in front of real Postfix: what each header placement does
+"""The NLB stand-in (proxymx_tools.nlb) in front of real Postfix: what each header placement does
 to SMTP, the health checks, and client IP preservation (issue 8, items 1 and 4).
 
 One Postfix configured by the SSM document's real script (``postscreen_upstream_proxy_timeout``
@@ -18,15 +18,15 @@ from dataclasses import replace
 
 import pytest
 from dataplane_support import private_postfix, require_data_plane, swaks
-from proxymx.local.document import run_document
-from proxymx.local.haproxy import client_address
-from proxymx.local.nlb import (
+from proxymx_tools.document import run_document
+from proxymx_tools.haproxy import client_address
+from proxymx_tools.nlb import (
     HealthCheckSettings,
     LocalNlb,
     TargetGroup,
     parse_proxy_v2,
 )
-from proxymx.local.postfix import LocalPostfix, free_port
+from proxymx_tools.postfix import LocalPostfix, free_port
 
 NODE = "127.0.1.1"  # the load balancer node the health checks come from
 QUICK_CHECKS = HealthCheckSettings(

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from dataplane_support import Proxies, private_postfix, require_data_plane, server_replies, swaks
-from proxymx.local.document import run_document
-from proxymx.local.haproxy import LocalHaproxy, client_address
-from proxymx.local.postfix import LocalPostfix
+from proxymx_tools.document import run_document
+from proxymx_tools.haproxy import LocalHaproxy, client_address
+from proxymx_tools.postfix import LocalPostfix
 
 # A v2 header with the LOCAL command and no addresses: what an NLB health check sends.
 PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00, 0x00, 0x00])

@@ -5,35 +5,33 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from proxymx import aws as aws_clients
-from proxymx.config import settings
-from proxymx.local.embedded import EmbeddedAws
-from proxymx.local.runner import reset_powertools_logger
-from proxymx.local.seed_launch import ensure_document, ensure_group
-from support import DOCUMENT, GROUP, HOOK, Calls
+from proxymx.config import Settings, load_settings
+from proxymx_tools.embedded import EmbeddedAws
+from proxymx_tools.runner import reset_powertools_logger
+from proxymx_tools.seed_launch import ensure_document, ensure_group
+from support import DOCUMENT, GROUP, HOOK
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def powertools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Powertools' own variables, as the template sets them (read when a handler is imported);
+    proxymx's settings are injected, never read from the environment."""
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "proxymx")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Proxymx")
-    monkeypatch.setenv("DOCUMENT_NAME", DOCUMENT)
-    settings.cache_clear()
+    # Powertools binds the "proxymx" logger to the stdout of its first configuration (maybe
+    # another test's): unbind it so that capsys sees this handler's logs.
     reset_powertools_logger("proxymx")
     yield
-    settings.cache_clear()
 
 
 @pytest.fixture
-def world(aws: EmbeddedAws, env: None) -> EmbeddedAws:
+def settings() -> Settings:
+    """The launch flow's settings as the template gives them to its functions locally."""
+    return load_settings({"DOCUMENT_NAME": DOCUMENT})
+
+
+@pytest.fixture
+def world(aws: EmbeddedAws, powertools: None) -> EmbeddedAws:
     ensure_group(GROUP, HOOK)
     ensure_document(DOCUMENT)
     return aws
-
-
-@pytest.fixture
-def calls(world: EmbeddedAws) -> Iterator[Calls]:
-    recorded = Calls()
-    aws_clients.add_client_observer(recorded.observe)
-    yield recorded
-    aws_clients.remove_client_observer(recorded.observe)

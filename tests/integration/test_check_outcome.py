@@ -3,60 +3,80 @@
 from __future__ import annotations
 
 import json
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from proxymx import aws as aws_clients
-from proxymx.config import load_settings, settings
+from proxymx.aws import Clients
+from proxymx.config import Settings, load_settings
 from proxymx.errors import MalformedEvent, NotReadyYet
-from proxymx.launch import ssm as ssm_adapter
 from proxymx.launch.context import encode_comment
 from proxymx.launch.outcome import check_outcome
-from proxymx.local.embedded import CommandOutcome, EmbeddedAws, to_sqs_batch
-from proxymx.local.seed_launch import ensure_group, seed
+from proxymx.launch.plan import Invocation
+from proxymx.launch.runcommand import RunCommand
 from proxymx.models.ssm import parse_ssm_event
-from support import DOCUMENT, GROUP, HOOK, Calls, Context, load_app, load_event
+from proxymx_tools.embedded import CommandOutcome, EmbeddedAws, to_sqs_batch
+from proxymx_tools.recorder import CallRecorder
+from proxymx_tools.seed_launch import ensure_group, seed
+from support import DOCUMENT, GROUP, HOOK, lambda_context, load_app, load_event, role_actions
+
+Handler = Callable[..., dict[str, Any]]
+
+
+def _handler(name: str, settings: Settings, clients: Clients) -> Handler:
+    """The function's handler, run as Lambda does, with the test's settings and clients injected
+    (``config=`` runs it with other settings)."""
+    app = load_app(name)
+
+    def run(event: dict[str, Any], config: Settings | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = app.lambda_handler(
+            event, lambda_context(name), settings=config or settings, clients=clients
+        )
+        return result
+
+    return run
 
 
 @pytest.fixture
-def configure(env: None) -> ModuleType:
-    return load_app("configure_instance")
+def configure(powertools: None, settings: Settings, clients: Clients) -> Handler:
+    return _handler("configure_instance", settings, clients)
 
 
 @pytest.fixture
-def check(env: None) -> ModuleType:
-    return load_app("check_outcome")
+def check(powertools: None, settings: Settings, clients: Clients) -> Handler:
+    return _handler("check_outcome", settings, clients)
 
 
-def launch_and_configure(world: EmbeddedAws, configure: ModuleType, count: int = 1) -> list[dict[str, Any]]:
+def launch_and_configure(
+    world: EmbeddedAws, configure: Handler, count: int = 1, config: Settings | None = None
+) -> list[dict[str, Any]]:
     """Launch instances held by the hook, run ConfigureInstance, return the SSM status events."""
     events = world.launch.launch_into_wait(GROUP, HOOK, count)
-    response = configure.lambda_handler(to_sqs_batch(events), Context())
+    response = configure(to_sqs_batch(events), config)
     assert response["batchItemFailures"] == []
     return world.launch.drain_status_events()
 
 
 def test_launch_command_success_continue_in_service(
-    world: EmbeddedAws, calls: Calls, configure: ModuleType, check: ModuleType
+    world: EmbeddedAws, calls: CallRecorder, configure: Handler, check: Handler, clients: Clients
 ) -> None:
     # Given a launched instance configured by the document (its summary proves it)
     (status_event,) = launch_and_configure(world, configure)
     instance = status_event["detail"]["instance-id"]
     assert status_event["detail"]["status"] == "Success"
     # When SSM's status event reaches CheckOutcome
-    result = check.lambda_handler(status_event, Context(function_name="CheckOutcome"))
+    result = check(status_event)
     # Then the action is completed with CONTINUE and the instance goes InService
     assert result["decision"] == "continued"
     assert result["outcome"] == "changed"
-    (completed,) = calls.of("CompleteLifecycleAction")
+    (completed,) = calls.of("complete_lifecycle_action")
     assert completed == {
         "AutoScalingGroupName": GROUP,
         "LifecycleHookName": HOOK,
         "InstanceId": instance,
         "LifecycleActionResult": "CONTINUE",
     }
-    state = aws_clients.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance])
+    state = clients.autoscaling.describe_auto_scaling_instances(InstanceIds=[instance])
     assert state["AutoScalingInstances"][0]["LifecycleState"] == "InService"
 
 
@@ -71,9 +91,9 @@ def test_launch_command_success_continue_in_service(
 )
 def test_failure_and_timeout_abandon_with_the_reason(
     world: EmbeddedAws,
-    calls: Calls,
-    configure: ModuleType,
-    check: ModuleType,
+    calls: CallRecorder,
+    configure: Handler,
+    check: Handler,
     case: tuple[CommandOutcome, str],
 ) -> None:
     outcome, reason = case
@@ -82,20 +102,20 @@ def test_failure_and_timeout_abandon_with_the_reason(
     (status_event,) = launch_and_configure(world, configure)
     instance = status_event["detail"]["instance-id"]
     # When CheckOutcome reads it
-    result = check.lambda_handler(status_event, Context(function_name="CheckOutcome"))
+    result = check(status_event)
     # Then the action is ABANDONed, with the reason, and the instance is on its way out
     assert result["decision"] == "abandoned"
     assert reason in result["reason"]
-    assert calls.of("CompleteLifecycleAction")[0]["LifecycleActionResult"] == "ABANDON"
+    assert calls.of("complete_lifecycle_action")[0]["LifecycleActionResult"] == "ABANDON"
     assert world.launch.lifecycle_state(instance) == "Terminating"
 
 
 def test_failure_is_published_with_instance_reason_and_stderr_tail(
-    world: EmbeddedAws, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+    world: EmbeddedAws, configure: Handler, check: Handler, clients: Clients
 ) -> None:
     # Given a notification topic with a queue subscribed to read what is published
-    sns = aws_clients.client("sns")
-    sqs = aws_clients.client("sqs")
+    sns = clients.sns
+    sqs = clients.client("sqs")
     topic = sns.create_topic(Name="proxymx-failures")["TopicArn"]
     queue_url = sqs.create_queue(QueueName="operator")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -104,12 +124,11 @@ def test_failure_is_published_with_instance_reason_and_stderr_tail(
     sns.subscribe(
         TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
     )
-    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic)
-    settings.cache_clear()
+    notifying = load_settings({"DOCUMENT_NAME": DOCUMENT, "NOTIFICATION_TOPIC_ARN": topic})
     world.launch.script_outcome(CommandOutcome.failed("postfix check: fatal: bad master.cf"))
     (status_event,) = launch_and_configure(world, configure)
     # When CheckOutcome abandons the instance
-    result = load_app("check_outcome").lambda_handler(status_event, Context(function_name="CheckOutcome"))
+    result = check(status_event, notifying)
     # Then the operator gets the instance, the reason and the tail of stderr
     assert result["notified"] is True
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
@@ -120,59 +139,61 @@ def test_failure_is_published_with_instance_reason_and_stderr_tail(
 
 
 def test_completed_or_expired_action_is_an_idempotent_success(
-    world: EmbeddedAws, calls: Calls, configure: ModuleType, check: ModuleType
+    world: EmbeddedAws, calls: CallRecorder, configure: Handler, check: Handler
 ) -> None:
     # Given an instance already released (the same status event delivered twice)
     first, second = launch_and_configure(world, configure, 2)
-    assert check.lambda_handler(first, Context())["decision"] == "continued"
+    assert check(first)["decision"] == "continued"
     # When the event comes again
-    again = check.lambda_handler(first, Context())
+    again = check(first)
     # Then it is a success that changes nothing
     assert again["decision"] == "already-over"
     assert again["outcome"] == "compliant"
     # And an action that expired meanwhile (heartbeat timeout) is the same
     world.launch.expire_action(second["detail"]["instance-id"])
-    expired = check.lambda_handler(second, Context())
+    expired = check(second)
     assert expired["decision"] == "already-over"
     assert world.launch.lifecycle_state(second["detail"]["instance-id"]) == "Terminating"
 
 
-def test_invocation_not_visible_yet_is_read_again(world: EmbeddedAws, configure: ModuleType) -> None:
+def test_invocation_not_visible_yet_is_read_again(
+    world: EmbeddedAws, configure: Handler, settings: Settings, clients: Clients
+) -> None:
     # Given SSM answers InvocationDoesNotExist twice right after the status event
     world.launch.script_outcome(CommandOutcome("Success", CommandOutcome.configured().stdout, hidden_reads=2))
     (status_event,) = launch_and_configure(world, configure)
     pauses: list[float] = []
     # When CheckOutcome reads it
-    report = check_outcome(
-        parse_ssm_event(status_event), load_settings({"DOCUMENT_NAME": DOCUMENT}), sleep=pauses.append
-    )
+    report = check_outcome(parse_ssm_event(status_event), settings, clients, sleep=pauses.append)
     # Then it waited briefly, twice, and decided
-    assert report.outcome == "continued"
+    assert report.decision == "continued"
     assert len(pauses) == 2
 
 
 def test_invocation_that_never_shows_fails_for_a_later_retry(
-    world: EmbeddedAws, configure: ModuleType
+    world: EmbeddedAws, configure: Handler, settings: Settings, clients: Clients
 ) -> None:
     world.launch.script_outcome(
         CommandOutcome("Success", CommandOutcome.configured().stdout, hidden_reads=10)
     )
     (status_event,) = launch_and_configure(world, configure)
     with pytest.raises(NotReadyYet, match="InvocationDoesNotExist"):
-        check_outcome(
-            parse_ssm_event(status_event), load_settings({"DOCUMENT_NAME": DOCUMENT}), sleep=lambda _: None
-        )
+        check_outcome(parse_ssm_event(status_event), settings, clients, sleep=lambda _: None)
     assert world.launch.lifecycle_state(status_event["detail"]["instance-id"]) == "Pending:Wait"
 
 
 def test_success_event_ahead_of_a_lagging_read_is_retried_not_abandoned(
-    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+    world: EmbeddedAws,
+    calls: CallRecorder,
+    configure: Handler,
+    clients: Clients,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a Success status event, while GetCommandInvocation still shows the run InProgress
     # with its output cut before the summary line (SSM's eventual consistency)
     (status_event,) = launch_and_configure(world, configure)
     instance = status_event["detail"]["instance-id"]
-    lagging = ssm_adapter.Invocation(
+    lagging = Invocation(
         status_event["detail"]["command-id"],
         instance,
         DOCUMENT,
@@ -183,86 +204,85 @@ def test_success_event_ahead_of_a_lagging_read_is_retried_not_abandoned(
         "",
         encode_comment(GROUP, HOOK),
     )
-    monkeypatch.setattr(ssm_adapter, "get_invocation", lambda *args, **kwargs: lagging)
+    monkeypatch.setattr(RunCommand, "get_invocation", lambda *args, **kwargs: lagging)
+    settings = load_settings({"DOCUMENT_NAME": DOCUMENT})
     # When CheckOutcome reads it
     with pytest.raises(NotReadyYet, match="InProgress"):
-        check_outcome(
-            parse_ssm_event(status_event), load_settings({"DOCUMENT_NAME": DOCUMENT}), sleep=lambda _: None
-        )
+        check_outcome(parse_ssm_event(status_event), settings, clients, sleep=lambda _: None)
     # Then the healthy instance is not abandoned: the event is retried later
-    assert calls.of("CompleteLifecycleAction") == []
+    assert calls.of("complete_lifecycle_action") == []
     assert world.launch.lifecycle_state(instance) == "Pending:Wait"
 
 
 @pytest.mark.parametrize("name", ["ssm-status-foreign-document", "ssm-command-level"])
 def test_foreign_document_and_command_level_events_are_ignored(
-    world: EmbeddedAws, calls: Calls, check: ModuleType, name: str
+    world: EmbeddedAws, calls: CallRecorder, check: Handler, name: str
 ) -> None:
-    result = check.lambda_handler(load_event(name), Context())
+    result = check(load_event(name))
     assert result["outcome"] == "ignored"
-    assert calls.made == []
+    assert calls.calls == []
 
 
-def test_non_terminal_status_is_ignored(world: EmbeddedAws, calls: Calls, check: ModuleType) -> None:
+def test_non_terminal_status_is_ignored(world: EmbeddedAws, calls: CallRecorder, check: Handler) -> None:
     event = load_event("ssm-status-success")
     event["detail"]["status"] = "InProgress"
-    assert check.lambda_handler(event, Context())["outcome"] == "ignored"
-    assert calls.made == []
+    assert check(event)["outcome"] == "ignored"
+    assert calls.calls == []
 
 
 @pytest.mark.parametrize("name", ["malformed-ssm-bad-command-id", "malformed-ssm-missing-instance"])
 def test_malformed_status_event_is_rejected_with_no_aws_call(
-    world: EmbeddedAws, calls: Calls, check: ModuleType, name: str
+    world: EmbeddedAws, calls: CallRecorder, check: Handler, name: str
 ) -> None:
     with pytest.raises(MalformedEvent, match=r"detail\."):
-        check.lambda_handler(load_event(name), Context())
-    assert calls.made == []
+        check(load_event(name))
+    assert calls.calls == []
 
 
 def test_hook_default_leaves_the_failed_instance_to_the_hook(
-    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+    world: EmbeddedAws, calls: CallRecorder, configure: Handler, check: Handler
 ) -> None:
-    monkeypatch.setenv("FAILURE_RESULT", "HOOK_DEFAULT")
-    settings.cache_clear()
+    hook_default = load_settings({"DOCUMENT_NAME": DOCUMENT, "FAILURE_RESULT": "HOOK_DEFAULT"})
     world.launch.script_outcome(CommandOutcome.failed())
     (status_event,) = launch_and_configure(world, configure)
-    result = load_app("check_outcome").lambda_handler(status_event, Context())
+    result = check(status_event, hook_default)
     assert result["decision"] == "left-to-hook-default"
-    assert calls.of("CompleteLifecycleAction") == []
+    assert calls.of("complete_lifecycle_action") == []
     assert world.launch.lifecycle_state(status_event["detail"]["instance-id"]) == "Pending:Wait"
 
 
 def test_dry_run_never_shrinks_the_fleet(
-    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+    world: EmbeddedAws, calls: CallRecorder, configure: Handler, clients: Clients
 ) -> None:
-    monkeypatch.setenv("DRY_RUN", "true")
-    settings.cache_clear()
+    dry_run = load_settings({"DOCUMENT_NAME": DOCUMENT, "DRY_RUN": "true"})
     world.launch.script_outcome(CommandOutcome.configured(result="dry-run"))
-    (status_event,) = launch_and_configure(world, configure)
-    report = check_outcome(parse_ssm_event(status_event), settings(), sleep=lambda _: None)
+    (status_event,) = launch_and_configure(world, configure, config=dry_run)
+    report = check_outcome(parse_ssm_event(status_event), dry_run, clients, sleep=lambda _: None)
     assert report.action == "CONTINUE"
-    assert report.outcome == "continued"
+    assert report.decision == "continued"
     assert "dry_run" in report.reason or "dry-run" in report.reason
     assert world.launch.lifecycle_state(status_event["detail"]["instance-id"]) == "InService"
     # And the alarm that says instances were abandoned is not fed by a released instance
-    names = [metric.name for metric in report.metrics]
+    names = [metric.name for metric in report.metrics()]
     assert "ConfigurationFailed" not in names
     assert "DryRunReleased" in names
 
 
-def test_context_is_found_without_the_comment(world: EmbeddedAws, calls: Calls, check: ModuleType) -> None:
+def test_context_is_found_without_the_comment(
+    world: EmbeddedAws, calls: CallRecorder, configure: Handler, check: Handler
+) -> None:
     # Given a command whose comment could not carry group and hook (names too long)
     long_group = "g" * 90
     ensure_group(long_group, HOOK)
     events = world.launch.launch_into_wait(long_group, HOOK, 1)
-    load_app("configure_instance").lambda_handler(to_sqs_batch(events), Context())
+    configure(to_sqs_batch(events))
     (status_event,) = world.launch.drain_status_events()
     # When CheckOutcome handles its status event
-    result = check.lambda_handler(status_event, Context())
+    result = check(status_event)
     # Then it found the group and hook by looking them up, and released the instance
     assert result["decision"] == "continued"
     assert result["group_name"] == long_group
-    assert len(calls.of("DescribeLifecycleHooks")) == 1
+    assert len(calls.of("describe_lifecycle_hooks")) == 1
 
 
 @pytest.mark.parametrize(
@@ -274,92 +294,78 @@ def test_context_is_found_without_the_comment(world: EmbeddedAws, calls: Calls, 
     ],
 )
 def test_sample_status_events_on_their_seeded_world(
-    world: EmbeddedAws, check: ModuleType, name: str, decision: str, action: str
+    world: EmbeddedAws, check: Handler, name: str, decision: str, action: str
 ) -> None:
     # Given the world proxymx invoke seeds for the sample event
     event = load_event(name)
     seed(event)
     # When it is handled
-    result = check.lambda_handler(event, Context())
+    result = check(event)
     # Then the decision agrees with the event's status
     assert (result["decision"], result["action"]) == (decision, action)
     assert json.dumps(result)  # the --json report can carry it
 
 
-def _role_actions(function: str) -> set[str]:
-    from proxymx.template import load_template
-
-    actions: set[str] = set()
-    for policy in load_template()["Resources"][function]["Properties"]["Policies"]:
-        for raw in policy["Statement"]:
-            statement = raw["Fn::If"][1] if "Fn::If" in raw else raw
-            action = statement["Action"]
-            actions.update([action] if isinstance(action, str) else action)
-    return actions
-
-
 def test_every_call_each_function_makes_is_granted_by_its_role(
-    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+    world: EmbeddedAws, calls: CallRecorder, configure: Handler, check: Handler, clients: Clients
 ) -> None:
     # Given the widest paths: a late agent with a heartbeat, a failure published to SNS, and a
     # command whose comment could not carry the context
-    topic = aws_clients.client("sns").create_topic(Name="proxymx-failures")["TopicArn"]
-    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic)
-    settings.cache_clear()
+    topic = clients.sns.create_topic(Name="proxymx-failures")["TopicArn"]
+    notifying = load_settings({"DOCUMENT_NAME": DOCUMENT, "NOTIFICATION_TOPIC_ARN": topic})
     long_group = "g" * 90
     ensure_group(long_group, HOOK)
     world.launch.script_outcome(CommandOutcome.failed())
     late = world.launch.launch_into_wait(long_group, HOOK, 1, online_after_polls=1)
     late[0]["time"] = "2020-01-01T00:00:00Z"
     batch = to_sqs_batch(late)
-    calls.made.clear()
-    configure.lambda_handler(batch, Context())
-    configure.lambda_handler(batch, Context())
-    configure_calls = {f"{service}:{op}" for service, op, _ in calls.made}
-    calls.made.clear()
+    calls.calls.clear()
+    configure(batch, notifying)
+    configure(batch, notifying)
+    configure_calls = calls.iam_actions
+    calls.calls.clear()
     for status_event in world.launch.drain_status_events():
-        load_app("check_outcome").lambda_handler(status_event, Context())
-    check_calls = {f"{service}:{op}" for service, op, _ in calls.made}
+        check(status_event, notifying)
+    check_calls = calls.iam_actions
     # Then each function's role grants exactly what it used
-    assert configure_calls == _role_actions("ConfigureInstanceFunction")
-    assert check_calls == _role_actions("CheckOutcomeFunction")
+    assert configure_calls == role_actions("ConfigureInstanceFunction")
+    assert check_calls == role_actions("CheckOutcomeFunction")
 
 
 def test_an_operators_run_on_the_in_service_fleet_completes_nothing(
-    world: EmbeddedAws, calls: Calls, check: ModuleType
+    world: EmbeddedAws, calls: CallRecorder, check: Handler, clients: Clients
 ) -> None:
     # Given an instance already InService, and an operator running our document on it by hand
     # (the fleet-first cutover in docs/postfix.md), where it fails
     (launch,) = world.launch.launch_into_wait(GROUP, HOOK, 1)
     instance = launch["detail"]["EC2InstanceId"]
-    aws_clients.client("autoscaling").complete_lifecycle_action(
+    clients.autoscaling.complete_lifecycle_action(
         AutoScalingGroupName=GROUP,
         LifecycleHookName=HOOK,
         InstanceId=instance,
         LifecycleActionResult="CONTINUE",
     )
     world.launch.script_outcome(CommandOutcome.failed("postfix check failed"))
-    aws_clients.client("ssm").send_command(InstanceIds=[instance], DocumentName=DOCUMENT, Comment="cutover")
+    clients.ssm.send_command(InstanceIds=[instance], DocumentName=DOCUMENT, Comment="cutover")
     (status_event,) = world.launch.drain_status_events()
-    completions = len(calls.of("CompleteLifecycleAction"))  # the test's own, above
+    completions = len(calls.of("complete_lifecycle_action"))  # the test's own, above
     # When its status event reaches CheckOutcome
-    result = check.lambda_handler(status_event, Context())
+    result = check(status_event)
     # Then no lifecycle action is touched and no instance is counted as abandoned
     assert result["outcome"] == "ignored"
-    assert len(calls.of("CompleteLifecycleAction")) == completions
+    assert len(calls.of("complete_lifecycle_action")) == completions
     assert world.launch.lifecycle_state(instance) == "InService"
 
 
 def test_a_group_out_of_scope_is_not_completed(
-    world: EmbeddedAws, calls: Calls, configure: ModuleType, monkeypatch: pytest.MonkeyPatch
+    world: EmbeddedAws, calls: CallRecorder, configure: Handler, check: Handler
 ) -> None:
     # Given a command sent for the group, and then the scope narrowed to another group
     (status_event,) = launch_and_configure(world, configure)
-    monkeypatch.setenv("LAUNCH_GROUP_NAMES", "another-fleet")
-    settings.cache_clear()
+    narrowed = load_settings({"DOCUMENT_NAME": DOCUMENT, "LAUNCH_GROUP_NAMES": "another-fleet"})
     # When its status event reaches CheckOutcome
-    result = load_app("check_outcome").lambda_handler(status_event, Context())
+    result = check(status_event, narrowed)
     # Then it is ignored: CompleteLifecycleAction only on the groups in scope
     assert result["outcome"] == "ignored"
     assert "out of scope" in result["reason"]
-    assert calls.of("CompleteLifecycleAction") == []
+    assert calls.of("complete_lifecycle_action") == []

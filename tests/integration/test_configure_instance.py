@@ -8,34 +8,43 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from proxymx.config import settings
+from proxymx.aws import Clients
+from proxymx.config import Settings, load_settings
 from proxymx.errors import MalformedEvent
-from proxymx.local.embedded import EmbeddedAws, to_sqs_batch
-from support import DOCUMENT, GROUP, HOOK, Calls, Context, load_app, load_event
+from proxymx_tools.embedded import EmbeddedAws, to_sqs_batch
+from proxymx_tools.recorder import CallRecorder
+from support import DOCUMENT, GROUP, HOOK, lambda_context, load_app, load_event
 
 
 @pytest.fixture
-def app(env: None) -> ModuleType:
-    # Loaded inside the test's environment: Powertools reads it when the module is imported.
+def app(powertools: None) -> ModuleType:
+    # Loaded with Powertools' variables set: Powertools reads them when the module is imported.
     return load_app("configure_instance")
 
 
-def invoke(app: ModuleType, batch: dict[str, Any]) -> list[str]:
-    response = app.lambda_handler(batch, Context())
-    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+@pytest.fixture
+def invoke(app: ModuleType, settings: Settings, clients: Clients) -> Any:
+    """Run the handler as Lambda does, with the test's settings and clients injected; the ids of
+    the records that must come back."""
+
+    def run(batch: dict[str, Any], config: Settings | None = None) -> list[str]:
+        response = app.lambda_handler(batch, lambda_context(), settings=config or settings, clients=clients)
+        return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+    return run
 
 
 def test_launch_sends_our_document_with_context_and_output_to_logs(
-    world: EmbeddedAws, calls: Calls, app: ModuleType
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
 ) -> None:
     # Given one instance held in Pending:Wait by our hook, its agent Online
     events = world.launch.launch_into_wait(GROUP, HOOK, 1)
     instance = events[0]["detail"]["EC2InstanceId"]
     # When its lifecycle event arrives through the queue
-    failures = invoke(app, to_sqs_batch(events))
+    failures = invoke(to_sqs_batch(events))
     # Then the record succeeds and one command carries our document to that instance only
     assert failures == []
-    (sent,) = calls.of("SendCommand")
+    (sent,) = calls.of("send_command")
     assert sent["InstanceIds"] == [instance]
     assert sent["DocumentName"] == DOCUMENT
     assert sent["Parameters"] == {
@@ -52,15 +61,15 @@ def test_launch_sends_our_document_with_context_and_output_to_logs(
 
 
 def test_120_instances_arriving_together_take_3_send_commands(
-    world: EmbeddedAws, calls: Calls, app: ModuleType
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
 ) -> None:
     # Given 120 instances launched together
     events = world.launch.launch_into_wait(GROUP, HOOK, 120)
     # When their events arrive in one batch
-    failures = invoke(app, to_sqs_batch(events))
+    failures = invoke(to_sqs_batch(events))
     # Then at most 3 SendCommand calls, none over 50 instances, cover every instance once
     assert failures == []
-    sends = calls.of("SendCommand")
+    sends = calls.of("send_command")
     assert len(sends) <= 3
     assert all(len(send["InstanceIds"]) <= 50 for send in sends)
     covered = [iid for send in sends for iid in send["InstanceIds"]]
@@ -68,39 +77,43 @@ def test_120_instances_arriving_together_take_3_send_commands(
 
 
 def test_late_agent_is_retried_by_the_queue_then_sent(
-    world: EmbeddedAws, calls: Calls, app: ModuleType
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
 ) -> None:
     # Given an instance whose SSM agent is not registered yet
     events = world.launch.launch_into_wait(GROUP, HOOK, 1, online_after_polls=1)
     batch = to_sqs_batch(events)
     # When the event is first delivered
-    first = invoke(app, batch)
+    first = invoke(batch)
     # Then the record fails (SQS brings it back later) and nothing is sent
     assert first == [batch["Records"][0]["messageId"]]
-    assert calls.of("SendCommand") == []
+    assert calls.of("send_command") == []
     # When SQS redelivers it and the agent is Online by then
     batch["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
-    second = invoke(app, batch)
+    second = invoke(batch)
     # Then it is sent
     assert second == []
-    assert len(calls.of("SendCommand")) == 1
+    assert len(calls.of("send_command")) == 1
 
 
-def test_long_wait_records_a_lifecycle_heartbeat(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+def test_long_wait_records_a_lifecycle_heartbeat(
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
+) -> None:
     # Given an instance whose agent is still not Online five minutes after the launch event
     events = world.launch.launch_into_wait(GROUP, HOOK, 1, online_after_polls=5)
     old = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     events[0]["time"] = old
     instance = events[0]["detail"]["EC2InstanceId"]
     # When its event is retried
-    failures = invoke(app, to_sqs_batch(events))
+    failures = invoke(to_sqs_batch(events))
     # Then the record comes back later and the action's heartbeat was recorded
     assert len(failures) == 1
-    assert len(calls.of("RecordLifecycleActionHeartbeat")) == 1
+    assert len(calls.of("record_lifecycle_action_heartbeat")) == 1
     assert world.launch.actions[instance].heartbeats == 1
 
 
-def test_vanished_instance_is_dropped_not_retried(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+def test_vanished_instance_is_dropped_not_retried(
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
+) -> None:
     # Given an instance whose lifecycle action already ended (expired: default result applied)
     events = world.launch.launch_into_wait(GROUP, HOOK, 1)
     world.launch.expire_action(events[0]["detail"]["EC2InstanceId"])
@@ -108,23 +121,23 @@ def test_vanished_instance_is_dropped_not_retried(world: EmbeddedAws, calls: Cal
     gone = load_event("lifecycle-launch")
     gone["detail"]["EC2InstanceId"] = "i-0fedcba9876543210"
     # When both events arrive
-    failures = invoke(app, to_sqs_batch([*events, gone]))
+    failures = invoke(to_sqs_batch([*events, gone]))
     # Then both records succeed (dropped, with a log line) and nothing is sent
     assert failures == []
-    assert calls.of("SendCommand") == []
+    assert calls.of("send_command") == []
 
 
 def test_malformed_record_fails_alone_without_sinking_the_batch(
-    world: EmbeddedAws, calls: Calls, app: ModuleType
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
 ) -> None:
     # Given a batch with one good event and one malformed event
     good = world.launch.launch_into_wait(GROUP, HOOK, 1)
     batch = to_sqs_batch([*good, load_event("malformed-lifecycle-bad-instance-id")])
     # When it is processed
-    failures = invoke(app, batch)
+    failures = invoke(batch)
     # Then only the malformed record fails, and the good one is sent
     assert failures == [batch["Records"][1]["messageId"]]
-    assert len(calls.of("SendCommand")) == 1
+    assert len(calls.of("send_command")) == 1
 
 
 @pytest.mark.parametrize(
@@ -136,54 +149,55 @@ def test_malformed_record_fails_alone_without_sinking_the_batch(
     ],
 )
 def test_malformed_only_batch_is_rejected_with_no_aws_call(
-    world: EmbeddedAws, calls: Calls, app: ModuleType, name: str
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any, name: str
 ) -> None:
     with pytest.raises(MalformedEvent, match=r"detail\."):
-        invoke(app, to_sqs_batch([load_event(name)]))
-    assert calls.made == []
+        invoke(to_sqs_batch([load_event(name)]))
+    assert calls.calls == []
 
 
-def test_other_hooks_are_ignored_with_no_aws_call(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
-    failures = invoke(app, to_sqs_batch([load_event("lifecycle-out-of-scope")]))
+def test_other_hooks_are_ignored_with_no_aws_call(
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
+) -> None:
+    failures = invoke(to_sqs_batch([load_event("lifecycle-out-of-scope")]))
     assert failures == []
-    assert calls.made == []
+    assert calls.calls == []
 
 
-def test_duplicate_deliveries_share_one_command(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+def test_duplicate_deliveries_share_one_command(world: EmbeddedAws, calls: CallRecorder, invoke: Any) -> None:
     events = world.launch.launch_into_wait(GROUP, HOOK, 1)
-    failures = invoke(app, to_sqs_batch([events[0], events[0]]))
+    failures = invoke(to_sqs_batch([events[0], events[0]]))
     assert failures == []
-    (sent,) = calls.of("SendCommand")
+    (sent,) = calls.of("send_command")
     assert len(sent["InstanceIds"]) == 1
 
 
-def test_warm_pool_launch_is_configured_too(world: EmbeddedAws, calls: Calls, app: ModuleType) -> None:
+def test_warm_pool_launch_is_configured_too(world: EmbeddedAws, calls: CallRecorder, invoke: Any) -> None:
     # Given an instance launched into the warm pool (it waits in Warmed:Pending:Wait)
     events = world.launch.launch_into_wait(GROUP, HOOK, 1, destination="WarmPool")
     instance = events[0]["detail"]["EC2InstanceId"]
     assert world.launch.lifecycle_state(instance) == "Warmed:Pending:Wait"
     # When its event arrives
-    failures = invoke(app, to_sqs_batch(events))
+    failures = invoke(to_sqs_batch(events))
     # Then it is configured before it is stopped into the pool
     assert failures == []
-    assert calls.of("SendCommand")[0]["InstanceIds"] == [instance]
+    assert calls.of("send_command")[0]["InstanceIds"] == [instance]
 
 
 def test_dry_run_sends_the_document_in_dry_run_mode(
-    world: EmbeddedAws, calls: Calls, app: ModuleType, monkeypatch: pytest.MonkeyPatch
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
 ) -> None:
-    monkeypatch.setenv("DRY_RUN", "true")
-    settings.cache_clear()
+    dry_run = load_settings({"DOCUMENT_NAME": DOCUMENT, "DRY_RUN": "true"})
     events = world.launch.launch_into_wait(GROUP, HOOK, 1)
-    assert invoke(app, to_sqs_batch(events)) == []
-    assert calls.of("SendCommand")[0]["Parameters"]["DryRun"] == ["true"]
+    assert invoke(to_sqs_batch(events), dry_run) == []
+    assert calls.of("send_command")[0]["Parameters"]["DryRun"] == ["true"]
 
 
-def test_sample_event_file_is_a_valid_queue_body(world: EmbeddedAws, app: ModuleType) -> None:
+def test_sample_event_file_is_a_valid_queue_body(world: EmbeddedAws, invoke: Any) -> None:
     # The events/ file, seeded as proxymx invoke does, goes through the handler cleanly.
-    from proxymx.local.seed_launch import seed
+    from proxymx_tools.seed_launch import seed
 
     event = load_event("lifecycle-launch")
     seed(event)
-    assert invoke(app, to_sqs_batch([event])) == []
+    assert invoke(to_sqs_batch([event])) == []
     assert world.launch.sent_commands, "the sample event's instance got the document"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 
-from proxymx import template as tpl
-from proxymx.local import demo
-from proxymx.local.chain import add_chain
+from proxymx_tools import demo
+from proxymx_tools import template as tpl
+from proxymx_tools.chain import add_chain
 
 
 def test_the_chain_runs_on_the_embedded_aws_alone_and_says_what_it_skipped() -> None:

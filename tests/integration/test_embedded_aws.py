@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from proxymx import aws as aws_clients
+from proxymx.aws import Clients
 from proxymx.config import load_settings
-from proxymx.launch.configure import configure_launches
+from proxymx.launch.configure import configure_batch
 from proxymx.launch.outcome import check_outcome
-from proxymx.local.embedded import (
+from proxymx.models.lifecycle import parse_launch_batch
+from proxymx.models.ssm import InvocationStatusChange, parse_ssm_event
+from proxymx.postfix_summary import parse_summary
+from proxymx_tools.embedded import (
     SSM_OUTPUT_LIMIT,
     CommandOutcome,
     EmbeddedAws,
@@ -21,10 +24,7 @@ from proxymx.local.embedded import (
     current_extension,
     to_sqs_batch,
 )
-from proxymx.local.seed_launch import ensure_document, ensure_group, seed
-from proxymx.models.lifecycle import parse_launch_batch
-from proxymx.models.ssm import InvocationStatusChange, parse_ssm_event
-from proxymx.postfix_summary import parse_summary
+from proxymx_tools.seed_launch import ensure_document, ensure_group, seed
 from support import load_event
 
 GROUP = "proxymx-mx-fleet"
@@ -40,11 +40,12 @@ def world(aws: EmbeddedAws) -> EmbeddedAws:
 
 
 def ssm() -> Any:
-    return aws_clients.client("ssm")
+    """A proxymx SSM client on the current embedded AWS (the extension is attached to it)."""
+    return Clients().ssm
 
 
 def autoscaling() -> Any:
-    return aws_clients.client("autoscaling")
+    return Clients().autoscaling
 
 
 def send(instance_ids: list[str], **params: list[str]) -> str:
@@ -201,7 +202,7 @@ def test_unknown_document_is_refused(world: EmbeddedAws) -> None:
 
 def test_more_than_50_instances_are_refused_as_the_service_model_says(world: EmbeddedAws) -> None:
     from proxymx.errors import PermanentAwsError
-    from proxymx.launch.ssm import send_command
+    from proxymx.launch.runcommand import RunCommand
 
     ids = [f"i-0123456789abc{n:04x}" for n in range(51)]
     for iid in ids:
@@ -212,7 +213,9 @@ def test_more_than_50_instances_are_refused_as_the_service_model_says(world: Emb
     assert error_code(exc) == "ValidationException"
     # ...and the adapter never sends it.
     with pytest.raises(PermanentAwsError, match="InstanceIds: 51 items, at most 50"):
-        send_command(ids, document_name=DOCUMENT, parameters={}, comment="proxymx", timeout_seconds=600)
+        RunCommand(ssm()).send_command(
+            ids, document_name=DOCUMENT, parameters={}, comment="proxymx", timeout_seconds=600
+        )
     assert world.launch.sent_commands == []
 
 
@@ -344,7 +347,7 @@ def test_seeded_command_agrees_with_the_status_event(aws: EmbeddedAws, name: str
 
 # ----- the real document
 def _data_plane_missing() -> str | None:
-    from proxymx.local.postfix import missing_tools
+    from proxymx_tools.postfix import missing_tools
 
     missing = missing_tools(("postconf", "postfix", "smtp-sink"))
     if missing:
@@ -364,7 +367,7 @@ def local_postfix() -> Iterator[Any]:
     import shutil
     import tempfile
 
-    from proxymx.local.postfix import LocalPostfix
+    from proxymx_tools.postfix import LocalPostfix
 
     # Not under pytest's tmp_path (0700, root only): the Postfix daemons run as "postfix".
     root = Path(tempfile.mkdtemp(prefix="proxymx-postfix-"))
@@ -379,7 +382,7 @@ def local_postfix() -> Iterator[Any]:
 
 def test_real_document_runs_and_its_outcome_releases_the_instance(local_postfix: Any) -> None:
     # Given the embedded AWS running the document's real script against a private Postfix
-    from proxymx.local.embedded import embedded_aws
+    from proxymx_tools.embedded import embedded_aws
 
     settings = load_settings(
         {
@@ -394,15 +397,16 @@ def test_real_document_runs_and_its_outcome_releases_the_instance(local_postfix:
         events = world.launch.launch_into_wait(GROUP, HOOK, 1)
         instance = events[0]["detail"]["EC2InstanceId"]
         # When ConfigureInstance sends the document and CheckOutcome reads the real result
-        report = configure_launches(parse_launch_batch(to_sqs_batch(events)), settings)
-        assert report.failed_message_ids == []
+        clients = Clients()
+        report = configure_batch(parse_launch_batch(to_sqs_batch(events)), settings, clients)
+        assert report.retried == []
         (status_event,) = world.launch.drain_status_events()
-        outcome = check_outcome(parse_ssm_event(status_event), settings)
+        outcome = check_outcome(parse_ssm_event(status_event), settings, clients)
         # Then the script's real summary proved the configuration and the instance is InService
         invocation = ssm().get_command_invocation(
             CommandId=status_event["detail"]["command-id"], InstanceId=instance
         )
         assert invocation["Status"] == "Success", invocation["StandardErrorContent"]
-        assert outcome.outcome == "continued", outcome.reason
+        assert outcome.decision == "continued", outcome.reason
         assert world.launch.lifecycle_state(instance) == "InService"
         assert local_postfix.postconf("-h", "postscreen_upstream_proxy_protocol").strip() == "haproxy"

@@ -1,38 +1,40 @@
 """EnableProxyProtocol on the embedded AWS (moto): every behaviour of issue 2.
 
-The world each event presumes is seeded with proxymx.local.seed (the same seeding
-``proxymx invoke`` uses); every AWS call the function makes is recorded, in order.
+The world each event presumes is seeded with proxymx_tools.seed (the same seeding
+``proxymx invoke`` uses); every AWS call the function makes is recorded, in order. Settings and
+clients are injected into the domain call and the handler.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from types import ModuleType, SimpleNamespace
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from proxymx import aws as aws_clients
-from proxymx.config import Settings, load_settings, settings
+from proxymx.aws import Clients
+from proxymx.config import Settings, load_settings
 from proxymx.errors import MalformedEvent, NotReadyYet, PermanentAwsError, VerificationFailed
-from proxymx.loadbalancer.classic import ClassicElb
-from proxymx.loadbalancer.nlb import NetworkLoadBalancers
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
 from proxymx.loadbalancer.service import ProxyProtocolResult, enable_proxy_protocol
-from proxymx.local.recorder import CallRecorder
-from proxymx.local.runner import reset_powertools_logger
-from proxymx.local.seed import seed_world
 from proxymx.models.cloudtrail import parse_elb_event
-from support import EVENTS_DIR, emf_metrics, load_app, load_event
+from proxymx_tools.recorder import CallRecorder
+from proxymx_tools.runner import reset_powertools_logger
+from proxymx_tools.seed import seed_world
+from support import (
+    EVENTS_DIR,
+    emf_metrics,
+    lambda_context,
+    load_app,
+    load_event,
+    role_actions,
+    role_statements,
+    statement_actions,
+)
 
 SELF_ROLE = "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole"
 DEFAULT = load_settings({"SELF_ROLE_ARNS": SELF_ROLE})
-
-
-@pytest.fixture
-def calls(aws: Any) -> Iterator[CallRecorder]:
-    with CallRecorder() as recorder:
-        yield recorder
 
 
 class World:
@@ -76,14 +78,11 @@ def handle(
     event: dict[str, Any],
     config: Settings = DEFAULT,
     sleep: Callable[[float], Any] | None = None,
-    classic_client: Any = None,
+    clients: Clients | None = None,
 ) -> ProxyProtocolResult:
-    nap = sleep or (lambda _s: None)
+    """The domain call, on fresh clients of the embedded AWS unless the test brings its own."""
     return enable_proxy_protocol(
-        parse_elb_event(event),
-        config,
-        ClassicElb(classic_client, sleep=nap),
-        NetworkLoadBalancers(sleep=nap),
+        parse_elb_event(event), config, clients or Clients(), sleep=sleep or (lambda _s: None)
     )
 
 
@@ -189,7 +188,8 @@ def test_duplicate_policy_name_means_the_policy_is_already_there(calls: CallReco
     from botocore.exceptions import ClientError
 
     event, world = seeded("elb-create-smtp")
-    client = aws_clients.client("elb")
+    clients = Clients()
+    client = clients.elb
     world.elb.create_load_balancer_policy(
         LoadBalancerName="mx-inbound",
         PolicyName=PROXY_POLICY_NAME,
@@ -213,7 +213,7 @@ def test_duplicate_policy_name_means_the_policy_is_already_there(calls: CallReco
     client.describe_load_balancers = stale_describe
     client.create_load_balancer_policy = duplicate
     # When handled / Then it goes on and attaches the policy
-    assert handle(event, classic_client=client).outcome == "changed"
+    assert handle(event, clients=clients).outcome == "changed"
     assert world.backend_policies("mx-inbound") == {25: [PROXY_POLICY_NAME]}
 
 
@@ -276,7 +276,8 @@ def test_dry_run_plans_and_writes_nothing(calls: CallRecorder, name: str) -> Non
 def test_verification_failure_when_the_change_does_not_take(calls: CallRecorder) -> None:
     # Given SetLoadBalancerPoliciesForBackendServer "succeeds" without effect
     event, _world = seeded("elb-create-smtp")
-    client = aws_clients.client("elb")
+    clients = Clients()
+    client = clients.elb
 
     def swallow(model: Any, **_: Any) -> Any:
         if model.name == "SetLoadBalancerPoliciesForBackendServer":
@@ -286,7 +287,7 @@ def test_verification_failure_when_the_change_does_not_take(calls: CallRecorder)
     client.meta.events.register("before-call", swallow)
     # When handled / Then reading it back fails loudly
     with pytest.raises(VerificationFailed, match="instance port 25"):
-        handle(event, classic_client=client)
+        handle(event, clients=clients)
 
 
 def test_not_found_right_after_creation_is_retried_with_bounded_backoff_then_fails(
@@ -417,7 +418,8 @@ def test_tags_of_many_target_groups_are_read_20_arns_per_call(calls: CallRecorde
 def test_nlb_verification_failure_when_the_change_does_not_take(calls: CallRecorder) -> None:
     # Given ModifyTargetGroupAttributes "succeeds" without effect
     event, world = seeded("nlb-create-target-group")
-    client = aws_clients.client("elbv2")
+    clients = Clients()
+    client = clients.elbv2
 
     def swallow(model: Any, **_: Any) -> Any:
         if model.name == "ModifyTargetGroupAttributes":
@@ -427,14 +429,15 @@ def test_nlb_verification_failure_when_the_change_does_not_take(calls: CallRecor
     client.meta.events.register("before-call", swallow)
     # When handled / Then reading it back fails loudly, naming the target group
     with pytest.raises(VerificationFailed, match=r"proxy_protocol_v2\.enabled is not true"):
-        handle(event)
+        handle(event, clients=clients)
     assert world.proxy_v2(world.target_group_arn("mx-smtp-25")) == "false"
 
 
 def test_access_denied_fails_at_once_without_retry(calls: CallRecorder) -> None:
     # Given the role may not read the load balancer (a permanent error, unlike not-found)
     event, _world = seeded("elb-create-smtp")
-    client = aws_clients.client("elb")
+    clients = Clients()
+    client = clients.elb
 
     def deny(model: Any, **_: Any) -> Any:
         from botocore.exceptions import ClientError
@@ -445,7 +448,7 @@ def test_access_denied_fails_at_once_without_retry(calls: CallRecorder) -> None:
     naps: list[float] = []
     # When handled / Then PermanentAwsError after one call: no backoff, no write
     with pytest.raises(PermanentAwsError, match="AccessDenied"):
-        handle(event, sleep=naps.append, classic_client=client)
+        handle(event, sleep=naps.append, clients=clients)
     assert naps == []
     assert ops(calls) == ["elb.describe_load_balancers"]
 
@@ -488,34 +491,34 @@ def test_our_own_change_is_recognised_only_for_our_role(calls: CallRecorder) -> 
 # ----- the handler ------------------------------------------------------------------------------
 
 
-def load_handler(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
+@pytest.fixture
+def app(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, Any]]:
+    """The handler, run as Lambda does (decorators included), with settings and clients injected.
+    Only Powertools' own variables are in the environment."""
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "proxymx")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Proxymx")
-    monkeypatch.setenv("SELF_ROLE_ARNS", SELF_ROLE)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    settings.cache_clear()
-    # Powertools binds the "proxymx" logger to the stdout of its first configuration (maybe
-    # another test's): unbind it so that capsys sees this handler's logs.
-    reset_powertools_logger("proxymx")
-    return load_app("enable_proxy_protocol")
 
+    def run(
+        event: dict[str, Any], config: Settings = DEFAULT, clients: Clients | None = None
+    ) -> dict[str, Any]:
+        # Imported in the test's body, as the runner does per invocation: Powertools binds the
+        # "proxymx" logger to the stdout of that moment (capsys's), once unbound from another's.
+        reset_powertools_logger("proxymx")
+        module = load_app("enable_proxy_protocol")
+        context = lambda_context("EnableProxyProtocolFunction")
+        result: dict[str, Any] = module.lambda_handler(
+            event, context, settings=config, clients=clients or Clients()
+        )
+        return result
 
-def context() -> Any:
-    return SimpleNamespace(
-        function_name="EnableProxyProtocol",
-        memory_limit_in_mb=256,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:EnableProxyProtocol",
-        aws_request_id="req-1",
-    )
+    return run
 
 
 def test_handler_returns_the_outcome_logs_with_the_event_id_and_emits_metrics(
-    calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    calls: CallRecorder, app: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = load_handler(monkeypatch)
     event, _world = seeded("elb-drift-backend-detached")
-    result = app.lambda_handler(event, context())
+    result = app(event)
     output = capsys.readouterr().out
     assert result["outcome"] == "changed"
     assert result["drift_repaired"] is True
@@ -528,29 +531,46 @@ def test_handler_returns_the_outcome_logs_with_the_event_id_and_emits_metrics(
 
 
 def test_handler_rejects_a_malformed_event_before_any_aws_call(
-    calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    calls: CallRecorder, app: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = load_handler(monkeypatch)
     with pytest.raises(MalformedEvent, match=r"detail\.requestParameters\.loadBalancerName: field required"):
-        app.lambda_handler(load_event("malformed-elb-missing-load-balancer-name"), context())
+        app(load_event("malformed-elb-missing-load-balancer-name"))
     assert calls.calls == []
+    # Counted like a rejected event of any proxymx function (unexpected failures count Failures)
+    assert emf_metrics(capsys.readouterr().out) == {"EventsRejected": [1.0]}
+
+
+def test_handler_counts_an_unexpected_failure_and_raises_it(
+    calls: CallRecorder, app: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a load balancer the role may not read (a permanent error, translated by the adapter)
+    event, _world = seeded("elb-create-smtp")
+    clients = Clients()
+
+    def deny(model: Any, **_: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, model.name)
+
+    clients.elb.meta.events.register("before-call", deny)
+    # When handled / Then it raises (Lambda retries, then the DLQ) and counts Failures only
+    with pytest.raises(PermanentAwsError, match="AccessDenied"):
+        app(event, clients=clients)
     assert emf_metrics(capsys.readouterr().out) == {"Failures": [1.0]}
 
 
 def test_handler_counts_ignored_events(
-    calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    calls: CallRecorder, app: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = load_handler(monkeypatch)
-    assert app.lambda_handler(load_event("nlb-create-application-lb"), context())["outcome"] == "ignored"
+    assert app(load_event("nlb-create-application-lb"))["outcome"] == "ignored"
     assert emf_metrics(capsys.readouterr().out) == {"EventsIgnored": [1.0]}
 
 
-def test_handler_dry_run_from_the_environment(
-    calls: CallRecorder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_handler_dry_run_from_the_injected_settings(
+    calls: CallRecorder, app: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = load_handler(monkeypatch, DRY_RUN="true")
     event, world = seeded("elb-create-smtp")
-    result = app.lambda_handler(event, context())
+    result = app(event, load_settings({"SELF_ROLE_ARNS": SELF_ROLE, "DRY_RUN": "true"}))
     assert (result["outcome"], result["dry_run"]) == ("changed", True)
     assert calls.writes == []
     assert world.backend_policies("mx-inbound") == {}
@@ -561,52 +581,29 @@ def test_handler_dry_run_from_the_environment(
 
 
 def _function_statements() -> list[dict[str, Any]]:
-    from proxymx import template as tpl
-
-    props = tpl.load_template()["Resources"]["EnableProxyProtocolFunction"]["Properties"]
-    statements: list[dict[str, Any]] = []
-    for policy in props["Policies"]:
-        for statement in policy["Statement"]:
-            # The conditional Deny (Fn::If [condition, statement, AWS::NoValue]) counts as present.
-            statements.append(statement["Fn::If"][1] if "Fn::If" in statement else statement)
-    return statements
-
-
-def _actions(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return [action] if isinstance(action, str) else list(action)
+    return list(role_statements("EnableProxyProtocolFunction").values())
 
 
 def test_every_call_the_function_makes_is_allowed_by_its_role_and_nothing_more() -> None:
     # Given every sample ELB event run through `proxymx invoke` (all code paths that call AWS)
-    from botocore.session import get_session
-    from proxymx.local.runner import invoke_event
+    from proxymx_tools.runner import invoke_event
 
-    session = get_session()
     called: set[str] = set()
     for path in sorted(EVENTS_DIR.glob("*.json")):
         event = json.loads(path.read_text())
         if event.get("source") != "aws.elasticloadbalancing":
             continue
-        for call in invoke_event(event).aws_calls:
-            model = session.get_service_model(call.service)
-            operation = next(op for op in model.operation_names if op == _camel(call.operation))
-            called.add(f"elasticloadbalancing:{operation}")
+        called.update(call.iam_action for call in invoke_event(event).aws_calls)
     # Then each is allowed by a statement with a Sid, and the role allows no action never called
-    allowed = {a for s in _function_statements() if s["Effect"] == "Allow" for a in _actions(s)}
-    assert all("Sid" in s for s in _function_statements())
-    assert called == allowed
-
-
-def _camel(snake: str) -> str:
-    return "".join(part.capitalize() for part in snake.split("_"))
+    assert all(s["Sid"] for s in _function_statements())
+    assert called == role_actions("EnableProxyProtocolFunction")
 
 
 def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
     for statement in _function_statements():
         if statement["Effect"] != "Allow":
             continue
-        mutating = [a for a in _actions(statement) if not a.split(":", 1)[1].startswith("Describe")]
+        mutating = [a for a in statement_actions(statement) if not a.split(":", 1)[1].startswith("Describe")]
         if mutating:
             assert statement["Resource"] != "*", statement["Sid"]
             assert "elasticloadbalancing" in json.dumps(statement["Resource"])

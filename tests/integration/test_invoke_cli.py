@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proxymx import template as tpl
-from proxymx.cli import main
 from proxymx.errors import PermanentAwsError
-from proxymx.local import demo
-from proxymx.local.runner import Route, resolve, route, sqs_event
+from proxymx_tools import demo
+from proxymx_tools import template as tpl
+from proxymx_tools.cli import main
+from proxymx_tools.runner import Route, invoke_event, resolve, route, sqs_event
 from support import EVENTS_DIR, ROOT, load_event
 
 JSON_KEYS = ["matched_rules", "functions", "outcome", "aws_calls", "error"]
@@ -117,7 +118,7 @@ def test_missing_launch_seeder_is_reported_not_crashed(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Given a template whose rule sends Auto Scaling events to a function, and no seed_launch module
-    monkeypatch.setitem(sys.modules, "proxymx.local.seed_launch", None)
+    monkeypatch.setitem(sys.modules, "proxymx_tools.seed_launch", None)
     event = {"source": "aws.autoscaling", "detail-type": "EC2 Instance-launch Lifecycle Action", "detail": {}}
     path = tmp_path / "launch.json"
     path.write_text(json.dumps(event))
@@ -131,7 +132,7 @@ def test_missing_launch_seeder_is_reported_not_crashed(
     code, report = invoke_json(capsys, str(path), "--template", str(template))
     assert code == 1
     assert report["outcome"] == "failed"
-    assert "proxymx.local.seed_launch is missing" in report["error"]
+    assert "proxymx_tools.seed_launch is missing" in report["error"]
 
 
 def test_a_world_the_embedded_aws_refuses_is_a_failed_json_report(
@@ -161,8 +162,33 @@ def test_an_unreadable_template_is_a_failed_json_report(
     assert "FileNotFoundError" in report["error"]
 
 
+def test_the_handlers_get_their_settings_injected_not_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the process-wide settings made unreadable (what a handler reads in Lambda)
+    import proxymx.handler
+
+    def from_the_environment() -> Any:
+        raise AssertionError("a handler read its settings from the environment")
+
+    monkeypatch.setattr(proxymx.handler, "process_settings", from_the_environment)
+    before = dict(os.environ)
+    # When `proxymx invoke --dry-run` runs each function on its sample event
+    reports = {
+        name: invoke_event(load_event(name), dry_run=True)
+        for name in ("elb-create-smtp", "lifecycle-launch", "ssm-status-success", "scheduled-reconcile")
+    }
+    # Then each ran with the template's configuration, injected, the dry run included
+    assert {name: report.error for name, report in reports.items()} == dict.fromkeys(reports)
+    assert (reports["elb-create-smtp"].outcome, reports["elb-create-smtp"].writes) == ("changed", 0)
+    (sent,) = [c.params for c in reports["lifecycle-launch"].aws_calls if c.operation == "send_command"]
+    assert sent["Parameters"]["DryRun"] == ["true"]
+    # And the environment is as it was (only Powertools' variables were set, and only meanwhile)
+    assert dict(os.environ) == before
+
+
 def test_console_script_entry_point() -> None:
-    # The installed `proxymx` script (pyproject: proxymx.cli:main), as a user runs it.
+    # The installed `proxymx` script (pyproject: proxymx_tools.cli:main), as a user runs it.
     exe = shutil.which("proxymx", path=str(Path(sys.executable).parent))
     assert exe is not None
     done = subprocess.run(
@@ -237,7 +263,7 @@ def test_intrinsics_resolve_as_a_local_stack_would() -> None:
 
 
 def test_the_function_gets_its_template_environment() -> None:
-    from proxymx.local.runner import function_env
+    from proxymx_tools.runner import function_env
 
     env = function_env(tpl.load_template(), "EnableProxyProtocolFunction")
     assert env["SMTP_PORTS"] == "25"
@@ -308,7 +334,7 @@ def test_a_failing_step_fails_the_demo_but_the_next_steps_run(tmp_path: Path) ->
 def test_invoke_inside_the_callers_embedded_aws_keeps_the_world(aws: Any) -> None:
     # Given the caller holds the embedded AWS (the demo's data-plane chain does)
     import boto3
-    from proxymx.local.runner import invoke_event
+    from proxymx_tools.runner import invoke_event
 
     # When the NLB target group event is invoked without entering a new one
     report = invoke_event(load_event("nlb-create-target-group"), enter_embedded=False)
@@ -322,8 +348,8 @@ def test_invoke_inside_the_callers_embedded_aws_keeps_the_world(aws: Any) -> Non
 
 def test_backend_current_runs_in_the_callers_world_with_extra_environment(aws: Any) -> None:
     # Given the caller built the world itself
-    from proxymx.local.runner import invoke_event
-    from proxymx.local.seed import seed_world
+    from proxymx_tools.runner import invoke_event
+    from proxymx_tools.seed import seed_world
 
     event = seed_world(load_event("elb-create-smtp"))
     # When invoked on it with SMTP_PORTS=587 for the function

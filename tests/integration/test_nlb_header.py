@@ -6,15 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from proxymx import aws as clients
+from proxymx.aws import Clients
 from proxymx.config import load_settings
-from proxymx.loadbalancer.classic import ClassicElb
-from proxymx.loadbalancer.nlb import NetworkLoadBalancers
-from proxymx.loadbalancer.service import ProxyProtocolResult, emit_metrics, enable_proxy_protocol
-from proxymx.loadbalancer.service import ensure_load_balancer_v2 as sweep_load_balancer_v2
-from proxymx.local.recorder import CallRecorder
-from proxymx.local.seed import seed_world
+from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult, enable_proxy_protocol
 from proxymx.models.cloudtrail import parse_elb_event
+from proxymx_tools.recorder import CallRecorder
+from proxymx_tools.seed import seed_world
 from support import load_event
 
 ENABLED = "proxy_protocol_v2.enabled"
@@ -25,7 +22,7 @@ SETTINGS = load_settings({})
 
 def attributes(arn: str) -> dict[str, str]:
     # A proxymx client: the embedded AWS overlays what AWS answers (preserve_client_ip.enabled).
-    client = clients.client("elbv2")
+    client = Clients().elbv2
     return {
         a["Key"]: a["Value"]
         for a in client.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
@@ -70,19 +67,12 @@ def nlb_with_group(
 
 
 def sweep(lb_arn: str, **env: str) -> ProxyProtocolResult:
-    return sweep_load_balancer_v2(lb_arn, load_settings(env), NetworkLoadBalancers(sleep=lambda _s: None))
+    service = EnableProxyProtocol(load_settings(env), Clients(), sleep=lambda _s: None)
+    return service.ensure_load_balancer_v2(lb_arn)
 
 
 def writes(calls: CallRecorder) -> list[list[dict[str, str]]]:
     return [list(c.params["Attributes"]) for c in calls.writes]
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.values: dict[str, float] = {}
-
-    def add_metric(self, name: str, unit: Any, value: float) -> None:
-        self.values[name] = value
 
 
 def test_placement_already_on_first_ack_only_enables(aws: Any) -> None:
@@ -127,9 +117,7 @@ def test_refused_placement_is_blocked_and_nothing_is_enabled(aws: Any) -> None:
     assert PLACEMENT in result.reason
     # And the only write was the refused combined call: no enabled=true ever landed alone
     assert writes(calls) == [[{"Key": ENABLED, "Value": "true"}, {"Key": PLACEMENT, "Value": "on_first_ack"}]]
-    metrics = Metrics()
-    emit_metrics(result, metrics)
-    assert metrics.values["HeaderPlacementBlocked"] == 1
+    assert {m.name: m.value for m in result.metrics()}["HeaderPlacementBlocked"] == 1
 
 
 def test_header_switched_on_by_hand_is_broken_and_repair_is_tried(aws: Any) -> None:
@@ -145,9 +133,7 @@ def test_header_switched_on_by_hand_is_broken_and_repair_is_tried(aws: Any) -> N
     assert result.outcome == "broken"
     assert result.broken == [tg]
     assert "hangs SMTP" in result.reason and "Ask AWS Support" in result.reason
-    metrics = Metrics()
-    emit_metrics(result, metrics)
-    assert metrics.values["HeaderPlacementBroken"] == 1
+    assert {m.name: m.value for m in result.metrics()}["HeaderPlacementBroken"] == 1
 
 
 def test_header_switched_on_by_hand_is_repaired_where_aws_allows(aws: Any) -> None:
@@ -170,9 +156,7 @@ def test_placement_drift_event_is_repaired(aws: Any) -> None:
     assert attributes(tg)[PLACEMENT] == "on_first_ack_with_payload"
     # When the event arrives
     with CallRecorder() as calls:
-        result = enable_proxy_protocol(
-            parsed, SETTINGS, ClassicElb(), NetworkLoadBalancers(sleep=lambda _s: None)
-        )
+        result = enable_proxy_protocol(parsed, SETTINGS, Clients(), sleep=lambda _s: None)
     # Then it is drift, repaired, with only the placement written
     assert parsed.detail.is_drift
     assert (result.outcome, result.drift_repaired) == ("changed", True)
@@ -249,7 +233,7 @@ def test_embedded_aws_rejects_an_unknown_placement_value(aws: Any) -> None:
     _lb, tg, _client = nlb_with_group()
     # When a placement AWS does not know is sent / Then ValidationError, nothing applied
     try:
-        clients.client("elbv2").modify_target_group_attributes(
+        Clients().elbv2.modify_target_group_attributes(
             TargetGroupArn=tg, Attributes=[{"Key": PLACEMENT, "Value": "on_syn"}]
         )
     except ClientError as exc:

@@ -8,22 +8,33 @@ back (an instance is stuck only after ``STUCK_AFTER_SECONDS``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 from proxymx import aws as aws_clients
+from proxymx.aws import Clients
 from proxymx.config import Settings, load_settings
 from proxymx.errors import MalformedEvent
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
-from proxymx.local.embedded import CommandOutcome, EmbeddedAws
-from proxymx.local.recorder import CallRecorder
-from proxymx.local.seed import SMTP_LISTENER, STATUS_LISTENER, _create_classic, _V2World
-from proxymx.local.seed_launch import ensure_group
-from proxymx.reconcile import STUCK_AFTER_SECONDS, ReconcileFailed, reconcile
-from support import DOCUMENT, GROUP, HOOK, Calls, emf_metrics, load_app, load_event
+from proxymx.models.schedule import parse_scheduled_event
+from proxymx.reconcile import STUCK_AFTER_SECONDS, ReconcileFailed, ReconcileSummary, reconcile
+from proxymx_tools.embedded import CommandOutcome, EmbeddedAws
+from proxymx_tools.recorder import CallRecorder
+from proxymx_tools.seed import SMTP_LISTENER, STATUS_LISTENER, _create_classic, _V2World
+from proxymx_tools.seed_launch import ensure_group
+from support import (
+    DOCUMENT,
+    GROUP,
+    HOOK,
+    emf_metrics,
+    lambda_context,
+    load_app,
+    load_event,
+    role_actions,
+    role_statements,
+)
 
 ELB_WRITES = {
     "create_load_balancer_policy",
@@ -32,24 +43,33 @@ ELB_WRITES = {
 }
 
 
-@pytest.fixture
-def calls(world: EmbeddedAws) -> Iterator[CallRecorder]:
-    with CallRecorder() as recorder:
-        yield recorder
+Sweep = Callable[..., ReconcileSummary]
+Handler = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
-def app(env: None) -> ModuleType:
-    return load_app("reconcile")
+def app(powertools: None, settings: Settings, clients: Clients) -> Handler:
+    """The Reconcile handler, run as Lambda does, with the test's settings and clients injected."""
+    module = load_app("reconcile")
+
+    def run(event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = module.lambda_handler(
+            event, lambda_context("ReconcileFunction"), settings=settings, clients=clients
+        )
+        return result
+
+    return run
 
 
-def context() -> Any:
-    return SimpleNamespace(
-        function_name="Reconcile",
-        memory_limit_in_mb=256,
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:proxymx-Reconcile",
-        aws_request_id="req-1",
-    )
+@pytest.fixture
+def sweep(world: EmbeddedAws, settings: Settings, clients: Clients) -> Sweep:
+    """The sweep's domain call on the sample Scheduled Event (``config=`` other settings)."""
+
+    def run(config: Settings | None = None) -> ReconcileSummary:
+        event = parse_scheduled_event(load_event("scheduled-reconcile"))
+        return reconcile(event, config or settings, clients)
+
+    return run
 
 
 class Elb:
@@ -118,14 +138,12 @@ def stuck(world: EmbeddedAws, count: int = 1, group: str = GROUP, hook: str = HO
     return ids
 
 
-def sweep(config: Settings | None = None) -> Any:
-    return reconcile(config or load_settings({"DOCUMENT_NAME": DOCUMENT}))
-
-
 # ----- load balancers ------------------------------------------------------------------------
 
 
-def test_drifted_load_balancers_are_repaired_and_compliant_ones_only_read(calls: CallRecorder) -> None:
+def test_drifted_load_balancers_are_repaired_and_compliant_ones_only_read(
+    calls: CallRecorder, sweep: Sweep
+) -> None:
     # Given a drifted Classic ELB and NLB, and a compliant one of each
     elb = Elb()
     elb.classic("mx-drifted")
@@ -149,7 +167,9 @@ def test_drifted_load_balancers_are_repaired_and_compliant_ones_only_read(calls:
     assert all(c.reason == "drift repaired" for c in summary.changed)
 
 
-def test_header_placement_refused_is_loud_in_the_sweep(world: EmbeddedAws, calls: CallRecorder) -> None:
+def test_header_placement_refused_is_loud_in_the_sweep(
+    world: EmbeddedAws, calls: CallRecorder, sweep: Sweep
+) -> None:
     # Given, in an account AWS Support has not allowed on_first_ack, an NLB switched on by hand
     # (header on, default placement: SMTP hangs) and a new one that needs the header
     world.launch.refuse_header_placement()
@@ -163,7 +183,7 @@ def test_header_placement_refused_is_loud_in_the_sweep(world: EmbeddedAws, calls
     summary = sweep()
     # Then the new one stays off (blocked), the hand-made one is reported broken
     assert elb.proxy_v2(new_tg) == "false"
-    answer = summary.as_dict()
+    answer = summary.to_dict()
     assert answer["header_placement_blocked"] == [new_tg]
     assert answer["header_placement_broken"] == [hand_tg]
     assert "1 target group(s) blocked, 1 broken" in summary.describe()
@@ -171,7 +191,9 @@ def test_header_placement_refused_is_loud_in_the_sweep(world: EmbeddedAws, calls
     assert (metrics["HeaderPlacementBlocked"], metrics["HeaderPlacementBroken"]) == (1, 1)
 
 
-def test_scope_opt_out_and_required_tag_and_non_smtp_are_left_alone(calls: CallRecorder) -> None:
+def test_scope_opt_out_and_required_tag_and_non_smtp_are_left_alone(
+    calls: CallRecorder, sweep: Sweep
+) -> None:
     # Given an opted-out Classic and NLB, an untagged one when a tag is required, and an HTTP-only ELB
     elb = Elb()
     elb.classic("mx-opted-out", **{"proxymx:opt-out": "true"})
@@ -191,7 +213,7 @@ def test_scope_opt_out_and_required_tag_and_non_smtp_are_left_alone(calls: CallR
     assert outcomes["web-only"] == "compliant"
 
 
-def test_dry_run_writes_nothing_and_reports_the_plan(calls: CallRecorder) -> None:
+def test_dry_run_writes_nothing_and_reports_the_plan(calls: CallRecorder, sweep: Sweep) -> None:
     # Given drifted load balancers
     elb = Elb()
     elb.classic("mx-drifted")
@@ -203,7 +225,7 @@ def test_dry_run_writes_nothing_and_reports_the_plan(calls: CallRecorder) -> Non
     assert elb.backend_policies("mx-drifted") == {}
     assert elb.proxy_v2(tg) == "false"
     assert len(summary.changed) == 2
-    assert summary.as_dict()["dry_run"] is True
+    assert summary.to_dict()["dry_run"] is True
     metrics = {m.name: m.value for m in summary.metrics()}
     assert metrics["DryRunChangesPlanned"] == 3  # policy + attach + target group
     assert "ProxyProtocolEnabled" not in metrics
@@ -235,7 +257,7 @@ def _fail_describe_tags_of(name: str) -> Any:
 
 def test_a_failing_load_balancer_does_not_stop_the_sweep_which_fails_at_the_end(
     world: EmbeddedAws,
-    app: ModuleType,
+    app: Handler,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -250,7 +272,7 @@ def test_a_failing_load_balancer_does_not_stop_the_sweep_which_fails_at_the_end(
     try:
         # When the scheduled sweep runs
         with pytest.raises(ReconcileFailed) as failed:
-            app.lambda_handler(load_event("scheduled-reconcile"), context())
+            app(load_event("scheduled-reconcile"))
     finally:
         aws_clients.remove_client_observer(observer)
     # Then every other load balancer was repaired and the stuck instance re-driven
@@ -271,41 +293,42 @@ def test_a_failing_load_balancer_does_not_stop_the_sweep_which_fails_at_the_end(
     assert metrics["ReconcileInstancesRedriven"] == [1.0]
 
 
-def test_handler_sample_event_returns_the_summary(world: EmbeddedAws, app: ModuleType) -> None:
+def test_handler_sample_event_returns_the_summary(world: EmbeddedAws, app: Handler) -> None:
     # Given one drifted Classic ELB
     Elb().classic("mx-drifted")
     # When the sample Scheduled Event reaches the handler
-    result = app.lambda_handler(load_event("scheduled-reconcile"), context())
+    result = app(load_event("scheduled-reconcile"))
     # Then it answers the summary
     assert result["outcome"] == "changed"
     assert (result["load_balancers_checked"], result["load_balancers_changed"]) == (1, 1)
     assert result["failures"] == []
     # And a second sweep finds nothing to do
-    again = app.lambda_handler(load_event("scheduled-reconcile"), context())
+    again = app(load_event("scheduled-reconcile"))
     assert (again["outcome"], again["load_balancers_changed"]) == ("compliant", 0)
 
 
 def test_handler_rejects_an_event_that_is_not_a_schedule(
-    world: EmbeddedAws, app: ModuleType, calls: CallRecorder, capsys: pytest.CaptureFixture[str]
+    world: EmbeddedAws, app: Handler, calls: CallRecorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     event = load_event("scheduled-reconcile")
     event["detail-type"] = "AWS API Call via CloudTrail"
     with pytest.raises(MalformedEvent, match="detail-type"):
-        app.lambda_handler(event, context())
+        app(event)
     assert calls.calls == []
-    assert emf_metrics(capsys.readouterr().out) == {"ReconcileFailures": [1.0]}
+    # A rejected event counts as in every function (a sweep that failed counts ReconcileFailures)
+    assert emf_metrics(capsys.readouterr().out) == {"EventsRejected": [1.0]}
 
 
 # ----- instances stuck in Pending:Wait ---------------------------------------------------------
 
 
 def test_a_stuck_instance_with_no_command_is_redriven_and_one_with_a_command_in_flight_is_not(
-    world: EmbeddedAws, calls: CallRecorder
+    world: EmbeddedAws, calls: CallRecorder, sweep: Sweep, clients: Clients
 ) -> None:
     # Given two instances stuck in Pending:Wait; one has a command of our document in progress
     lost, busy = stuck(world, 2)
     world.launch.script_outcome(CommandOutcome("InProgress", "", "", -1), busy)
-    in_flight = aws_clients.client("ssm").send_command(InstanceIds=[busy], DocumentName=DOCUMENT)
+    in_flight = clients.ssm.send_command(InstanceIds=[busy], DocumentName=DOCUMENT)
     world.launch.drain_status_events()
     calls.calls.clear()
     # When the sweep runs
@@ -327,7 +350,7 @@ def test_a_stuck_instance_with_no_command_is_redriven_and_one_with_a_command_in_
 
 
 def test_recent_launches_other_hooks_and_untagged_groups_are_not_redriven(
-    world: EmbeddedAws, calls: CallRecorder
+    world: EmbeddedAws, calls: CallRecorder, sweep: Sweep
 ) -> None:
     # Given a fresh launch in our group (its event is on its way), a stuck instance of a group
     # waiting for another team's hook, and one of a group without the fleet tag
@@ -351,7 +374,7 @@ def test_recent_launches_other_hooks_and_untagged_groups_are_not_redriven(
     assert summary.outcome == "compliant"
 
 
-def test_launch_group_names_narrow_the_sweep(world: EmbeddedAws, calls: CallRecorder) -> None:
+def test_launch_group_names_narrow_the_sweep(world: EmbeddedAws, calls: CallRecorder, sweep: Sweep) -> None:
     # Given stuck instances in two fleet groups, and LaunchGroupNames naming only the second
     ensure_group("mx-fleet-b", HOOK)
     stuck(world)
@@ -373,27 +396,8 @@ def untag(group: str) -> None:
 # ----- IAM: what the function calls is what its role allows ------------------------------------
 
 
-def _role_actions(function: str) -> tuple[set[str], set[str]]:
-    """(allowed, denied) actions of the function's inline statements; every one has a Sid."""
-    from proxymx.template import load_template
-
-    allowed: set[str] = set()
-    denied: set[str] = set()
-    for policy in load_template()["Resources"][function]["Properties"]["Policies"]:
-        for raw in policy["Statement"]:
-            statement = raw["Fn::If"][1] if "Fn::If" in raw else raw
-            assert statement["Sid"]
-            action = statement["Action"]
-            actions = {action} if isinstance(action, str) else set(action)
-            (allowed if statement["Effect"] == "Allow" else denied).update(actions)
-    return allowed, denied
-
-
-IAM_PREFIX = {"elb": "elasticloadbalancing", "elbv2": "elasticloadbalancing"}
-
-
 def test_every_call_the_sweep_makes_is_allowed_by_its_role_and_nothing_more(
-    world: EmbeddedAws, app: ModuleType
+    world: EmbeddedAws, app: Handler, calls: CallRecorder
 ) -> None:
     # Given the widest sweep: a drifted Classic ELB (with another policy, so its policies are
     # read), a drifted NLB, and a stuck instance (heartbeat, registration, send)
@@ -407,19 +411,14 @@ def test_every_call_the_sweep_makes_is_allowed_by_its_role_and_nothing_more(
     )
     elb.nlb("nlb-drifted")
     stuck(world)
-    made = Calls()
-    aws_clients.add_client_observer(made.observe)
-    try:
-        # When the scheduled sweep runs
-        result = app.lambda_handler(load_event("scheduled-reconcile"), context())
-    finally:
-        aws_clients.remove_client_observer(made.observe)
+    calls.calls.clear()
+    # When the scheduled sweep runs
+    result = app(load_event("scheduled-reconcile"))
     assert (result["load_balancers_changed"], result["instances_redriven"]) == (2, 1)
-    called = {f"{IAM_PREFIX.get(service, service)}:{operation}" for service, operation, _ in made.made}
     # Then the role allows exactly those actions, and denies writes on opted-out resources
-    allowed, denied = _role_actions("ReconcileFunction")
-    assert called == allowed
-    assert denied == {
+    assert all(statement["Sid"] for statement in role_statements("ReconcileFunction").values())
+    assert calls.iam_actions == role_actions("ReconcileFunction")
+    assert role_actions("ReconcileFunction", "Deny") == {
         "elasticloadbalancing:CreateLoadBalancerPolicy",
         "elasticloadbalancing:SetLoadBalancerPoliciesForBackendServer",
         "elasticloadbalancing:ModifyTargetGroupAttributes",
@@ -429,19 +428,11 @@ def test_every_call_the_sweep_makes_is_allowed_by_its_role_and_nothing_more(
 def test_the_sweeps_writes_are_scoped_like_the_other_functions() -> None:
     # Given the statements of the three functions / Then each write of Reconcile is the very
     # statement (Sid, resource, condition) that EnableProxyProtocol or ConfigureInstance has
-    from proxymx.template import load_template
-
-    resources = load_template()["Resources"]
-
-    def statements(function: str) -> dict[str, Any]:
-        found = {}
-        for raw in resources[function]["Properties"]["Policies"][0]["Statement"]:
-            statement = raw["Fn::If"][1] if "Fn::If" in raw else raw
-            found[statement["Sid"]] = statement
-        return found
-
-    ours = statements("ReconcileFunction")
-    theirs = {**statements("EnableProxyProtocolFunction"), **statements("ConfigureInstanceFunction")}
+    ours = role_statements("ReconcileFunction")
+    theirs = {
+        **role_statements("EnableProxyProtocolFunction"),
+        **role_statements("ConfigureInstanceFunction"),
+    }
     for sid, statement in ours.items():
         if sid == "ReadForTheSweep":
             assert statement["Resource"] == "*"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxymx.local.bench import BenchConfig, BenchResult
+from proxymx_tools.bench import BenchConfig, BenchResult
 
 
 def test_ratios_are_medians_of_each_proxied_path_over_the_direct_median() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from proxymx.eventpattern import PatternError, matches
+from proxymx_tools.eventpattern import PatternError, matches
 
 MODIFY_LOWER = "modifytargetgroupattributes"
 EVENT: dict[str, Any] = {

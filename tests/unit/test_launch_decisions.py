@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from proxymx.config import load_settings
-from proxymx.launch.configure import document_parameters, out_of_scope
+from proxymx.config import Settings, load_settings
 from proxymx.launch.context import decode_comment, encode_comment
-from proxymx.launch.outcome import judge
-from proxymx.launch.ssm import Invocation
-from proxymx.local.embedded import failed_summary, proving_summary
+from proxymx.launch.plan import Invocation, Launch, document_parameters, judge
 from proxymx.models.lifecycle import parse_lifecycle_event
-from proxymx.template import document, load_template
+from proxymx.scope import launch_out_of_scope
+from proxymx_tools.summary import failed_summary, proving_summary
+from proxymx_tools.template import document, load_template
 from support import load_event
 
 
@@ -97,26 +96,28 @@ def test_undeliverable_abandons() -> None:
 
 
 # ----- scope
+def out_of_scope(name: str, settings: Settings) -> str | None:
+    launch = Launch.from_event(parse_lifecycle_event(load_event(name)))
+    return launch_out_of_scope(launch.group_name, launch.hook_name, settings)
+
+
 def test_our_hook_is_in_scope_by_default() -> None:
-    launch = parse_lifecycle_event(load_event("lifecycle-launch"))
-    assert out_of_scope(launch, load_settings({})) is None
+    assert out_of_scope("lifecycle-launch", load_settings({})) is None
 
 
 def test_someone_elses_hook_is_out_of_scope() -> None:
-    launch = parse_lifecycle_event(load_event("lifecycle-out-of-scope"))
-    reason = out_of_scope(launch, load_settings({}))
+    reason = out_of_scope("lifecycle-out-of-scope", load_settings({}))
     assert reason is not None and "someone-elses-hook" in reason
 
 
 def test_named_groups_narrow_the_scope() -> None:
-    launch = parse_lifecycle_event(load_event("lifecycle-launch"))
     # (the template's pattern has no spaces around the commas; tests/unit/test_settings.py pins
     # that the code refuses them too)
     settings = load_settings({"LAUNCH_GROUP_NAMES": "mx-eu,mx-us"})
     assert settings.launch_group_names == ("mx-eu", "mx-us")
-    reason = out_of_scope(launch, settings)
+    reason = out_of_scope("lifecycle-launch", settings)
     assert reason is not None and "proxymx-mx-fleet" in reason
-    assert out_of_scope(launch, load_settings({"LAUNCH_GROUP_NAMES": "proxymx-mx-fleet"})) is None
+    assert out_of_scope("lifecycle-launch", load_settings({"LAUNCH_GROUP_NAMES": "proxymx-mx-fleet"})) is None
 
 
 # ----- the document's parameters, as the template declares them

@@ -5,27 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from proxymx.eventpattern import matches
-from proxymx.template import load_template
-from support import load_event
+from proxymx_tools.eventpattern import matches
+from proxymx_tools.template import load_template
+from support import load_event, role_statements, statement_actions
 
 TEMPLATE = load_template()
 RES = TEMPLATE["Resources"]
-
-
-def _statements(function: str) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for policy in RES[function]["Properties"]["Policies"]:
-        for raw in policy["Statement"]:
-            # An optional statement is [condition, statement, NoValue].
-            statement = raw["Fn::If"][1] if "Fn::If" in raw else raw
-            found[statement["Sid"]] = statement
-    return found
-
-
-def _actions(statement: dict[str, Any]) -> set[str]:
-    action = statement["Action"]
-    return {action} if isinstance(action, str) else set(action)
 
 
 def _resolve_refs(pattern: Any) -> Any:
@@ -45,18 +30,18 @@ def _resolve_refs(pattern: Any) -> Any:
     "function", ["ConfigureInstanceFunction", "CheckOutcomeFunction", "ReconcileFunction"]
 )
 def test_every_statement_has_a_sid_and_writes_are_not_on_a_bare_star(function: str) -> None:
-    for sid, statement in _statements(function).items():
+    for sid, statement in role_statements(function).items():
         assert sid
         reads = ("Describe", "Get", "List")
-        writes = {a for a in _actions(statement) if not a.split(":")[1].startswith(reads)}
+        writes = {a for a in statement_actions(statement) if not a.split(":")[1].startswith(reads)}
         # A Deny grants nothing (Reconcile's DenyOptedOutResources is on "*" by design).
         if writes and statement["Effect"] == "Allow":
             assert statement["Resource"] != "*", f"{sid} writes on *"
 
 
 def test_send_command_only_for_our_document_and_fleet_instances() -> None:
-    statements = _statements("ConfigureInstanceFunction")
-    send = [s for s in statements.values() if "ssm:SendCommand" in _actions(s)]
+    statements = role_statements("ConfigureInstanceFunction")
+    send = [s for s in statements.values() if "ssm:SendCommand" in statement_actions(s)]
     assert len(send) == 2
     document = statements["SendOurDocumentOnly"]
     assert "PostfixProxyProtocolDocument" in str(document["Resource"])
@@ -69,11 +54,11 @@ def test_send_command_only_for_our_document_and_fleet_instances() -> None:
 
 def test_only_check_outcome_completes_and_only_on_fleet_groups() -> None:
     assert not any(
-        "autoscaling:CompleteLifecycleAction" in _actions(s)
-        for s in _statements("ConfigureInstanceFunction").values()
+        "autoscaling:CompleteLifecycleAction" in statement_actions(s)
+        for s in role_statements("ConfigureInstanceFunction").values()
     )
-    complete = _statements("CheckOutcomeFunction")["CompleteFleetGroupsOnly"]
-    assert _actions(complete) == {"autoscaling:CompleteLifecycleAction"}
+    complete = role_statements("CheckOutcomeFunction")["CompleteFleetGroupsOnly"]
+    assert statement_actions(complete) == {"autoscaling:CompleteLifecycleAction"}
     assert complete["Condition"]["StringEquals"] == {
         "aws:ResourceTag/proxymx:fleet": {"Ref": "FleetTagValue"}
     }

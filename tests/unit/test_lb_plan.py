@@ -9,11 +9,11 @@ from proxymx.loadbalancer.plan import (
     ClassicPolicy,
     ClassicState,
     TargetGroupState,
-    out_of_scope_reason,
     plan_classic,
     plan_target_groups,
     target_group_candidates,
 )
+from proxymx.scope import load_balancer_out_of_scope
 
 DEFAULT = load_settings({})
 SMTP = ClassicListener(25, "TCP", 25, "TCP")
@@ -39,26 +39,27 @@ def settings(**env: str) -> Settings:
 
 
 def test_everything_is_in_scope_by_default() -> None:
-    assert out_of_scope_reason([{}], DEFAULT) is None
+    assert load_balancer_out_of_scope([{}], DEFAULT) is None
 
 
 def test_the_opt_out_tag_excludes_with_any_value_but_false() -> None:
     assert (
-        out_of_scope_reason([{"proxymx:opt-out": "yes"}], DEFAULT) == "opted out by tag proxymx:opt-out=yes"
+        load_balancer_out_of_scope([{"proxymx:opt-out": "yes"}], DEFAULT)
+        == "opted out by tag proxymx:opt-out=yes"
     )
-    assert out_of_scope_reason([{"proxymx:opt-out": ""}], DEFAULT) is not None
-    assert out_of_scope_reason([{"proxymx:opt-out": "False"}], DEFAULT) is None
+    assert load_balancer_out_of_scope([{"proxymx:opt-out": ""}], DEFAULT) is not None
+    assert load_balancer_out_of_scope([{"proxymx:opt-out": "False"}], DEFAULT) is None
 
 
 def test_the_required_tag_narrows_scope_by_key_or_key_and_value() -> None:
     by_key = settings(REQUIRED_TAG="mail")
     by_pair = settings(REQUIRED_TAG="role=mx")
-    assert out_of_scope_reason([{"mail": "anything"}], by_key) is None
-    assert out_of_scope_reason([{}], by_key) == "lacks the required tag mail"
-    assert out_of_scope_reason([{"role": "mx"}], by_pair) is None
-    assert out_of_scope_reason([{"role": "web"}], by_pair) == "lacks the required tag role=mx"
+    assert load_balancer_out_of_scope([{"mail": "anything"}], by_key) is None
+    assert load_balancer_out_of_scope([{}], by_key) == "lacks the required tag mail"
+    assert load_balancer_out_of_scope([{"role": "mx"}], by_pair) is None
+    assert load_balancer_out_of_scope([{"role": "web"}], by_pair) == "lacks the required tag role=mx"
     # any of the tag sets (a target group or one of its load balancers) may carry it
-    assert out_of_scope_reason([{}, {"role": "mx"}], by_pair) is None
+    assert load_balancer_out_of_scope([{}, {"role": "mx"}], by_pair) is None
 
 
 # ----- Classic ELB -------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def test_support_request_names_account_region_attribute_and_the_check() -> None:
 @pytest.mark.parametrize(("outcome", "code"), [("blocked", 2), ("broken", 2), ("changed", 0), ("failed", 1)])
 def test_invoke_reports_a_refused_placement_with_its_own_exit_status(outcome: str, code: int) -> None:
     # Given what the handler answered / When `proxymx invoke` judges it
-    from proxymx.local.runner import InvokeReport, _outcome_of
+    from proxymx_tools.runner import InvokeReport, _outcome_of
 
     judged = _outcome_of({"outcome": outcome}, writes=1)
     report = InvokeReport(event_source=None, event_name=None, outcome=judged)

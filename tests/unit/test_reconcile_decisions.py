@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from proxymx import template as tpl
+from proxymx.aws import Clients
 from proxymx.config import load_settings
 from proxymx.errors import MalformedEvent, NotReadyYet, PermanentAwsError
 from proxymx.inventory import FleetGroup, OurInvocation, WaitingInstance
-from proxymx.launch.configure import RecordOutcome
+from proxymx.launch.configure import LaunchOutcome
+from proxymx.launch.plan import Launch
 from proxymx.loadbalancer.service import SWEEP_EVENT_NAME, ProxyProtocolResult
-from proxymx.local.runner import route
 from proxymx.models.schedule import parse_scheduled_event
 from proxymx.reconcile import (
     STUCK_AFTER_SECONDS,
@@ -23,6 +23,8 @@ from proxymx.reconcile import (
     ReconcileFailed,
     ReconcileSummary,
 )
+from proxymx_tools import template as tpl
+from proxymx_tools.runner import route
 from support import load_event
 
 NOW = datetime(2026, 11, 28, 5, 0, tzinfo=UTC)
@@ -93,11 +95,13 @@ def result(outcome: str, changes: tuple[str, ...] = ()) -> ProxyProtocolResult:
     )
 
 
-def sweeper(inventory: FakeInventory, service: FakeService | None = None, **kw: Any) -> Reconcile:
-    sweep = Reconcile(kw.pop("settings", SETTINGS), inventory=inventory, now=NOW, **kw)
-    if service is not None:
-        sweep.service = service
-    return sweep
+def sweeper(inventory: FakeInventory, service: FakeService | None = None, hooks: Any = None) -> Reconcile:
+    """The sweep with its reads and its load balancer service faked; ``hooks`` stands in for the
+    Auto Scaling client (no other client is ever built here)."""
+    clients = Clients()
+    if hooks is not None:
+        clients.autoscaling = hooks
+    return Reconcile(SETTINGS, clients, inventory=inventory, service=service, now=NOW)  # type: ignore[arg-type]
 
 
 # ----- load balancers: one failure never stops the sweep ----------------------------------
@@ -156,8 +160,8 @@ def test_summary_counts_metrics_and_answer() -> None:
         LoadBalancerCheck("classic", "c", "vanished", "deleted"),
     ]
     summary.instances += [
-        RecordOutcome("m1", "sent", "sent", "i-0123456789abcdef0", "c1"),
-        RecordOutcome("m2", "not-ready", "agent late", "i-0123456789abcdef1"),
+        LaunchOutcome("m1", "sent", "sent", "i-0123456789abcdef0", "c1"),
+        LaunchOutcome("m2", "not-ready", "agent late", "i-0123456789abcdef1"),
     ]
     metrics = {m.name: m.value for m in summary.metrics()}
     assert metrics == {
@@ -169,7 +173,7 @@ def test_summary_counts_metrics_and_answer() -> None:
         "ReconcileFailures": 0,
         "ProxyProtocolEnabled": 1,
     }
-    answer = summary.as_dict()
+    answer = summary.to_dict()
     assert answer["outcome"] == "changed"
     assert answer["reason"] == (
         "2 load balancer(s) checked, 1 changed, 0 failed; 1 stuck instance(s) re-driven"
@@ -181,9 +185,9 @@ def test_summary_counts_metrics_and_answer() -> None:
 
 def test_a_late_agent_is_not_a_failure_but_a_failed_send_is() -> None:
     summary = ReconcileSummary(dry_run=False)
-    summary.instances.append(RecordOutcome("m", "not-ready", "agent late", "i-0123456789abcdef1"))
+    summary.instances.append(LaunchOutcome("m", "not-ready", "agent late", "i-0123456789abcdef1"))
     assert summary.failures == []
-    summary.instances.append(RecordOutcome("n", "failed", "SendCommand: AccessDenied", "i-0123456789abcdef2"))
+    summary.instances.append(LaunchOutcome("n", "failed", "SendCommand: AccessDenied", "i-0123456789abcdef2"))
     assert summary.failures == ["instance i-0123456789abcdef2: SendCommand: AccessDenied"]
 
 
@@ -236,10 +240,9 @@ def test_stuck_means_old_enough_known_to_ec2_and_no_command_in_flight() -> None:
             ids[4]: [OurInvocation("c-old", "Success", NOW - timedelta(hours=1))],
         },
     )
-    sweep = sweeper(inventory, autoscaling_client=Hooks({"mx-fleet": ["proxymx-postfix-launch"]}))
-    records = sweep._stuck_in(GROUP)
-    bodies = [json.loads(r["body"]) for r in records]
-    assert [b["detail"]["EC2InstanceId"] for b in bodies] == [ids[0], ids[4]]
+    sweep = sweeper(inventory, hooks=Hooks({"mx-fleet": ["proxymx-postfix-launch"]}))
+    launches = sweep._stuck_in(GROUP)
+    assert [launch.instance_id for launch in launches] == [ids[0], ids[4]]
     assert {s.instance_id: s.reason for s in sweep.summary.skipped_instances} == {
         ids[1]: "launched recently: the event path has it",
         ids[2]: "EC2 no longer knows the instance",
@@ -256,26 +259,22 @@ def test_a_command_that_ended_a_moment_ago_still_counts_as_in_flight() -> None:
     assert sweeper(FakeInventory())._command_in_flight("i-1") is None
 
 
-def test_the_record_is_the_launch_event_the_sqs_path_receives() -> None:
-    # Given a stuck instance / When its record is built / Then it parses as a real launch record
-    from proxymx.models.lifecycle import parse_launch_batch
-
-    inventory = FakeInventory(launched={GROUP.waiting[0].instance_id: NOW - timedelta(hours=2)})
-    sweep = sweeper(inventory, autoscaling_client=Hooks({"mx-fleet": ["proxymx-postfix-launch"]}))
+def test_a_stuck_instance_is_handed_on_as_a_typed_launch_dated_at_its_launch() -> None:
+    # Given a stuck instance / When the sweep takes it up
+    launched = NOW - timedelta(hours=2)
+    inventory = FakeInventory(launched={GROUP.waiting[0].instance_id: launched})
+    sweep = sweeper(inventory, hooks=Hooks({"mx-fleet": ["proxymx-postfix-launch"]}))
     one = FleetGroup(GROUP.name, GROUP.arn, GROUP.waiting[:1])
-    batch = parse_launch_batch({"Records": sweep._stuck_in(one)})
-    launch = batch.records[0].launch()
-    assert launch.detail.group_name == "mx-fleet"
-    assert launch.detail.hook_name == "proxymx-postfix-launch"
-    assert launch.detail.instance_id == GROUP.waiting[0].instance_id
-    # The launch time: ConfigureInstance then heartbeats before it sends
-    assert launch.time == NOW - timedelta(hours=2)
-    assert (launch.account, launch.region) == ("210987654321", "eu-west-1")
-    assert launch.resources == [GROUP.arn]
+    (launch,) = sweep._stuck_in(one)
+    # Then it is the launch ConfigureInstance acts on, with no SQS record and no token behind it,
+    # dated at the launch (ConfigureInstance then heartbeats before it sends)
+    assert launch == Launch(GROUP.waiting[0].instance_id, "mx-fleet", "proxymx-postfix-launch", time=launched)
+    assert (launch.token, launch.message_id) == (None, None)
+    assert launch.key == f"sweep-{GROUP.waiting[0].instance_id}"
 
 
 def test_a_group_waiting_for_someone_elses_hook_is_skipped() -> None:
-    sweep = sweeper(FakeInventory(), autoscaling_client=Hooks({"mx-fleet": ["their-hook"]}))
+    sweep = sweeper(FakeInventory(), hooks=Hooks({"mx-fleet": ["their-hook"]}))
     assert sweep._stuck_in(GROUP) == []
     assert {s.reason for s in sweep.summary.skipped_instances} == {"waits for another launch hook than ours"}
 

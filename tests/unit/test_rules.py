@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from proxymx import template as tpl
-from proxymx.eventpattern import matches
-from proxymx.local.runner import resolve, route
+from proxymx_tools import template as tpl
+from proxymx_tools.eventpattern import matches
+from proxymx_tools.runner import resolve, route
 from support import EVENTS_DIR, expected_events, load_event
 
 TEMPLATE = tpl.load_template()

@@ -44,7 +44,7 @@ def test_the_handlers_import_no_pydantic_and_no_parser() -> None:
     # Given a fresh interpreter / When it imports the four handlers
     modules = imported_by_handlers()
     # Then our modules are there (the check sees what it should) and none of the forbidden ones
-    assert {"proxymx.config", "proxymx.models.cloudtrail", "proxymx.postfix_summary"} <= set(modules)
+    assert {"proxymx.config", "proxymx.models.cloudtrail", "proxymx.models.lifecycle"} <= set(modules)
     assert [m for m in modules if any(m == f or m.startswith(f"{f}.") for f in FORBIDDEN)] == []
 
 

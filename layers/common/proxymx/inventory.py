@@ -1,10 +1,11 @@
 """What exists, for the reconcile sweep: the listing reads (boto3, paginated), and nothing else.
 
 The sweep then drives the adapters the event paths use (``loadbalancer.classic``/``nlb`` for a
-load balancer, ``launch.autoscaling``/``ssm`` through ``launch.configure`` for an instance). This
-module only adds the reads that no event path needs: every Classic ELB, every NLB, the fleet's
-groups with their waiting instances, instance launch times, and the invocations of our document
-on one instance. Every ``ClientError`` is translated here, once.
+load balancer, ``launch.autoscaling``/``runcommand`` through ``launch.configure`` for an
+instance). This module only adds the reads that no event path needs: every Classic ELB, every
+NLB, the fleet's groups with their waiting instances, instance launch times, and the
+invocations of our document on one instance. Every error is translated here, once
+(:func:`proxymx.errors.translate`).
 """
 
 from __future__ import annotations
@@ -14,18 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from proxymx import aws
-from proxymx.launch import awserrors
-from proxymx.launch.ssm import chunked
-from proxymx.loadbalancer import errors as elb_errors
+from proxymx.batching import chunked
+from proxymx.errors import aws_errors, translate
 
 if TYPE_CHECKING:
-    from mypy_boto3_autoscaling import AutoScalingClient
-    from mypy_boto3_ec2 import EC2Client
-    from mypy_boto3_elb import ElasticLoadBalancingClient
-    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
-    from mypy_boto3_ssm import SSMClient
+    from proxymx.aws import Clients
 
+# Instance ids per DescribeInstances filter: 50, as every instance listing of the launch flow.
+INSTANCES_PER_CALL = 50
 # ListCommandInvocations statuses of an invocation that has not finished yet.
 IN_FLIGHT_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 
@@ -78,42 +75,27 @@ def _when(value: Any) -> datetime | None:
 
 
 class Inventory:
-    """The sweep's reads; every client is optional (tests inject moto-backed or stubbed ones)."""
+    """The sweep's reads, across five services: each client is built at first use (a sweep that
+    lists no waiting instance never creates the EC2 or SSM one)."""
 
-    def __init__(
-        self,
-        *,
-        elb: ElasticLoadBalancingClient | None = None,
-        elbv2: ElasticLoadBalancingv2Client | None = None,
-        autoscaling: AutoScalingClient | None = None,
-        ec2: EC2Client | None = None,
-        ssm: SSMClient | None = None,
-    ) -> None:
-        self._elb = elb
-        self._elbv2 = elbv2
-        self._autoscaling = autoscaling
-        self._ec2 = ec2
-        self._ssm = ssm
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
 
     # ----- load balancers ---------------------------------------------------------------------
 
     def classic_load_balancer_names(self) -> list[str]:
-        from botocore.exceptions import ClientError
-
-        elb: ElasticLoadBalancingClient = self._elb or aws.client("elb")
+        elb = self.clients.elb
         names: list[str] = []
         try:
             for page in elb.get_paginator("describe_load_balancers").paginate():
                 names.extend(d["LoadBalancerName"] for d in page.get("LoadBalancerDescriptions", []))
-        except ClientError as exc:
-            raise elb_errors.translate(exc, "list Classic load balancers") from exc
+        except aws_errors() as exc:
+            raise translate(exc, "list Classic load balancers") from exc
         return names
 
     def network_load_balancer_arns(self) -> list[str]:
         """Every NLB (application and gateway load balancers do not carry the PROXY protocol)."""
-        from botocore.exceptions import ClientError
-
-        elbv2: ElasticLoadBalancingv2Client = self._elbv2 or aws.client("elbv2")
+        elbv2 = self.clients.elbv2
         arns: list[str] = []
         try:
             for page in elbv2.get_paginator("describe_load_balancers").paginate():
@@ -122,8 +104,8 @@ class Inventory:
                     for lb in page.get("LoadBalancers", [])
                     if lb.get("Type") == "network"
                 )
-        except ClientError as exc:
-            raise elb_errors.translate(exc, "list v2 load balancers") from exc
+        except aws_errors() as exc:
+            raise translate(exc, "list v2 load balancers") from exc
         return arns
 
     # ----- the launch fleet -----------------------------------------------------------------
@@ -133,9 +115,7 @@ class Inventory:
     ) -> list[FleetGroup]:
         """Groups tagged ``tag_key=tag_value`` (and named ``names``, when given) with their
         instances in ``waiting_states``."""
-        from botocore.exceptions import ClientError
-
-        autoscaling: AutoScalingClient = self._autoscaling or aws.client("autoscaling")
+        autoscaling = self.clients.autoscaling
         states = set(waiting_states)
         kwargs: dict[str, Any] = {"Filters": [{"Name": f"tag:{tag_key}", "Values": [tag_value]}]}
         if names:
@@ -154,19 +134,17 @@ class Inventory:
                             group["AutoScalingGroupName"], group.get("AutoScalingGroupARN", ""), waiting
                         )
                     )
-        except ClientError as exc:
-            raise awserrors.translate(exc, "DescribeAutoScalingGroups") from exc
+        except aws_errors() as exc:
+            raise translate(exc, "DescribeAutoScalingGroups") from exc
         return groups
 
     def launch_times(self, instance_ids: Iterable[str]) -> dict[str, datetime]:
         """When each instance was launched (absent: EC2 no longer knows it)."""
-        from botocore.exceptions import ClientError
-
-        ec2: EC2Client = self._ec2 or aws.client("ec2")
+        ec2 = self.clients.ec2
         found: dict[str, datetime] = {}
         # A filter rather than InstanceIds: an id that vanished meanwhile is simply not listed,
         # instead of failing the whole call with InvalidInstanceID.NotFound.
-        for chunk in chunked(sorted(set(instance_ids))):
+        for chunk in chunked(sorted(set(instance_ids)), INSTANCES_PER_CALL):
             try:
                 pages = ec2.get_paginator("describe_instances").paginate(
                     Filters=[{"Name": "instance-id", "Values": chunk}]
@@ -177,15 +155,13 @@ class Inventory:
                             when = _when(instance.get("LaunchTime"))
                             if when is not None and "InstanceId" in instance:
                                 found[instance["InstanceId"]] = when
-            except ClientError as exc:
-                raise awserrors.translate(exc, "DescribeInstances") from exc
+            except aws_errors() as exc:
+                raise translate(exc, "DescribeInstances") from exc
         return found
 
     def our_invocations(self, instance_id: str, document_name: str) -> list[OurInvocation]:
         """The invocations of ``document_name`` on the instance (SSM keeps 30 days of them)."""
-        from botocore.exceptions import ClientError
-
-        ssm: SSMClient = self._ssm or aws.client("ssm")
+        ssm = self.clients.ssm
         found: list[OurInvocation] = []
         try:
             pages = ssm.get_paginator("list_command_invocations").paginate(
@@ -200,6 +176,6 @@ class Inventory:
                     # The filter says so already; checked again in case a caller drops it.
                     if row.get("DocumentName") == document_name and "CommandId" in row
                 )
-        except ClientError as exc:
-            raise awserrors.translate(exc, "ListCommandInvocations") from exc
+        except aws_errors() as exc:
+            raise translate(exc, "ListCommandInvocations") from exc
         return found

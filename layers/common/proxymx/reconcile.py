@@ -11,11 +11,12 @@ EventBridge delivers CloudTrail and Auto Scaling events on a best-effort basis. 
 2. finds the instances of the fleet's groups (tag ``proxymx:fleet=<FleetTagValue>``, and
    ``LaunchGroupNames`` when set) held in ``Pending:Wait`` by one of our hooks for longer than
    :data:`STUCK_AFTER_SECONDS`, with no invocation of our document in flight, and hands them
-   to ConfigureInstance's domain code (:func:`proxymx.launch.configure.configure_launches`) as
-   the same launch queue batch the SQS path builds; CheckOutcome takes it from there;
+   to ConfigureInstance's domain code (:func:`proxymx.launch.configure.configure`) as typed
+   :class:`~proxymx.launch.plan.Launch` objects dated at the instance's launch time; CheckOutcome
+   takes it from there;
 3. never lets one failure stop it: each load balancer and each group is checked on its own,
-   failures are collected, and :meth:`ReconcileSummary.raise_if_failed` fails the invocation
-   at the end (after the summary is logged and the metrics are emitted) so the alarm fires.
+   failures are collected, and :class:`ReconcileFailed` fails the invocation at the end (after
+   the summary is logged; the handler emits its metrics before it is raised) so the alarm fires.
 
 Decisions:
 
@@ -30,27 +31,27 @@ Decisions:
 
 from __future__ import annotations
 
-import json
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from functools import cached_property
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 
-from proxymx.config import FLEET_TAG_KEY, Settings
+from proxymx.aws import Clients
+from proxymx.config import Settings
 from proxymx.errors import NotReadyYet, ProxymxError
 from proxymx.inventory import FleetGroup, Inventory
-from proxymx.launch import autoscaling
-from proxymx.launch.configure import Metric, RecordOutcome, configure_launches
-from proxymx.loadbalancer.classic import ClassicElb
-from proxymx.loadbalancer.nlb import NetworkLoadBalancers
+from proxymx.launch.autoscaling import AutoScaling
+from proxymx.launch.configure import LaunchOutcome, configure
+from proxymx.launch.plan import Launch
 from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult
-from proxymx.models.lifecycle import LAUNCH_DETAIL_TYPE, LAUNCH_TRANSITION, parse_launch_batch
-
-if TYPE_CHECKING:
-    from mypy_boto3_autoscaling import AutoScalingClient
-    from mypy_boto3_ssm import SSMClient
+from proxymx.models.schedule import ScheduledEvent
+from proxymx.results import FailedResult, Metric, count
+from proxymx.scope import fleet_tag, launch_out_of_scope
 
 logger = Logger(child=True)
 
@@ -62,9 +63,8 @@ STUCK_AFTER_SECONDS = 300
 # A listed load balancer that is not readable was deleted meanwhile: one short retry, not the
 # event path's 15 s of read-after-create patience.
 SWEEP_BACKOFF: tuple[float, ...] = (1.0,)
-# The sweep does not know the lifecycle action's token, and needs none: heartbeats and the
-# completion go by instance id (proxymx.launch.context). The model requires a value.
-SWEEP_TOKEN = "unknown-to-the-sweep"  # noqa: S105 - a lifecycle token, not a secret
+# Warm-pool instances are not in a group's instance list: not swept (see above).
+SWEPT_STATES = ("Pending:Wait",)
 
 LoadBalancerKind = Literal["classic", "network"]
 CheckOutcome = Literal["changed", "compliant", "ignored", "vanished", "failed", "blocked", "broken"]
@@ -96,7 +96,7 @@ class ReconcileSummary:
     load_balancers: list[LoadBalancerCheck] = field(default_factory=list)
     # Waiting in scope, by group, and what became of each: re-driven (configure's outcomes) or not.
     skipped_instances: list[SkippedInstance] = field(default_factory=list)
-    instances: list[RecordOutcome] = field(default_factory=list)
+    instances: list[LaunchOutcome] = field(default_factory=list)
     # Failures that are not one load balancer's or one instance's (a listing that failed).
     errors: list[str] = field(default_factory=list)
 
@@ -117,7 +117,7 @@ class ReconcileSummary:
         return [o.instance_id or "" for o in self.instances if o.status == "sent"]
 
     @property
-    def instances_failed(self) -> list[RecordOutcome]:
+    def instances_failed(self) -> list[LaunchOutcome]:
         return [o for o in self.instances if o.status in ("failed", "rejected")]
 
     @property
@@ -134,7 +134,11 @@ class ReconcileSummary:
             return "failed"
         return "changed" if self.changed or self.redriven else "compliant"
 
-    def as_dict(self) -> dict[str, Any]:
+    @property
+    def reason(self) -> str:
+        return self.describe()
+
+    def to_dict(self) -> dict[str, Any]:
         """The handler's answer (and the one summary log line's ``summary``)."""
         instance_counts = Counter(o.status for o in self.instances)
         return {
@@ -148,7 +152,7 @@ class ReconcileSummary:
             "instances": {
                 "stuck": len(self.instances),
                 "skipped": len(self.skipped_instances),
-                **{status: count for status, count in sorted(instance_counts.items())},
+                **{status: number for status, number in sorted(instance_counts.items())},
             },
             "changed": [asdict(c) for c in self.changed],
             "header_placement_blocked": [arn for c in self.load_balancers for arn in c.blocked],
@@ -177,25 +181,25 @@ class ReconcileSummary:
         """EMF metrics; every one is emitted, zeros included, so the dashboards show every sweep."""
         enabled = sum(c.enabled_count for c in self.changed) if not self.dry_run else 0
         metrics = [
-            Metric("ReconcileLoadBalancersChecked", "Count", self.checked),
-            Metric("ReconcileLoadBalancersChanged", "Count", len(self.changed)),
-            Metric("ReconcileLoadBalancersFailed", "Count", len(self.failed)),
-            Metric("ReconcileInstancesStuck", "Count", len(self.instances)),
-            Metric("ReconcileInstancesRedriven", "Count", len(self.redriven)),
-            Metric("ReconcileFailures", "Count", len(self.failures)),
+            count("ReconcileLoadBalancersChecked", self.checked),
+            count("ReconcileLoadBalancersChanged", len(self.changed)),
+            count("ReconcileLoadBalancersFailed", len(self.failed)),
+            count("ReconcileInstancesStuck", len(self.instances)),
+            count("ReconcileInstancesRedriven", len(self.redriven)),
+            count("ReconcileFailures", len(self.failures)),
         ]
         # The same metrics (and alarms) as EnableProxyProtocol: loud on every sweep until fixed.
-        for name, count in (
+        for name, number in (
             ("HeaderPlacementBlocked", sum(len(c.blocked) for c in self.load_balancers)),
             ("HeaderPlacementBroken", sum(len(c.broken) for c in self.load_balancers)),
         ):
-            if count:
-                metrics.append(Metric(name, "Count", count))
+            if number:
+                metrics.append(count(name, number))
         if enabled:
             # The same metric EnableProxyProtocol emits: ports / target groups switched on.
-            metrics.append(Metric("ProxyProtocolEnabled", "Count", enabled))
+            metrics.append(count("ProxyProtocolEnabled", enabled))
         if self.dry_run and self.changed:
-            metrics.append(Metric("DryRunChangesPlanned", "Count", sum(len(c.changes) for c in self.changed)))
+            metrics.append(count("DryRunChangesPlanned", sum(len(c.changes) for c in self.changed)))
         return metrics
 
     def raise_if_failed(self) -> None:
@@ -203,13 +207,14 @@ class ReconcileSummary:
             raise ReconcileFailed(self)
 
 
-class ReconcileFailed(ProxymxError):
-    """Raised after the whole sweep when something failed, so the invocation fails and alarms fire."""
+class ReconcileFailed(FailedResult):
+    """Raised after the whole sweep when something failed, so the invocation fails and alarms fire
+    (the handler emits the summary's metrics first)."""
 
     def __init__(self, summary: ReconcileSummary) -> None:
         failures = summary.failures
         more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
-        super().__init__(f"reconcile: {len(failures)} failure(s): {'; '.join(failures[:3])}{more}")
+        super().__init__(summary, f"reconcile: {len(failures)} failure(s): {'; '.join(failures[:3])}{more}")
         self.summary = summary
 
 
@@ -227,28 +232,31 @@ def _check(kind: LoadBalancerKind, name: str, result: ProxyProtocolResult) -> Lo
 
 
 class Reconcile:
+    """The sweep. Its collaborators are built at first use from ``clients``; tests pass their own
+    ``inventory`` / ``service`` (anything with the same methods)."""
+
     def __init__(
         self,
         settings: Settings,
+        clients: Clients,
         *,
         inventory: Inventory | None = None,
-        classic: ClassicElb | None = None,
-        nlb: NetworkLoadBalancers | None = None,
-        ssm_client: SSMClient | None = None,
-        autoscaling_client: AutoScalingClient | None = None,
+        service: EnableProxyProtocol | None = None,
         now: datetime | None = None,
+        sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.settings = settings
-        self.inventory = inventory or Inventory(ssm=ssm_client, autoscaling=autoscaling_client)
-        self.service = EnableProxyProtocol(
-            settings,
-            classic or ClassicElb(backoff=SWEEP_BACKOFF),
-            nlb or NetworkLoadBalancers(backoff=SWEEP_BACKOFF),
+        self.clients = clients
+        self.inventory = inventory or Inventory(clients)
+        self.service = service or EnableProxyProtocol(
+            settings, clients, backoff=SWEEP_BACKOFF, sleep=sleep or time.sleep
         )
-        self.ssm_client = ssm_client
-        self.autoscaling_client = autoscaling_client
         self.now = now or datetime.now(UTC)
         self.summary = ReconcileSummary(dry_run=settings.dry_run)
+
+    @cached_property
+    def autoscaling(self) -> AutoScaling:
+        return AutoScaling(self.clients.autoscaling)
 
     def run(self) -> ReconcileSummary:
         self.sweep_load_balancers()
@@ -291,55 +299,46 @@ class Reconcile:
     # ----- 2. instances stuck in Pending:Wait ------------------------------------------------
 
     def sweep_stuck_instances(self) -> None:
+        key, value = fleet_tag(self.settings)
         try:
-            groups = self.inventory.fleet_groups(
-                FLEET_TAG_KEY,
-                self.settings.fleet_tag_value,
-                self.settings.launch_group_names,
-                # Warm-pool instances are not in a group's instance list: not swept (see above).
-                ("Pending:Wait",),
-            )
+            groups = self.inventory.fleet_groups(key, value, self.settings.launch_group_names, SWEPT_STATES)
         except ProxymxError as exc:
             self._error(f"listing the fleet's Auto Scaling groups failed: {exc}")
             return
-        records: list[dict[str, Any]] = []
+        launches: list[Launch] = []
         for group in groups:
             if not group.waiting:
                 continue
             try:
-                records.extend(self._stuck_in(group))
+                launches.extend(self._stuck_in(group))
             except Exception as exc:
                 logger.exception(f"reconcile: group {group.name} failed", extra={"group": group.name})
                 self._error(f"group {group.name}: {type(exc).__name__}: {exc}")
-        if not records:
+        if not launches:
             return
         try:
-            report = configure_launches(
-                parse_launch_batch({"Records": records}),
-                self.settings,
-                ssm_client=self.ssm_client,
-                autoscaling_client=self.autoscaling_client,
-                now=self.now,
-            )
+            report = configure(launches, self.settings, self.clients, now=self.now)
         except Exception as exc:
-            # configure_launches turns AWS errors into per-instance outcomes; this is a bug's path.
+            # configure turns AWS errors into per-instance outcomes; this is a bug's path.
             logger.exception("reconcile: re-driving the stuck instances failed")
-            self._error(f"re-driving {len(records)} stuck instance(s): {type(exc).__name__}: {exc}")
+            self._error(f"re-driving {len(launches)} stuck instance(s): {type(exc).__name__}: {exc}")
             return
         self.summary.instances.extend(report.outcomes.values())
 
-    def _stuck_in(self, group: FleetGroup) -> list[dict[str, Any]]:
-        """The launch queue records (as the SQS path receives them) of the group's stuck instances."""
-        hooks = autoscaling.launch_hook_names(
-            group.name, self.settings.lifecycle_hook_names, client=self.autoscaling_client
-        )
+    def _stuck_in(self, group: FleetGroup) -> list[Launch]:
+        """The group's stuck instances, as the launches Auto Scaling announced (or should have)."""
+        hooks = [
+            hook
+            for hook in self.autoscaling.launch_hook_names(group.name, self.settings.lifecycle_hook_names)
+            if launch_out_of_scope(group.name, hook, self.settings) is None
+        ]
         if not hooks:
             for instance in group.waiting:
                 self._skip(instance.instance_id, group.name, "waits for another launch hook than ours")
             return []
         hook = hooks[0]
         launched = self.inventory.launch_times(i.instance_id for i in group.waiting)
-        records = []
+        launches = []
         for instance in group.waiting:
             instance_id = instance.instance_id
             since = launched.get(instance_id)
@@ -353,8 +352,16 @@ class Reconcile:
             if busy:
                 self._skip(instance_id, group.name, busy)
                 continue
-            records.append(self._launch_record(group, hook, instance_id, since))
-        return records
+            logger.info(
+                f"reconcile: {instance_id} is stuck in Pending:Wait with no command of our document: "
+                "re-driven",
+                extra={"instance_id": instance_id, "group": group.name, "hook": hook},
+            )
+            # Dated at the launch: ConfigureInstance then records a heartbeat before it sends,
+            # giving the command a full HeartbeatTimeout. No token: the sweep does not know it,
+            # and heartbeats and the completion go by instance id (proxymx.launch.context).
+            launches.append(Launch(instance_id, group.name, hook, time=since))
+        return launches
 
     def _command_in_flight(self, instance_id: str) -> str | None:
         recent = self.now - timedelta(seconds=STUCK_AFTER_SECONDS)
@@ -365,37 +372,6 @@ class Reconcile:
                 # Finished a moment ago: its status event may still be on its way to CheckOutcome.
                 return f"command {invocation.command_id} ended recently ({invocation.status})"
         return None
-
-    def _launch_record(
-        self, group: FleetGroup, hook: str, instance_id: str, since: datetime
-    ) -> dict[str, Any]:
-        """The ``EC2 Instance-launch Lifecycle Action`` Auto Scaling sent (or should have) for the
-        instance, as the launch queue delivers it. ``time`` is the launch time: ConfigureInstance
-        then records a heartbeat before it sends, giving the command a full HeartbeatTimeout."""
-        event = {
-            "version": "0",
-            "id": f"reconcile-{instance_id}-{int(self.now.timestamp())}",
-            "detail-type": LAUNCH_DETAIL_TYPE,
-            "source": "aws.autoscaling",
-            "account": group.account,
-            "time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": group.region,
-            "resources": [group.arn] if group.arn else [],
-            "detail": {
-                "LifecycleActionToken": SWEEP_TOKEN,
-                "AutoScalingGroupName": group.name,
-                "LifecycleHookName": hook,
-                "EC2InstanceId": instance_id,
-                "LifecycleTransition": LAUNCH_TRANSITION,
-                "Origin": "EC2",
-                "Destination": "AutoScalingGroup",
-            },
-        }
-        logger.info(
-            f"reconcile: {instance_id} is stuck in Pending:Wait with no command of our document: re-driven",
-            extra={"instance_id": instance_id, "group": group.name, "hook": hook},
-        )
-        return {"messageId": f"reconcile-{instance_id}", "body": json.dumps(event), "attributes": {}}
 
     # ----- bookkeeping ---------------------------------------------------------------------
 
@@ -412,25 +388,18 @@ class Reconcile:
 
 
 def reconcile(
+    event: ScheduledEvent,
     settings: Settings,
+    clients: Clients,
     *,
-    inventory: Inventory | None = None,
-    classic: ClassicElb | None = None,
-    nlb: NetworkLoadBalancers | None = None,
-    ssm_client: SSMClient | None = None,
-    autoscaling_client: AutoScalingClient | None = None,
     now: datetime | None = None,
+    sleep: Callable[[float], Any] | None = None,
 ) -> ReconcileSummary:
-    """The one domain call of the Reconcile handler: sweep, never stop early, summarise."""
-    summary = Reconcile(
-        settings,
-        inventory=inventory,
-        classic=classic,
-        nlb=nlb,
-        ssm_client=ssm_client,
-        autoscaling_client=autoscaling_client,
-        now=now,
-    ).run()
+    """The one domain call of the Reconcile handler: sweep, never stop early, summarise; then
+    :class:`ReconcileFailed` if anything failed. (The Scheduled Event carries nothing the sweep
+    needs; it is validated at the edge so that a stray event never starts a sweep.)"""
+    summary = Reconcile(settings, clients, now=now, sleep=sleep).run()
     log = logger.error if summary.failures else logger.info
-    log(f"reconcile: {summary.describe()}", extra={"summary": summary.as_dict()})
+    log(f"reconcile: {summary.describe()}", extra={"summary": summary.to_dict()})
+    summary.raise_if_failed()
     return summary

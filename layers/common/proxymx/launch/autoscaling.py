@@ -1,4 +1,5 @@
-"""Auto Scaling adapter (the only Auto Scaling boto3 code): lifecycle state, heartbeat, completion."""
+"""Auto Scaling adapter (the only Auto Scaling boto3 code of the launch flow): lifecycle state,
+heartbeat, completion, and the launch hooks of a group."""
 
 from __future__ import annotations
 
@@ -6,22 +7,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from proxymx import aws
-from proxymx.launch.awserrors import error_code, translate
-from proxymx.launch.ssm import chunked
+from proxymx.batching import chunked
+from proxymx.errors import aws_errors, error_code, translate
+from proxymx.launch.plan import LifecycleResult
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
 
 # The states in which a launch lifecycle action is waiting for us (warm-pool launches included).
 WAITING_STATES = frozenset({"Pending:Wait", "Warmed:Pending:Wait"})
+# DescribeAutoScalingInstances takes at most 50 InstanceIds per call.
+INSTANCES_PER_CALL = 50
+LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
 
-LifecycleResult = Literal["CONTINUE", "ABANDON"]
 Completion = Literal["completed", "no-active-action"]
-
-
-def _client(client: AutoScalingClient | None) -> AutoScalingClient:
-    return client if client is not None else aws.client("autoscaling")
 
 
 @dataclass(frozen=True)
@@ -35,95 +34,76 @@ class InstanceLifecycle:
         return self.state in WAITING_STATES
 
 
-def lifecycle_states(
-    instance_ids: Iterable[str], *, client: AutoScalingClient | None = None
-) -> dict[str, InstanceLifecycle]:
-    """Lifecycle state of each instance Auto Scaling still knows (absent = terminated and gone)."""
-    from botocore.exceptions import ClientError
-
-    asg = _client(client)
-    found: dict[str, InstanceLifecycle] = {}
-    for chunk in chunked(sorted(set(instance_ids))):
-        kwargs: dict[str, Any] = {"InstanceIds": chunk, "MaxRecords": 50}
-        while True:
-            try:
-                page = asg.describe_auto_scaling_instances(**kwargs)
-            except ClientError as exc:
-                raise translate(exc, "DescribeAutoScalingInstances") from exc
-            for item in page.get("AutoScalingInstances", []):
-                found[item["InstanceId"]] = InstanceLifecycle(
-                    item["InstanceId"], item["AutoScalingGroupName"], item["LifecycleState"]
-                )
-            token = page.get("NextToken")
-            if not token:
-                break
-            kwargs["NextToken"] = token
-    return found
-
-
 def _no_active_action(exc: Exception) -> bool:
     # Auto Scaling answers ValidationError "No active Lifecycle Action found with instance ID ..."
     # when the action was already completed, or expired (heartbeat timeout): nothing left to do.
     return error_code(exc) == "ValidationError" and "No active Lifecycle Action" in str(exc)
 
 
-def complete_lifecycle_action(
-    group_name: str,
-    hook_name: str,
-    instance_id: str,
-    result: LifecycleResult,
-    *,
-    client: AutoScalingClient | None = None,
-) -> Completion:
-    """Complete the launch action by instance id (no token needed); idempotent."""
-    from botocore.exceptions import ClientError
+class AutoScaling:
+    def __init__(self, client: AutoScalingClient) -> None:
+        self.client = client
 
-    try:
-        _client(client).complete_lifecycle_action(
-            AutoScalingGroupName=group_name,
-            LifecycleHookName=hook_name,
-            InstanceId=instance_id,
-            LifecycleActionResult=result,
-        )
-    except ClientError as exc:
-        if _no_active_action(exc):
-            return "no-active-action"
-        raise translate(exc, "CompleteLifecycleAction") from exc
-    return "completed"
+    def lifecycle_states(self, instance_ids: Iterable[str]) -> dict[str, InstanceLifecycle]:
+        """Lifecycle state of each instance Auto Scaling still knows (absent = terminated and gone)."""
+        found: dict[str, InstanceLifecycle] = {}
+        for chunk in chunked(sorted(set(instance_ids)), INSTANCES_PER_CALL):
+            kwargs: dict[str, Any] = {"InstanceIds": chunk, "MaxRecords": INSTANCES_PER_CALL}
+            while True:
+                try:
+                    page = self.client.describe_auto_scaling_instances(**kwargs)
+                except aws_errors() as exc:
+                    raise translate(exc, "DescribeAutoScalingInstances") from exc
+                for item in page.get("AutoScalingInstances", []):
+                    found[item["InstanceId"]] = InstanceLifecycle(
+                        item["InstanceId"], item["AutoScalingGroupName"], item["LifecycleState"]
+                    )
+                token = page.get("NextToken")
+                if not token:
+                    break
+                kwargs["NextToken"] = token
+        return found
 
+    def complete_lifecycle_action(
+        self, group_name: str, hook_name: str, instance_id: str, result: LifecycleResult
+    ) -> Completion:
+        """Complete the launch action by instance id (no token needed); idempotent."""
+        try:
+            self.client.complete_lifecycle_action(
+                AutoScalingGroupName=group_name,
+                LifecycleHookName=hook_name,
+                InstanceId=instance_id,
+                LifecycleActionResult=result,
+            )
+        except aws_errors() as exc:
+            if _no_active_action(exc):
+                return "no-active-action"
+            raise translate(exc, "CompleteLifecycleAction") from exc
+        return "completed"
 
-def record_heartbeat(
-    group_name: str, hook_name: str, instance_id: str, *, client: AutoScalingClient | None = None
-) -> bool:
-    """Restart the hook's heartbeat timer; False when there is no action left to keep alive."""
-    from botocore.exceptions import ClientError
+    def record_heartbeat(self, group_name: str, hook_name: str, instance_id: str) -> bool:
+        """Restart the hook's heartbeat timer; False when there is no action left to keep alive."""
+        try:
+            self.client.record_lifecycle_action_heartbeat(
+                AutoScalingGroupName=group_name, LifecycleHookName=hook_name, InstanceId=instance_id
+            )
+        except aws_errors() as exc:
+            if _no_active_action(exc):
+                return False
+            raise translate(exc, "RecordLifecycleActionHeartbeat") from exc
+        return True
 
-    try:
-        _client(client).record_lifecycle_action_heartbeat(
-            AutoScalingGroupName=group_name, LifecycleHookName=hook_name, InstanceId=instance_id
-        )
-    except ClientError as exc:
-        if _no_active_action(exc):
-            return False
-        raise translate(exc, "RecordLifecycleActionHeartbeat") from exc
-    return True
-
-
-def launch_hook_names(
-    group_name: str, candidates: Iterable[str], *, client: AutoScalingClient | None = None
-) -> list[str]:
-    """Which of our hook names exist on the group as launch hooks (fallback when a command's
-    comment could not carry the hook)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        hooks = _client(client).describe_lifecycle_hooks(AutoScalingGroupName=group_name)
-    except ClientError as exc:
-        raise translate(exc, "DescribeLifecycleHooks") from exc
-    wanted = set(candidates)
-    return [
-        hook["LifecycleHookName"]
-        for hook in hooks.get("LifecycleHooks", [])
-        if hook.get("LifecycleHookName") in wanted
-        and hook.get("LifecycleTransition") == "autoscaling:EC2_INSTANCE_LAUNCHING"
-    ]
+    def launch_hook_names(self, group_name: str, candidates: Iterable[str]) -> list[str]:
+        """Which of our hook names exist on the group as launch hooks (CheckOutcome's fallback when
+        a command's comment could not carry the hook; the sweep's hook of a group)."""
+        try:
+            hooks = self.client.describe_lifecycle_hooks(AutoScalingGroupName=group_name)
+        except aws_errors() as exc:
+            raise translate(exc, "DescribeLifecycleHooks") from exc
+        wanted = set(candidates)
+        return [
+            hook["LifecycleHookName"]
+            for hook in hooks.get("LifecycleHooks", [])
+            if hook.get("LifecycleHookName") in wanted
+            and hook.get("LifecycleTransition") == LAUNCH_TRANSITION
+        ]

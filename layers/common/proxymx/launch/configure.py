@@ -1,17 +1,18 @@
 """ConfigureInstance: send the Postfix document to instances held by the launch lifecycle hook.
 
-One SQS batch is handled as a whole, so that instances arriving together share commands (at
-most 50 instances per ``SendCommand``, one command per group and hook). Per record:
+Applies :mod:`proxymx.launch.plan` (scope, de-duplication, heartbeat, chunks of 50) through the
+adapters. Launches arrive together (one SQS batch, or the sweep's stuck instances) and are
+handled as a whole, so that they share commands. One outcome per launch:
 
-- malformed body -> ``rejected`` (the record fails; after the queue's maxReceiveCount it lands
-  in the DLQ where the operator sees it; no AWS write is made);
+- malformed record body -> ``rejected`` (the record fails; after the queue's maxReceiveCount it
+  lands in the DLQ where the operator sees it; no AWS write is made);
 - hook or group out of scope, or a duplicate of an instance already in the batch -> ``ignored``;
 - instance vanished (Auto Scaling no longer knows it: terminated) or no longer waiting
   (the action was completed or expired) -> ``ignored`` with a log line, never retried;
 - SSM agent not registered/``Online`` yet -> ``not-ready``: the record fails and SQS brings it
-  back after the visibility timeout (never sleep in the function). Once the event is older than
-  ``heartbeat_after_seconds``, each retry records a lifecycle heartbeat so the hook's
-  ``HeartbeatTimeout`` does not abandon an instance whose agent is merely slow;
+  back after the visibility timeout (never sleep in the function), with a lifecycle heartbeat
+  once the launch is old (see the plan);
+- an AWS error -> ``failed`` (the record comes back);
 - sent -> ``sent`` (the command id is logged; CheckOutcome takes it from there).
 
 Warm pools: every launch transition is configured. ``EC2 -> WarmPool`` configures the instance
@@ -23,41 +24,52 @@ which is the gate before the instance takes traffic. ``EC2 -> AutoScalingGroup``
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from functools import cached_property
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 
+from proxymx.aws import Clients
 from proxymx.config import Settings
-from proxymx.errors import MalformedEvent, ProxymxError
-from proxymx.launch import autoscaling, ssm
+from proxymx.errors import ProxymxError
+from proxymx.launch.autoscaling import AutoScaling
 from proxymx.launch.context import encode_comment
-from proxymx.models.lifecycle import LaunchQueueBatch, LaunchQueueRecord, LifecycleLaunchEvent
-
-if TYPE_CHECKING:
-    from mypy_boto3_autoscaling import AutoScalingClient
-    from mypy_boto3_ssm import SSMClient
+from proxymx.launch.plan import (
+    CommandChunk,
+    Launch,
+    admit,
+    command_chunks,
+    document_parameters,
+    launches_of,
+    needs_heartbeat,
+)
+from proxymx.launch.runcommand import InstancesNotReady, RunCommand
+from proxymx.models.lifecycle import LaunchQueueBatch
+from proxymx.results import Metric, count
 
 logger = Logger(child=True)
 
-RecordStatus = Literal["sent", "ignored", "not-ready", "rejected", "failed"]
+LaunchStatus = Literal["sent", "ignored", "not-ready", "rejected", "failed"]
 RETRIED: frozenset[str] = frozenset({"not-ready", "rejected", "failed"})
+STATUS_METRICS = {
+    "sent": "InstancesSent",
+    "ignored": "LaunchesIgnored",
+    "not-ready": "AgentsNotReady",
+    "rejected": "MalformedLaunchEvents",
+    "failed": "LaunchesFailed",
+}
 
 
 @dataclass(frozen=True)
-class Metric:
-    name: str
-    unit: str
-    value: float
+class LaunchOutcome:
+    """What became of one launch; ``key`` is its SQS message id (or ``sweep-<instance>``)."""
 
-
-@dataclass(frozen=True)
-class RecordOutcome:
-    message_id: str
-    status: RecordStatus
+    key: str
+    status: LaunchStatus
     reason: str
     instance_id: str | None = None
     command_id: str | None = None
@@ -81,24 +93,65 @@ class RecordNotSettled(ProxymxError):
 
 @dataclass
 class LaunchBatchReport:
-    outcomes: dict[str, RecordOutcome] = field(default_factory=dict)
+    outcomes: dict[str, LaunchOutcome] = field(default_factory=dict)
     commands: list[SentCommand] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
 
-    def add(self, outcome: RecordOutcome) -> None:
-        self.outcomes[outcome.message_id] = outcome
+    def add(self, outcome: LaunchOutcome) -> None:
+        self.outcomes[outcome.key] = outcome
         log = logger.warning if outcome.status in ("rejected", "failed") else logger.info
         log(
-            f"launch record {outcome.status}: {outcome.reason}",
+            f"launch {outcome.status}: {outcome.reason}",
             extra={
-                "message_id": outcome.message_id,
+                "message_id": outcome.key,
                 "instance_id": outcome.instance_id,
                 "command_id": outcome.command_id,
                 "outcome": outcome.status,
             },
         )
 
-    def settle(self, record: Any) -> RecordOutcome:
+    # ----- the result every flow shares (proxymx.results) -----------------------------------
+
+    @property
+    def outcome(self) -> str:
+        statuses = [outcome.status for outcome in self.outcomes.values()]
+        if statuses and all(status == "rejected" for status in statuses):
+            return "rejected"
+        if any(status in ("failed", "rejected") for status in statuses):
+            return "failed"
+        if "sent" in statuses:
+            return "changed"
+        if statuses and all(status == "ignored" for status in statuses):
+            return "ignored"
+        # Nothing to send yet: late agents come back with their records.
+        return "compliant"
+
+    @property
+    def reason(self) -> str:
+        if self.outcome == "rejected":
+            return next(iter(self.outcomes.values())).reason
+        counts = Counter(outcome.status for outcome in self.outcomes.values())
+        parts = [f"{number} {status}" for status, number in sorted(counts.items())]
+        return f"{', '.join(parts) or 'no launch'}; {len(self.commands)} command(s) sent"
+
+    def metrics(self) -> list[Metric]:
+        counts = Counter(outcome.status for outcome in self.outcomes.values())
+        found = [count(STATUS_METRICS[status], number) for status, number in sorted(counts.items())]
+        found.append(count("SendCommandCalls", len(self.commands)))
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "launches": [asdict(outcome) for outcome in self.outcomes.values()],
+            "commands": [asdict(command) for command in self.commands],
+            "heartbeats": list(self.heartbeats),
+        }
+
+    # ----- the SQS answer ---------------------------------------------------------------------
+
+    def settle(self, record: Any) -> LaunchOutcome:
         """Powertools ``record_handler``: raise for records that must be retried."""
         message_id = record["messageId"] if isinstance(record, Mapping) else record.message_id
         outcome = self.outcomes.get(message_id)
@@ -108,217 +161,163 @@ class LaunchBatchReport:
             raise RecordNotSettled(f"{outcome.status}: {outcome.reason}")
         return outcome
 
-    def raise_if_all_rejected(self) -> None:
-        outcomes = list(self.outcomes.values())
-        if outcomes and all(outcome.status == "rejected" for outcome in outcomes):
-            raise MalformedEvent(outcomes[0].reason)
-
     @property
-    def failed_message_ids(self) -> list[str]:
-        return [mid for mid, outcome in self.outcomes.items() if outcome.retry]
-
-    def metrics(self) -> list[Metric]:
-        counts: dict[str, int] = defaultdict(int)
-        for outcome in self.outcomes.values():
-            counts[outcome.status] += 1
-        names = {
-            "sent": "InstancesSent",
-            "ignored": "LaunchesIgnored",
-            "not-ready": "AgentsNotReady",
-            "rejected": "MalformedLaunchEvents",
-            "failed": "LaunchesFailed",
-        }
-        metrics = [Metric(names[status], "Count", count) for status, count in sorted(counts.items())]
-        metrics.append(Metric("SendCommandCalls", "Count", len(self.commands)))
-        return metrics
+    def retried(self) -> list[LaunchOutcome]:
+        return [outcome for outcome in self.outcomes.values() if outcome.retry]
 
 
-def out_of_scope(launch: LifecycleLaunchEvent, settings: Settings) -> str | None:
-    detail = launch.detail
-    if detail.hook_name not in settings.lifecycle_hook_names:
-        return f"hook {detail.hook_name!r} is not one of ours {list(settings.lifecycle_hook_names)}"
-    if settings.launch_group_names and detail.group_name not in settings.launch_group_names:
-        return f"group {detail.group_name!r} is not in scope {list(settings.launch_group_names)}"
-    return None
+class _Apply:
+    """Applies the plan for one set of launches; every AWS error becomes the launches' outcome."""
 
-
-def document_parameters(settings: Settings) -> dict[str, str]:
-    """The document's parameters (names and patterns: PostfixProxyProtocolDocument in template.yaml)."""
-    return {
-        "SmtpPorts": ",".join(str(port) for port in settings.smtp_ports),
-        "ProxyProtocol": settings.proxy_protocol,
-        "UpstreamProxyTimeout": settings.upstream_proxy_timeout,
-        "DryRun": "true" if settings.dry_run else "false",
-    }
-
-
-@dataclass(frozen=True)
-class _Pending:
-    record: LaunchQueueRecord
-    launch: LifecycleLaunchEvent
-
-    @property
-    def instance_id(self) -> str:
-        return self.launch.detail.instance_id
-
-
-class _Batch:
     def __init__(
-        self,
-        settings: Settings,
-        report: LaunchBatchReport,
-        now: datetime,
-        ssm_client: SSMClient | None,
-        autoscaling_client: AutoScalingClient | None,
+        self, settings: Settings, clients: Clients, report: LaunchBatchReport, now: datetime
     ) -> None:
         self.settings = settings
+        self.clients = clients
         self.report = report
         self.now = now
-        self.ssm_client = ssm_client
-        self.autoscaling_client = autoscaling_client
+
+    @cached_property
+    def autoscaling(self) -> AutoScaling:
+        return AutoScaling(self.clients.autoscaling)
+
+    @cached_property
+    def runcommand(self) -> RunCommand:
+        return RunCommand(self.clients.ssm)
 
     def outcome(
-        self, item: _Pending, status: RecordStatus, reason: str, command_id: str | None = None
+        self, launch: Launch, status: LaunchStatus, reason: str, command_id: str | None = None
     ) -> None:
-        self.report.add(RecordOutcome(item.record.message_id, status, reason, item.instance_id, command_id))
+        self.report.add(LaunchOutcome(launch.key, status, reason, launch.instance_id, command_id))
 
-    def waited_long(self, item: _Pending) -> bool:
-        age = (self.now - item.launch.time).total_seconds()
-        return age >= self.settings.heartbeat_after_seconds
+    def _each(self, launches: Iterable[Launch], status: LaunchStatus, reason: str) -> None:
+        for launch in launches:
+            self.outcome(launch, status, reason)
 
-    def heartbeat(self, item: _Pending) -> bool:
+    def heartbeat(self, launch: Launch) -> bool:
         """Keep the action alive; False when it is gone (completed or expired meanwhile)."""
-        detail = item.launch.detail
         try:
-            alive = autoscaling.record_heartbeat(
-                detail.group_name, detail.hook_name, detail.instance_id, client=self.autoscaling_client
-            )
+            alive = self.autoscaling.record_heartbeat(launch.group_name, launch.hook_name, launch.instance_id)
         except ProxymxError as exc:
             # A missed heartbeat is not fatal: the hook's HeartbeatTimeout still has slack.
-            logger.warning(f"heartbeat failed: {exc}", extra={"instance_id": detail.instance_id})
+            logger.warning(f"heartbeat failed: {exc}", extra={"instance_id": launch.instance_id})
             return True
         if alive:
-            self.report.heartbeats.append(detail.instance_id)
+            self.report.heartbeats.append(launch.instance_id)
         return alive
 
-    def still_waiting(self, items: list[_Pending]) -> list[_Pending]:
+    def kept_alive(self, launch: Launch) -> bool:
+        return not needs_heartbeat(launch, self.now, self.settings) or self.heartbeat(launch)
+
+    def still_waiting(self, launches: list[Launch]) -> list[Launch]:
         try:
-            states = autoscaling.lifecycle_states(
-                [item.instance_id for item in items], client=self.autoscaling_client
-            )
+            states = self.autoscaling.lifecycle_states(launch.instance_id for launch in launches)
         except ProxymxError as exc:
-            for item in items:
-                self.outcome(item, "failed", f"cannot read lifecycle state: {exc}")
+            self._each(launches, "failed", f"cannot read lifecycle state: {exc}")
             return []
         waiting = []
-        for item in items:
-            state = states.get(item.instance_id)
+        for launch in launches:
+            state = states.get(launch.instance_id)
             if state is None:
                 self.outcome(
-                    item, "ignored", "vanished: Auto Scaling no longer knows the instance (terminated)"
+                    launch, "ignored", "vanished: Auto Scaling no longer knows the instance (terminated)"
                 )
             elif not state.waiting:
                 self.outcome(
-                    item, "ignored", f"not waiting ({state.state}): the lifecycle action is already over"
+                    launch, "ignored", f"not waiting ({state.state}): the lifecycle action is already over"
                 )
             else:
-                waiting.append(item)
+                waiting.append(launch)
         return waiting
 
-    def online(self, items: list[_Pending]) -> list[_Pending]:
+    def online(self, launches: list[Launch]) -> list[Launch]:
         try:
-            online = ssm.online_instances([item.instance_id for item in items], client=self.ssm_client)
+            online = self.runcommand.online_instances(launch.instance_id for launch in launches)
         except ProxymxError as exc:
-            for item in items:
-                self.outcome(item, "failed", f"cannot read SSM registration: {exc}")
+            self._each(launches, "failed", f"cannot read SSM registration: {exc}")
             return []
         ready = []
-        for item in items:
-            if item.instance_id in online:
-                ready.append(item)
-            elif self.waited_long(item) and not self.heartbeat(item):
-                self.outcome(item, "ignored", "the lifecycle action expired while the agent was late")
+        for launch in launches:
+            if launch.instance_id in online:
+                ready.append(launch)
+            elif not self.kept_alive(launch):
+                self.outcome(launch, "ignored", "the lifecycle action expired while the agent was late")
             else:
-                self.outcome(item, "not-ready", "SSM agent not registered/Online yet: retried later")
+                self.outcome(launch, "not-ready", "SSM agent not registered/Online yet: retried later")
         return ready
 
-    def send(self, items: list[_Pending]) -> None:
-        by_action: dict[tuple[str, str], list[_Pending]] = defaultdict(list)
-        for item in items:
-            by_action[(item.launch.detail.group_name, item.launch.detail.hook_name)].append(item)
+    def send(self, launches: list[Launch]) -> None:
         parameters = document_parameters(self.settings)
-        for (group, hook), members in sorted(by_action.items()):
-            members.sort(key=lambda item: item.instance_id)
-            for start in range(0, len(members), ssm.MAX_INSTANCES_PER_COMMAND):
-                chunk = members[start : start + ssm.MAX_INSTANCES_PER_COMMAND]
-                # Give the command a full HeartbeatTimeout when the wait so far has eaten into it.
-                kept = []
-                for item in chunk:
-                    if self.waited_long(item) and not self.heartbeat(item):
-                        self.outcome(
-                            item, "ignored", "the lifecycle action ended before the command was sent"
-                        )
-                    else:
-                        kept.append(item)
-                if kept:
-                    self.send_chunk(group, hook, kept, parameters)
+        for chunk in command_chunks(launches):
+            # Give the command a full HeartbeatTimeout when the wait so far has eaten into it.
+            kept = []
+            for launch in chunk.launches:
+                if self.kept_alive(launch):
+                    kept.append(launch)
+                else:
+                    self.outcome(launch, "ignored", "the lifecycle action ended before the command was sent")
+            if kept:
+                self.send_chunk(CommandChunk(chunk.group_name, chunk.hook_name, tuple(kept)), parameters)
 
-    def send_chunk(self, group: str, hook: str, chunk: list[_Pending], parameters: dict[str, str]) -> None:
-        ids = [item.instance_id for item in chunk]
+    def send_chunk(self, chunk: CommandChunk, parameters: dict[str, str]) -> None:
         try:
-            command_id = ssm.send_command(
-                ids,
+            command_id = self.runcommand.send_command(
+                chunk.instance_ids,
                 document_name=self.settings.document_name,
                 parameters=parameters,
-                comment=encode_comment(group, hook),
+                comment=encode_comment(chunk.group_name, chunk.hook_name),
                 timeout_seconds=self.settings.command_timeout_seconds,
                 log_group=self.settings.command_log_group,
-                client=self.ssm_client,
             )
-        except ssm.InstancesNotReady as exc:
-            for item in chunk:
-                self.outcome(item, "not-ready", str(exc))
+        except InstancesNotReady as exc:
+            self._each(chunk.launches, "not-ready", str(exc))
             return
         except ProxymxError as exc:
-            for item in chunk:
-                self.outcome(item, "failed", str(exc))
+            self._each(chunk.launches, "failed", str(exc))
             return
-        self.report.commands.append(SentCommand(command_id, group, hook, tuple(ids)))
-        for item in chunk:
-            self.outcome(item, "sent", f"document {self.settings.document_name} sent", command_id)
+        self.report.commands.append(
+            SentCommand(command_id, chunk.group_name, chunk.hook_name, tuple(chunk.instance_ids))
+        )
+        for launch in chunk.launches:
+            self.outcome(launch, "sent", f"document {self.settings.document_name} sent", command_id)
 
 
-def configure_launches(
-    batch: LaunchQueueBatch,
+def configure(
+    launches: Iterable[Launch],
     settings: Settings,
+    clients: Clients,
     *,
-    ssm_client: SSMClient | None = None,
-    autoscaling_client: AutoScalingClient | None = None,
     now: datetime | None = None,
+    report: LaunchBatchReport | None = None,
 ) -> LaunchBatchReport:
-    """Decide and act for one SQS batch of launch lifecycle events; one outcome per record."""
-    report = LaunchBatchReport()
-    work = _Batch(settings, report, now or datetime.now(UTC), ssm_client, autoscaling_client)
-    pending: dict[str, _Pending] = {}
-    for record in batch.records:
-        try:
-            launch = record.launch()
-        except MalformedEvent as exc:
-            report.add(RecordOutcome(record.message_id, "rejected", str(exc)))
-            continue
-        item = _Pending(record, launch)
-        reason = out_of_scope(launch, settings)
-        if reason is not None:
-            work.outcome(item, "ignored", f"out of scope: {reason}")
-        elif item.instance_id in pending:
-            first = pending[item.instance_id].record.message_id
-            work.outcome(item, "ignored", f"duplicate of message {first} in this batch")
-        else:
-            pending[item.instance_id] = item
+    """Decide and act for launches found together (a batch, or the sweep's); one outcome each."""
+    report = report if report is not None else LaunchBatchReport()
+    work = _Apply(settings, clients, report, now or datetime.now(UTC))
+    intake = admit(launches, settings)
+    for ignored in intake.ignored:
+        work.outcome(ignored.launch, "ignored", ignored.reason)
+    pending = list(intake.pending)
     if pending:
-        waiting = work.still_waiting(list(pending.values()))
+        waiting = work.still_waiting(pending)
         if waiting:
             ready = work.online(waiting)
             if ready:
                 work.send(ready)
     return report
+
+
+def configure_batch(
+    batch: LaunchQueueBatch,
+    settings: Settings,
+    clients: Clients,
+    *,
+    now: datetime | None = None,
+    sleep: Callable[[float], Any] | None = None,
+) -> LaunchBatchReport:
+    """The one domain call of the ConfigureInstance handler: one SQS batch of launch events.
+    (``sleep`` is never used: a late agent is retried by SQS, never waited for.)"""
+    launches, rejected = launches_of(batch)
+    report = LaunchBatchReport()
+    for record in rejected:
+        report.add(LaunchOutcome(record.message_id, "rejected", record.reason))
+    return configure(launches, settings, clients, now=now, report=report)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from proxymx.errors import VerificationFailed
-from proxymx.loadbalancer.errors import Adapter, error_code, translate
+from proxymx.errors import VerificationFailed, aws_errors, error_code, translate
+from proxymx.loadbalancer.backoff import ElbAdapter
 from proxymx.loadbalancer.plan import (
     PROXY_POLICY_TYPE,
     ClassicListener,
@@ -23,9 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_elb import ElasticLoadBalancingClient  # noqa: F401
 
 
-class ClassicElb(Adapter["ElasticLoadBalancingClient"]):
-    service = "elb"
-
+class ClassicElb(ElbAdapter["ElasticLoadBalancingClient"]):
     # ----- read ---------------------------------------------------------------------------
 
     def _description(self, name: str) -> dict[str, Any]:
@@ -37,8 +35,6 @@ class ClassicElb(Adapter["ElasticLoadBalancingClient"]):
 
     def describe(self, name: str, *, with_tags: bool = True) -> ClassicState:
         """Listeners, backend policies, ProxyProtocol-relevant policies and (scope) tags of ``name``."""
-        from botocore.exceptions import ClientError
-
         description = self._description(name)
         try:
             tag_descriptions = (
@@ -52,7 +48,7 @@ class ClassicElb(Adapter["ElasticLoadBalancingClient"]):
                 if policy_names
                 else []
             )
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, f"Classic load balancer {name}") from exc
         tags = {t["Key"]: t.get("Value", "") for d in tag_descriptions for t in d.get("Tags", [])}
         return ClassicState(
@@ -78,8 +74,6 @@ class ClassicElb(Adapter["ElasticLoadBalancingClient"]):
 
     def ensure_proxy_policy(self, name: str, policy_name: str) -> None:
         """Create the ProxyProtocolPolicyType policy; DuplicatePolicyName means it is there."""
-        from botocore.exceptions import ClientError
-
         try:
             self.client.create_load_balancer_policy(
                 LoadBalancerName=name,
@@ -87,18 +81,16 @@ class ClassicElb(Adapter["ElasticLoadBalancingClient"]):
                 PolicyTypeName=PROXY_POLICY_TYPE,
                 PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
             )
-        except ClientError as exc:
+        except aws_errors() as exc:
             if error_code(exc) != "DuplicatePolicyName":
                 raise translate(exc, f"create policy {policy_name} on {name}") from exc
 
     def set_backend_policies(self, name: str, instance_port: int, policy_names: Sequence[str]) -> None:
-        from botocore.exceptions import ClientError
-
         try:
             self.client.set_load_balancer_policies_for_backend_server(
                 LoadBalancerName=name, InstancePort=instance_port, PolicyNames=list(policy_names)
             )
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, f"set backend policies of {name} port {instance_port}") from exc
 
     def apply(self, plan: ClassicPlan) -> None:

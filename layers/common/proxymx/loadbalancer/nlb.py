@@ -11,8 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from proxymx.errors import ProxymxError, VerificationFailed
-from proxymx.loadbalancer.errors import Adapter, error_code, translate
+from proxymx.batching import chunked
+from proxymx.errors import ProxymxError, VerificationFailed, aws_errors, error_code, translate
+from proxymx.loadbalancer.backoff import ElbAdapter
 from proxymx.loadbalancer.nlbheader import (
     HEADER_PLACEMENT,
     ON_FIRST_ACK,
@@ -46,9 +47,7 @@ class LoadBalancerV2:
     type: str
 
 
-class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
-    service = "elbv2"
-
+class NetworkLoadBalancers(ElbAdapter["ElasticLoadBalancingv2Client"]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Target group ARN -> protocols of the listeners forwarding to it, seen by listener_ports.
@@ -66,8 +65,6 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
 
     def listener_ports(self, load_balancer_arn: str) -> dict[str, tuple[int, ...]]:
         """Target group ARN -> ports of this load balancer's listeners forwarding to it."""
-        from botocore.exceptions import ClientError
-
         ports: dict[str, set[int]] = {}
         # Read in the same pages as the ports (no second call): a TLS listener hides the client's
         # address even from instance targets (proxymx.loadbalancer.nlbheader rule 3).
@@ -81,20 +78,18 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
                         self._listener_protocols.setdefault(tg_arn, set()).add(
                             str(listener.get("Protocol") or "TCP").upper()
                         )
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, f"listeners of {load_balancer_arn}") from exc
         return {arn: tuple(sorted(p)) for arn, p in ports.items()}
 
     def target_groups_of(self, load_balancer_arn: str) -> list[dict[str, Any]]:
-        from botocore.exceptions import ClientError
-
         groups: list[dict[str, Any]] = []
         try:
             for page in self.client.get_paginator("describe_target_groups").paginate(
                 LoadBalancerArn=load_balancer_arn
             ):
                 groups.extend(dict(tg) for tg in page["TargetGroups"])
-        except ClientError as exc:
+        except aws_errors() as exc:
             # AWS answers an empty list; moto raises TargetGroupNotFound. Both mean "none yet".
             if error_code(exc) == "TargetGroupNotFound":
                 return []
@@ -109,27 +104,23 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
         return dict(response["TargetGroups"][0])
 
     def tags(self, arns: Iterable[str]) -> dict[str, dict[str, str]]:
-        from botocore.exceptions import ClientError
-
         wanted = list(dict.fromkeys(arns))
         found: dict[str, dict[str, str]] = {arn: {} for arn in wanted}
         try:
-            for start in range(0, len(wanted), TAGS_PER_CALL):
-                response = self.client.describe_tags(ResourceArns=wanted[start : start + TAGS_PER_CALL])
+            for chunk in chunked(wanted, TAGS_PER_CALL):
+                response = self.client.describe_tags(ResourceArns=chunk)
                 for description in response["TagDescriptions"]:
                     found[description["ResourceArn"]] = {
                         t["Key"]: t.get("Value", "") for t in description.get("Tags", [])
                     }
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, "describe tags") from exc
         return found
 
     def attributes(self, target_group_arn: str) -> dict[str, str]:
-        from botocore.exceptions import ClientError
-
         try:
             attributes = self.client.describe_target_group_attributes(TargetGroupArn=target_group_arn)
-        except ClientError as exc:
+        except aws_errors() as exc:
             raise translate(exc, f"attributes of {target_group_arn}") from exc
         return {str(a.get("Key")): str(a.get("Value", "")) for a in attributes["Attributes"]}
 
@@ -193,18 +184,16 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
     def set_attributes(self, target_group_arn: str, attributes: Sequence[tuple[str, str]]) -> None:
         """ONE ModifyTargetGroupAttributes call: AWS applies its attributes together or refuses
         it, so ``enabled=true`` never lands without the placement it was sent with."""
-        from botocore.exceptions import ClientError
-
         keys = [key for key, _ in attributes]
         try:
             self.client.modify_target_group_attributes(
                 TargetGroupArn=target_group_arn,
                 Attributes=[{"Key": key, "Value": value} for key, value in attributes],
             )
-        except ClientError as exc:
+        except aws_errors() as exc:
             code = error_code(exc) or ""
             if HEADER_PLACEMENT in keys and code in PLACEMENT_REFUSED_CODES:
-                message = str(exc.response.get("Error", {}).get("Message", exc))
+                message = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Message", exc))
                 raise PlacementRefused(target_group_arn, code, message) from exc
             raise translate(exc, f"set {', '.join(keys)} on {target_group_arn}") from exc
 

@@ -19,10 +19,10 @@ Decisions (see docs/loadbalancers.md):
 - NLB header placement and preserved client address: :mod:`proxymx.loadbalancer.nlbheader`
   decides (``on_first_ack`` with ``enabled=true`` in one call; header on with another placement
   is broken; instance TCP targets with preservation on need no header).
-- Scope by tags: the opt-out tag (any value but ``false``) on the load balancer, or on a target
-  group or any load balancer it serves, excludes it. The required tag, when set, must be on
-  the load balancer (Classic) or on the target group or one of its load balancers (NLB): a
-  target group created before its listener has no load balancer yet, so its own tags count.
+- Scope by tags (:func:`proxymx.scope.load_balancer_out_of_scope`): the opt-out tag on the load
+  balancer, or on a target group or any load balancer it serves, excludes it; the required tag,
+  when set, must be on the load balancer (Classic) or on the target group or one of its load
+  balancers (NLB).
 """
 
 from __future__ import annotations
@@ -32,29 +32,13 @@ from dataclasses import dataclass, field
 
 from proxymx.config import Settings
 from proxymx.loadbalancer.nlbheader import HeaderAttributes, decide_header
+from proxymx.scope import Tags, load_balancer_out_of_scope
 
 PROXY_POLICY_TYPE = "ProxyProtocolPolicyType"
 PROXY_POLICY_NAME = "proxymx-ProxyProtocol"
 PROXY_PROTOCOL_V2 = "proxy_protocol_v2.enabled"
 CLASSIC_BACKEND_PROTOCOLS = frozenset({"TCP", "SSL"})
 NLB_PROXY_PROTOCOLS = frozenset({"TCP", "TLS"})
-
-Tags = Mapping[str, str]
-
-
-def out_of_scope_reason(tag_sets: Sequence[Tags], settings: Settings) -> str | None:
-    """Why these tags put a resource out of scope, or None when it is in scope."""
-    for tags in tag_sets:
-        value = tags.get(settings.opt_out_tag_key)
-        # "false" lets an operator keep the tag in a template and still opt in.
-        if value is not None and value.strip().lower() != "false":
-            return f"opted out by tag {settings.opt_out_tag_key}={value}"
-    required = settings.required_tag_pair
-    if required is not None:
-        key, wanted = required
-        if not any(key in tags and (wanted is None or tags[key] == wanted) for tags in tag_sets):
-            return f"lacks the required tag {settings.required_tag}"
-    return None
 
 
 # ----- Classic ELB ---------------------------------------------------------------------------
@@ -151,7 +135,7 @@ def eligible_classic_ports(listeners: Sequence[ClassicListener], smtp_ports: Seq
 
 
 def plan_classic(state: ClassicState, settings: Settings) -> ClassicPlan:
-    reason = out_of_scope_reason([state.tags], settings)
+    reason = load_balancer_out_of_scope([state.tags], settings)
     if reason:
         return ClassicPlan(state.name, PROXY_POLICY_NAME, out_of_scope=reason)
     ports = eligible_classic_ports(state.listeners, settings.smtp_ports)
@@ -257,7 +241,7 @@ def _ineligible(tg: TargetGroupState, settings: Settings) -> str | None:
 
 
 def _out_of_scope(tg: TargetGroupState, settings: Settings) -> str | None:
-    reason = out_of_scope_reason([tg.tags, *tg.load_balancer_tags], settings)
+    reason = load_balancer_out_of_scope([tg.tags, *tg.load_balancer_tags], settings)
     return f"target group {tg.name}: {reason}" if reason else None
 
 

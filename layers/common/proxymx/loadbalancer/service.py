@@ -2,16 +2,24 @@
 
 Every handled event reconciles the whole load balancer (Classic) or the affected target
 groups (NLB) rather than replaying the event: the same code then serves creation, drift and
-a later sweep, and a duplicate or out-of-order delivery is harmless.
+a later sweep, and a duplicate or out-of-order delivery is harmless. The decisions are
+:mod:`proxymx.loadbalancer.plan`'s; :mod:`~proxymx.loadbalancer.classic` and
+:mod:`~proxymx.loadbalancer.nlb` apply them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Literal
 
+from proxymx.aws import Clients
 from proxymx.config import Settings
+from proxymx.loadbalancer.backoff import DEFAULT_BACKOFF
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers, PlacementRefused
 from proxymx.loadbalancer.nlbheader import CLIENT_ADDRESS_PRESERVED, HEADER_PLACEMENT, support_request
@@ -37,6 +45,7 @@ from proxymx.models.cloudtrail import (
     V2CreateTargetGroup,
     V2ModifyTargetGroupAttributes,
 )
+from proxymx.results import Metric, count
 
 log = logging.getLogger(__name__)
 
@@ -65,52 +74,53 @@ class ProxyProtocolResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-class MetricsSink(Protocol):
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
-
-
-def emit_metrics(result: ProxyProtocolResult, metrics: MetricsSink) -> None:
-    """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored,
-    EventsCompliant, DryRunChangesPlanned, HeaderPlacementBlocked / HeaderPlacementBroken (target
-    groups); Failures comes from :func:`emit_failure_metric`."""
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    if result.outcome == "ignored":
-        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
-    elif result.outcome == "compliant":
-        metrics.add_metric(name="EventsCompliant", unit=MetricUnit.Count, value=1)
-    elif result.dry_run:
-        # What a dry run would have changed: the number to watch before switching DRY_RUN off.
-        metrics.add_metric(name="DryRunChangesPlanned", unit=MetricUnit.Count, value=len(result.changes))
-    if result.enabled_count and not result.dry_run:
-        metrics.add_metric(name="ProxyProtocolEnabled", unit=MetricUnit.Count, value=result.enabled_count)
-    if result.drift_repaired:
-        metrics.add_metric(name="DriftRepaired", unit=MetricUnit.Count, value=1)
-    if result.blocked:
-        metrics.add_metric(name="HeaderPlacementBlocked", unit=MetricUnit.Count, value=len(result.blocked))
-    if result.broken:
-        metrics.add_metric(name="HeaderPlacementBroken", unit=MetricUnit.Count, value=len(result.broken))
-
-
-def emit_failure_metric(metrics: MetricsSink) -> None:
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    metrics.add_metric(name="Failures", unit=MetricUnit.Count, value=1)
+    def metrics(self) -> list[Metric]:
+        """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored,
+        EventsCompliant, DryRunChangesPlanned, HeaderPlacementBlocked / HeaderPlacementBroken (target
+        groups) (so that no invocation publishes an empty set)."""
+        found: list[Metric] = []
+        if self.outcome == "ignored":
+            found.append(count("EventsIgnored"))
+        elif self.outcome == "compliant":
+            found.append(count("EventsCompliant"))
+        elif self.dry_run:
+            # What a dry run would have changed: the number to watch before switching DRY_RUN off.
+            found.append(count("DryRunChangesPlanned", len(self.changes)))
+        if self.enabled_count and not self.dry_run:
+            found.append(count("ProxyProtocolEnabled", self.enabled_count))
+        if self.drift_repaired:
+            found.append(count("DriftRepaired"))
+        if self.blocked:
+            found.append(count("HeaderPlacementBlocked", len(self.blocked)))
+        if self.broken:
+            found.append(count("HeaderPlacementBroken", len(self.broken)))
+        return found
 
 
 class EnableProxyProtocol:
-    """The domain service; adapters are injectable (tests, the embedded AWS)."""
+    """The domain service. Its adapters are built at first use from ``clients`` (an event needs
+    only one of the two ELB APIs); ``backoff``/``sleep`` pace the reads right after creation."""
 
     def __init__(
         self,
         settings: Settings,
-        classic: ClassicElb | None = None,
-        nlb: NetworkLoadBalancers | None = None,
+        clients: Clients,
+        *,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.settings = settings
-        self.classic = classic or ClassicElb()
-        self.nlb = nlb or NetworkLoadBalancers()
+        self.clients = clients
+        self._backoff = backoff
+        self._sleep = sleep
+
+    @cached_property
+    def classic(self) -> ClassicElb:
+        return ClassicElb(self.clients.elb, backoff=self._backoff, sleep=self._sleep)
+
+    @cached_property
+    def nlb(self) -> NetworkLoadBalancers:
+        return NetworkLoadBalancers(self.clients.elbv2, backoff=self._backoff, sleep=self._sleep)
 
     def handle(self, event: ElbApiCallEvent) -> ProxyProtocolResult:
         detail = event.detail
@@ -375,21 +385,14 @@ def _actor(detail: ElbCallDetail | None) -> str:
 def enable_proxy_protocol(
     event: ElbApiCallEvent,
     settings: Settings,
-    classic: ClassicElb | None = None,
-    nlb: NetworkLoadBalancers | None = None,
+    clients: Clients,
+    *,
+    now: datetime | None = None,
+    sleep: Callable[[float], Any] | None = None,
 ) -> ProxyProtocolResult:
-    """The one domain call of the EnableProxyProtocol handler."""
-    return EnableProxyProtocol(settings, classic, nlb).handle(event)
-
-
-def ensure_classic(name: str, settings: Settings, classic: ClassicElb | None = None) -> ProxyProtocolResult:
-    """One Classic ELB into compliance, without an event (the reconcile sweep); the event path
-    runs the same :meth:`EnableProxyProtocol.ensure_classic`."""
-    return EnableProxyProtocol(settings, classic=classic).ensure_classic(name)
-
-
-def ensure_load_balancer_v2(
-    arn: str, settings: Settings, nlb: NetworkLoadBalancers | None = None
-) -> ProxyProtocolResult:
-    """One v2 load balancer's target groups into compliance, without an event (the sweep)."""
-    return EnableProxyProtocol(settings, nlb=nlb).ensure_load_balancer_v2(arn)
+    """The one domain call of the EnableProxyProtocol handler (``now`` is not needed here: every
+    flow's entry point takes the same arguments)."""
+    service = EnableProxyProtocol(settings, clients, sleep=sleep or time.sleep)
+    result = service.handle(event)
+    log.info("outcome %s: %s", result.outcome, result.reason, extra={"result": result.to_dict()})
+    return result

@@ -65,7 +65,9 @@ from typing import Any
 from unittest import mock
 
 from proxymx import aws
-from proxymx.launch.ssm import limit_violations
+from proxymx.launch.runcommand import limit_violations
+
+from proxymx_tools.summary import failed_summary, proving_summary
 
 FAKE_ACCOUNT = "123456789012"
 # GetCommandInvocation returns the first 24,000 characters of each stream (SSM API reference).
@@ -76,56 +78,6 @@ Handler = Callable[..., Any]
 
 
 # ----------------------------------------------------------------------------- outcomes
-def proving_summary(
-    *,
-    proxy_protocol: str = "any",
-    smtp_ports: Iterable[int] = (25,),
-    postfix_version: str = "3.7.11",
-    result: str = "configured",
-    upstream_proxy_timeout: str = "5s",
-) -> str:
-    """A summary line (see proxymx.postfix_summary) that proves the configuration."""
-    summary = {
-        "proxymx": "postfix-summary",
-        "schema": 1,
-        "result": result,
-        "postfix_version": postfix_version,
-        "proxy_protocol": proxy_protocol,
-        "smtp_ports": list(smtp_ports),
-        "changed": ["main.cf:postscreen_upstream_proxy_protocol", "master.cf:smtp/inet"]
-        if result == "configured"
-        else [],
-        "verified": {
-            "postscreen_upstream_proxy_protocol": "haproxy",
-            "postscreen_upstream_proxy_timeout": upstream_proxy_timeout,
-            "smtp/inet": "postscreen",
-        },
-        "listening": True,
-        "running": True,
-        "dry_run": False,
-        "reason": None,
-    }
-    return json.dumps(summary, separators=(",", ":"))
-
-
-def failed_summary(reason: str, *, postfix_version: str | None = "3.7.11") -> str:
-    return json.dumps(
-        {
-            "proxymx": "postfix-summary",
-            "schema": 1,
-            "result": "failed",
-            "postfix_version": postfix_version,
-            "changed": [],
-            "verified": {},
-            "listening": True,
-            "running": True,
-            "dry_run": False,
-            "reason": reason,
-        },
-        separators=(",", ":"),
-    )
-
-
 @dataclass(frozen=True)
 class CommandOutcome:
     """A scripted invocation result.
@@ -168,14 +120,14 @@ class CommandOutcome:
 
 @dataclass(frozen=True)
 class RealDocument:
-    """Run the document's real script (``proxymx.local.document.run_document``) for the invocation."""
+    """Run the document's real script (``proxymx_tools.document.run_document``) for the invocation."""
 
     mail_config: Path
     template_path: Path | None = None
     timeout: float = 120
 
     def run(self, parameters: Mapping[str, str]) -> CommandOutcome:
-        from proxymx.local.document import run_document
+        from proxymx_tools.document import run_document
 
         run = run_document(
             dict(parameters),
@@ -518,7 +470,6 @@ class LaunchExtension:
 
     def _overlay_preserve_client_ip(self, params: Mapping[str, Any], parsed: dict[str, Any]) -> None:
         from moto.elbv2.models import elbv2_backends
-
         from proxymx.loadbalancer.nlbheader import PRESERVE_CLIENT_IP, preserve_client_ip_default
 
         attributes = parsed.setdefault("Attributes", [])

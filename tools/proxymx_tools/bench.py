@@ -31,9 +31,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxymx.local.document import run_document
-from proxymx.local.haproxy import LocalHaproxy
-from proxymx.local.postfix import INSTALL_HINT, LOOPBACK, LocalPostfix, free_port, missing_tools
+from proxymx_tools.document import run_document
+from proxymx_tools.haproxy import LocalHaproxy
+from proxymx_tools.postfix import INSTALL_HINT, LOOPBACK, LocalPostfix, free_port, missing_tools
 
 PATHS = ("direct", "v1", "v2")
 
@@ -171,7 +171,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m proxymx.local.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m proxymx_tools.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=BenchConfig.rounds)
     parser.add_argument("--messages", type=int, default=BenchConfig.messages)
     parser.add_argument("--sessions", type=int, default=BenchConfig.sessions)

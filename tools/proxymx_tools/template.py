@@ -1,7 +1,7 @@
 """Read ``template.yaml``: the single source of truth for rules, functions and the SSM document.
 
 Used by the command line (``proxymx invoke`` routes events through the template's real
-EventBridge patterns), by the tests and by ``make lint`` (``python -m proxymx.template
+EventBridge patterns), by the tests and by ``make lint`` (``python -m proxymx_tools.template
 document-script`` prints the document's shell script for shellcheck). Never imported by
 a Lambda handler: PyYAML is not in the layer.
 """
@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 DOCUMENT_LOGICAL_ID = "PostfixProxyProtocolDocument"
 
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[:1] == ["document-script"]:
         sys.stdout.write(document_script(load_template(args[1] if len(args) > 1 else None)))
         return 0
-    print("usage: python -m proxymx.template document-script [TEMPLATE]", file=sys.stderr)
+    print("usage: python -m proxymx_tools.template document-script [TEMPLATE]", file=sys.stderr)
     return 2
 
 

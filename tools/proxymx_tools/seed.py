@@ -11,7 +11,7 @@ Seeding is best effort for malformed events: what cannot be read from the event 
 (the handler rejects the event before any AWS call anyway).
 
 Launch-flow events (``aws.autoscaling``, ``aws.ssm``) are seeded by
-``proxymx.local.seed_launch.seed(event)``, imported lazily; its absence is reported, not fatal.
+``proxymx_tools.seed_launch.seed(event)``, imported lazily; its absence is reported, not fatal.
 """
 
 from __future__ import annotations
@@ -287,10 +287,10 @@ def seed_schedule(event: dict[str, Any]) -> Mapping[str, str] | None:
 
 def _seed_launch(event: dict[str, Any]) -> Mapping[str, str] | None:
     try:
-        module = importlib.import_module("proxymx.local.seed_launch")
+        module = importlib.import_module("proxymx_tools.seed_launch")
     except ImportError as exc:
         raise SeedingUnavailable(
-            f"cannot seed {event.get('source')} events: proxymx.local.seed_launch is missing ({exc})"
+            f"cannot seed {event.get('source')} events: proxymx_tools.seed_launch is missing ({exc})"
         ) from exc
     module.seed(event)
     return None

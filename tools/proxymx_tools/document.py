@@ -1,6 +1,6 @@
 """Run the SSM document's script on this machine, exactly as the SSM agent would.
 
-The text comes from ``template.yaml`` (:func:`proxymx.template.document_script`), never from a
+The text comes from ``template.yaml`` (:func:`proxymx_tools.template.document_script`), never from a
 copy. The agent's ``aws:runShellScript`` writes the commands to a file, runs it with ``sh -c``
 in its own working directory and, for parameters declared with ``interpolationType: ENV_VAR``,
 exports ``SSM_<Name>``; parameters not given take the document's defaults, and a value that
@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from proxymx.postfix_summary import PostfixConfigResult, parse_summary
-from proxymx.template import document, document_script, load_template
+
+from proxymx_tools.template import document, document_script, load_template
 
 # What the SSM agent's environment looks like under systemd.
 AGENT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -136,12 +137,12 @@ def _text(data: bytes | str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m proxymx.local.document MAIL_CONFIG [Name=Value ...]``: run it by hand."""
+    """``python -m proxymx_tools.document MAIL_CONFIG [Name=Value ...]``: run it by hand."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m proxymx.local.document MAIL_CONFIG [Name=Value ...]", file=sys.stderr)
+        print("usage: python -m proxymx_tools.document MAIL_CONFIG [Name=Value ...]", file=sys.stderr)
         return 2
     params = dict(arg.split("=", 1) for arg in args[1:])
     run = run_document(params, mail_config=Path(args[0]), env={"PATH": os.environ.get("PATH", AGENT_PATH)})

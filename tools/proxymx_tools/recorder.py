@@ -4,13 +4,17 @@ A client observer (proxymx.aws.add_client_observer) hooks botocore's ``provide-c
 event on every client proxymx creates: it fires once per API call (paginated pages included)
 with the parameters as the caller passed them, before validation and before any network or
 moto. ``service`` is the boto3 client name (``service_model.service_name``: ``elb``,
-``elbv2``, ``ssm``...), ``operation`` the boto3 method name (``xform_name`` of the operation).
+``elbv2``, ``ssm``...), ``operation`` the boto3 method name (``xform_name`` of the operation),
+``iam_action`` what IAM calls it (``elasticloadbalancing:CreateLoadBalancerPolicy``: the service's
+signing name and the API's operation name), for the tests that hold a role to what it calls.
+
+The one recorder of AWS calls: ``proxymx invoke --json``, the demo and the tests use it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -24,13 +28,15 @@ class AwsCall:
     service: str
     operation: str
     params: dict[str, Any]
+    iam_action: str = ""
 
     @property
     def is_read(self) -> bool:
         return self.operation.startswith(READ_PREFIXES)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The ``--json`` shape of a call: service, operation, params."""
+        return {"service": self.service, "operation": self.operation, "params": self.params}
 
 
 def _json_safe(value: Any) -> dict[str, Any]:
@@ -56,6 +62,7 @@ class CallRecorder:
                 service=model.service_model.service_name,
                 operation=xform_name(model.name),
                 params=_json_safe(params),
+                iam_action=f"{model.service_model.signing_name}:{model.name}",
             )
         )
         # Returning None keeps botocore's parameters as they are.
@@ -67,6 +74,14 @@ class CallRecorder:
     @property
     def writes(self) -> list[AwsCall]:
         return [call for call in self.calls if not call.is_read]
+
+    def of(self, operation: str) -> list[dict[str, Any]]:
+        """The parameters of every call of one operation (boto3's name: ``send_command``)."""
+        return [call.params for call in self.calls if call.operation == operation]
+
+    @property
+    def iam_actions(self) -> set[str]:
+        return {call.iam_action for call in self.calls}
 
     def __enter__(self) -> CallRecorder:
         aws.add_client_observer(self.observe)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from proxymx import template as tpl
+from proxymx_tools import template as tpl
 
 EVENTS_DIR = tpl.DEFAULT_TEMPLATE.parent / "events"
 MANIFEST_NAME = "expected.json"
@@ -99,7 +99,7 @@ def _cell(text: str, width: int) -> str:
 
 def invoke_every_event(context: DemoContext) -> StepResult:
     """Invoke each sample event on the embedded AWS; compare with events/expected.json."""
-    from proxymx.local.runner import invoke_event
+    from proxymx_tools.runner import invoke_event
 
     manifest = load_manifest(context.events_dir)
     paths = sample_events(context.events_dir)
@@ -143,7 +143,7 @@ def default_demo(*, chain: bool = True) -> Demo:
     demo = Demo()
     demo.add("invoke every sample event through the template's rules (embedded AWS)", invoke_every_event)
     if chain:
-        from proxymx.local.chain import add_chain
+        from proxymx_tools.chain import add_chain
 
         add_chain(demo)
     return demo

@@ -20,10 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from proxymx import template as tpl
+from proxymx_tools import template as tpl
 
 ROUNDS = 7
-LAYER = Path(__file__).resolve().parents[2]
+# Where the runtime package lives (the layer's source): on sys.path as /opt/python is in Lambda.
+LAYER = Path(__file__).resolve().parents[2] / "layers" / "common"
 
 # Runs in the child: import the module, report the import's wall time and the peak RSS.
 PROBE = """

@@ -23,7 +23,8 @@ from typing import Any
 
 from proxymx.config import load_settings
 from proxymx.launch.context import encode_comment
-from proxymx.local.embedded import CommandOutcome, LaunchExtension, current_extension
+
+from proxymx_tools.embedded import CommandOutcome, LaunchExtension, current_extension
 
 DEFAULT_GROUP = "proxymx-mx-fleet"
 FLEET_TAG_KEY = "proxymx:fleet"
@@ -123,7 +124,7 @@ def ensure_document(name: str, region: str = "us-east-1") -> None:
         pass
     content: dict[str, Any]
     try:
-        from proxymx.template import document, load_template
+        from proxymx_tools.template import document, load_template
 
         content = document(load_template())
     except (KeyError, OSError, ValueError):
@@ -187,7 +188,7 @@ def seed(event: dict[str, Any]) -> None:
     on an event it cannot read (malformed events are the handler's to reject)."""
     ext = current_extension()
     if ext is None:
-        raise RuntimeError("seed() needs the embedded AWS (inside proxymx.local.embedded.embedded_aws())")
+        raise RuntimeError("seed() needs the embedded AWS (inside proxymx_tools.embedded.embedded_aws())")
     if not isinstance(event, dict):
         return
     settings = load_settings()

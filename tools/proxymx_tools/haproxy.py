@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from proxymx.local.postfix import LOOPBACK, free_port, stop_process, wait_for_port
+from proxymx_tools.postfix import LOOPBACK, free_port, stop_process, wait_for_port
 
 ProxyMode = Literal["v1", "v2", "off"]
 

@@ -8,7 +8,7 @@ a capture of a real NLB health check (kubernetes/kubernetes issue #57250).
 from __future__ import annotations
 
 import pytest
-from proxymx.local.nlb import (
+from proxymx_tools.nlb import (
     DEFAULT_HEADER_PLACEMENT,
     HealthCheckSettings,
     TargetGroup,

@@ -1,18 +1,20 @@
 """``proxymx invoke``: route an event through template.yaml's rules and run the handlers in-process.
 
-1. Every EventBridge rule of the template (proxymx.template.event_rules) is matched with the
-   real pattern matcher (proxymx.eventpattern). A rule targeting a function runs it with the
+1. Every EventBridge rule of the template (proxymx_tools.template.event_rules) is matched with the
+   real pattern matcher (proxymx_tools.eventpattern). A rule targeting a function runs it with the
    event; a rule targeting an SQS queue wraps the event into an SQS record and runs the
-   queue's consumers (proxymx.template.queue_consumers), as Lambda's event source mapping would.
+   queue's consumers (proxymx_tools.template.queue_consumers), as Lambda's event source mapping would.
 2. Each handler is imported from the template's CodeUri/Handler (under a unique module name,
-   fresh for every invocation so that its module-level Logger/Metrics and the cached Settings
-   see the function's environment) and called with the function's environment: Globals plus
-   its own variables, ``!Ref`` resolved to parameter defaults (see :func:`resolve`).
-3. Every AWS call is recorded (proxymx.local.recorder); the handler's stdout (JSON logs, EMF)
+   fresh for every invocation so that its module-level Logger/Metrics see the function's
+   ``POWERTOOLS_*`` variables) and called as Lambda would, through its decorators, with the
+   function's configuration INJECTED: ``Settings`` built from its environment (Globals plus its
+   own variables, ``!Ref`` resolved to parameter defaults, see :func:`resolve`) and fresh
+   ``Clients``. Only Powertools' own variables are put in ``os.environ`` while it runs.
+3. Every AWS call is recorded (proxymx_tools.recorder); the handler's stdout (JSON logs, EMF)
    is captured so that ``--json`` prints exactly one object.
 
 With ``backend="moto"`` all of it runs inside the embedded AWS, first seeded with the world
-the event presumes (proxymx.local.seed).
+the event presumes (proxymx_tools.seed).
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ from types import ModuleType
 from typing import Any
 from unittest import mock
 
-from proxymx import eventpattern
-from proxymx import template as tpl
+from proxymx.aws import Clients
+from proxymx.config import load_settings
 from proxymx.errors import MalformedEvent
-from proxymx.local.recorder import AwsCall, CallRecorder
+
+from proxymx_tools import eventpattern
+from proxymx_tools import template as tpl
+from proxymx_tools.recorder import AwsCall, CallRecorder
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -330,20 +335,19 @@ def _load_handler_module(entry: tpl.FunctionEntry) -> ModuleType:
 
 @contextlib.contextmanager
 def _function_process(env: Mapping[str, str]) -> Iterator[io.StringIO]:
-    from proxymx.config import settings
-
+    """Powertools' variables of the function, and its stdout captured. (proxymx's own settings are
+    not read from the environment here: they are injected.)"""
     captured = io.StringIO()
+    powertools = {key: value for key, value in env.items() if key.startswith("POWERTOOLS_")}
     with (
-        mock.patch.dict(os.environ, env),
+        mock.patch.dict(os.environ, powertools),
         contextlib.redirect_stdout(captured),
         contextlib.redirect_stderr(captured),
     ):
-        settings.cache_clear()
         reset_powertools_logger(env.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
         try:
             yield captured
         finally:
-            settings.cache_clear()
             reset_powertools_logger(env.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
 
 
@@ -374,7 +378,10 @@ def run_handler(
     with _function_process(env) as captured:
         try:
             handler = getattr(_load_handler_module(entry), entry.handler)
-            result = handler(payload, LocalContext(route_.function))
+            # Through the handler's decorators (as Lambda calls it), with its configuration injected.
+            result = handler(
+                payload, LocalContext(route_.function), settings=load_settings(env), clients=Clients()
+            )
         except MalformedEvent as exc:
             run = HandlerRun(route_.function, "rejected", error=str(exc))
         except Exception as exc:
@@ -435,8 +442,8 @@ def invoke_event(
     if backend == "current":
         backend, seed, enter_embedded = "moto", False, False
     if backend == "moto":
-        from proxymx.local.embedded import embedded_aws
-        from proxymx.local.seed import SeedingUnavailable, seed_world
+        from proxymx_tools.embedded import embedded_aws
+        from proxymx_tools.seed import SeedingUnavailable, seed_world
 
         with embedded_aws() if enter_embedded else contextlib.nullcontext():
             try:

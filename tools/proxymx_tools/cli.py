@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from proxymx import template as tpl
+from proxymx_tools import template as tpl
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +71,7 @@ def _rejected(message: str) -> dict[str, Any]:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from proxymx.local.runner import invoke_event
+    from proxymx_tools.runner import invoke_event
 
     try:
         event = json.loads(args.event.read_text(encoding="utf-8"))
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
             return 141
     if args.command == "demo":
-        from proxymx.local import demo
+        from proxymx_tools import demo
 
         return demo.main(args.template, data_plane=not args.no_data_plane)
     raise AssertionError(args.command)  # pragma: no cover - argparse enforces the choices

@@ -30,7 +30,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from proxymx.local.demo import Demo, DemoContext, StepResult
+from proxymx.aws import Clients
+
+from proxymx_tools.demo import Demo, DemoContext, StepResult
 
 CLASSIC_NAME = "mx-demo-classic"
 NLB_NAME = "mx-demo-nlb"
@@ -42,7 +44,7 @@ CLIENTS = {"v1": "127.0.0.2", "v2": "127.0.0.3"}
 
 def _data_plane_missing() -> str | None:
     """Why the data plane cannot run here, or None when it can."""
-    from proxymx.local.postfix import INSTALL_HINT, missing_tools
+    from proxymx_tools.postfix import INSTALL_HINT, missing_tools
 
     missing = missing_tools()
     if missing:
@@ -58,7 +60,7 @@ def _event(context: DemoContext, name: str) -> dict[str, Any]:
 
 
 def _invoke(context: DemoContext, event: dict[str, Any], env: dict[str, str] | None = None) -> Any:
-    from proxymx.local.runner import invoke_event
+    from proxymx_tools.runner import invoke_event
 
     return invoke_event(event, backend="current", template_path=context.template_path, env_overrides=env)
 
@@ -74,14 +76,14 @@ def _report_line(label: str, report: Any) -> str:
 
 def start_world(context: DemoContext) -> StepResult:
     """Enter the embedded AWS and, when possible, start the local Postfix (not yet configured)."""
-    from proxymx.local.embedded import embedded_aws
+    from proxymx_tools.embedded import embedded_aws
 
     stack: contextlib.ExitStack = context.shared["stack"]
     lines: list[str] = []
     why_not = context.shared.get("skipped") or _data_plane_missing()
     mail_config: Path | None = None
     if why_not is None:
-        from proxymx.local.postfix import LocalPostfix
+        from proxymx_tools.postfix import LocalPostfix
 
         root = Path(tempfile.mkdtemp(prefix="proxymx-demo-"))
         stack.callback(shutil.rmtree, root, True)
@@ -100,6 +102,8 @@ def start_world(context: DemoContext) -> StepResult:
         lines.append(f"data plane skipped: {why_not}")
     world = stack.enter_context(embedded_aws(mail_config=mail_config, template_path=context.template_path))
     context.shared["world"] = world
+    # The demo's own reads and writes (as a user would make them), on the embedded AWS.
+    context.shared["clients"] = Clients()
     kind = "real document on the local Postfix" if mail_config else "emulated command outcomes"
     lines.append(f"embedded AWS (moto, in-process) in {world.region}; SSM commands: {kind}")
     return StepResult("ok", "embedded AWS up" + ("" if why_not else ", local Postfix up"), lines)
@@ -107,11 +111,8 @@ def start_world(context: DemoContext) -> StepResult:
 
 def create_load_balancers(context: DemoContext) -> StepResult:
     """Create a Classic ELB and an NLB target group as a user would; route their events."""
-    from proxymx import aws
-
-    elb = aws.client("elb")
-    elbv2 = aws.client("elbv2")
-    ec2 = aws.client("ec2")
+    clients: Clients = context.shared["clients"]
+    elb, elbv2, ec2 = clients.client("elb"), clients.client("elbv2"), clients.client("ec2")
     lines: list[str] = []
 
     listeners = [
@@ -190,10 +191,9 @@ def create_load_balancers(context: DemoContext) -> StepResult:
 
 def proxy_modes(context: DemoContext) -> dict[str, str]:
     """What each load balancer sends, read from the embedded AWS (not assumed)."""
-    from proxymx import aws
-
+    clients: Clients = context.shared["clients"]
     modes = {"v1": "off", "v2": "off"}
-    elb = aws.client("elb")
+    elb = clients.client("elb")
     description = elb.describe_load_balancers(LoadBalancerNames=[CLASSIC_NAME])["LoadBalancerDescriptions"][0]
     policies_on_port = {
         name
@@ -214,7 +214,7 @@ def proxy_modes(context: DemoContext) -> dict[str, str]:
                 and attributes.get("ProxyProtocol") == "true"
             ):
                 modes["v1"] = "v1"
-    attributes = aws.client("elbv2").describe_target_group_attributes(
+    attributes = clients.client("elbv2").describe_target_group_attributes(
         TargetGroupArn=context.shared["target_group_arn"]
     )
     if {a["Key"]: a["Value"] for a in attributes["Attributes"]}.get("proxy_protocol_v2.enabled") == "true":
@@ -230,7 +230,7 @@ def start_proxies(context: DemoContext) -> StepResult:
     ]
     if "skipped" in context.shared:
         return StepResult("skipped", f"no HAProxy started: {context.shared['skipped']}", lines)
-    from proxymx.local.haproxy import LocalHaproxy
+    from proxymx_tools.haproxy import LocalHaproxy
 
     postfix = context.shared["postfix"]
     proxies = {}
@@ -253,9 +253,10 @@ def start_proxies(context: DemoContext) -> StepResult:
 def launch_instance(context: DemoContext) -> StepResult:
     """Scale out into Pending:Wait; ConfigureInstance -> SSM -> CheckOutcome -> CONTINUE."""
     from proxymx.config import load_settings
-    from proxymx.local import seed_launch
-    from proxymx.local.runner import function_env
-    from proxymx.template import load_template
+
+    from proxymx_tools import seed_launch
+    from proxymx_tools.runner import function_env
+    from proxymx_tools.template import load_template
 
     world = context.shared["world"]
     template = load_template(context.template_path)
@@ -284,7 +285,7 @@ def launch_instance(context: DemoContext) -> StepResult:
         lines.append(
             f"SSM invocation {detail['command-id'][:8]}... on {detail['instance-id']}: {detail['status']}"
         )
-        invocation = _last_invocation(detail["command-id"], detail["instance-id"])
+        invocation = _last_invocation(context.shared["clients"], detail["command-id"], detail["instance-id"])
         if invocation:
             lines.append(f"  script summary: {invocation}")
         outcome_report = _invoke(context, status_event, overrides)
@@ -296,10 +297,8 @@ def launch_instance(context: DemoContext) -> StepResult:
     return StepResult("ok", f"{instance_id}: Pending:Wait -> configured -> CONTINUE -> InService", lines)
 
 
-def _last_invocation(command_id: str, instance_id: str) -> str | None:
-    from proxymx import aws
-
-    output = aws.client("ssm").get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+def _last_invocation(clients: Clients, command_id: str, instance_id: str) -> str | None:
+    output = clients.ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
     lines = [line for line in output.get("StandardOutputContent", "").splitlines() if line.strip()]
     return lines[-1] if lines else None
 
