@@ -42,7 +42,7 @@ lint: venv ## ruff, mypy, sam validate --lint (cfn-lint), shellcheck
 	$(BIN)/python -m proxymx.template document-script > $(VENV)/document-script.sh
 	$(BIN)/shellcheck --shell=bash $(VENV)/document-script.sh .ci/run $$(git ls-files '*.sh')
 
-build: venv ## sam build for the template's runtime (python3.13, arm64)
+build: venv ## sam build (python3.13, arm64), layer pruned to what the handlers import, bytecode, proof, layer <= 8 MB
 	bash scripts/sam-build.sh $(BIN)
 
 test: venv system-deps lint build ## every test: lint, sam build, unit, integration (moto), data plane (Postfix+HAProxy)
