@@ -58,7 +58,7 @@ test-dataplane: venv system-deps
 demo: venv ## the whole chain on the embedded AWS (and local Postfix + HAProxy when present)
 	$(BIN)/proxymx demo
 
-bench: venv system-deps ## benchmarks, printed as a table
+bench: venv system-deps build ## benchmarks, printed as tables: PROXY header on vs off; cold start the Lambda way
 	$(BIN)/python -m proxymx.local.bench
 	$(BIN)/python -m proxymx.local.bench_coldstart
 
