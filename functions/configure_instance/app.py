@@ -1,9 +1,14 @@
 """ConfigureInstance: SQS batch of launch lifecycle events -> SendCommand (our Postfix document).
 
-Thin on purpose: parse at the edge, one call into :mod:`proxymx.launch.configure`, then Powertools
-reports the records that must come back (agent not Online yet, AWS error, malformed body) as
-partial batch failures; SQS redelivers them after the visibility timeout, and after the
-queue's maxReceiveCount they land in the DLQ.
+Thin on purpose: parse at the edge, one call into :mod:`proxymx.launch.configure`, then report
+the records that must come back (agent not Online yet, AWS error, malformed body) as partial
+batch failures (``batchItemFailures``, the event source mapping's ``ReportBatchItemFailures``);
+SQS redelivers them after the visibility timeout, and after the queue's maxReceiveCount they
+land in the DLQ.
+
+The response is built here in a few lines rather than by Powertools' Batch utility: measured the
+Lambda way (``make bench``: python3.13 -B, bytecode shipped), importing the utility alone cost
+~60 ms of CPU at every cold start, for a loop over the records.
 """
 
 from __future__ import annotations
@@ -11,17 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from proxymx.config import settings
-from proxymx.launch.configure import configure_launches
+from proxymx.launch.configure import RecordNotSettled, configure_launches
 from proxymx.models.lifecycle import parse_launch_batch
 
 logger = Logger()
 metrics = Metrics()
-# A batch where every record fails is normal here (every agent still booting): report them
-# all as item failures instead of raising.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context
@@ -37,9 +38,12 @@ def process(event: dict[str, Any], context: LambdaContext | None = None) -> dict
     # A batch of nothing but malformed records is rejected loudly (for SQS the effect is the same
     # as reporting every record: they all come back, then go to the DLQ).
     report.raise_if_all_rejected()
-    response: dict[str, Any] = dict(
-        process_partial_response(
-            event=event, record_handler=report.settle, processor=processor, context=context
-        )
-    )
-    return response
+    # A batch where every record fails is normal here (every agent still booting): report them
+    # all as item failures instead of raising. In the records' order, as SQS gave them.
+    failures: list[dict[str, str]] = []
+    for record in event["Records"]:
+        try:
+            report.settle(record)
+        except RecordNotSettled:
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
