@@ -24,8 +24,9 @@ Every round sends the same ``smtp-source`` load down each path, in an order that
 from round to round (interleaved, so drift on the machine hits every path alike); the queue
 is drained to the sink before each measurement so every run starts from the same state. The
 figure is messages accepted per second (the client's wall time for the whole load); the
-table shows the median over the rounds, each path's ratio to ``off`` (header on / off) and
-to ``direct``.
+table shows the median over the rounds of each path's rate, and the median over the rounds of
+its ratio to ``off`` (header on / off) and to ``direct`` in the same round (paired: a round the
+shared machine slowed down moves both sides).
 
 Bounded in time: the rounds stop early (and say so) when the budget runs out.
 """
@@ -72,7 +73,9 @@ class BenchResult:
         return statistics.median(self.rates[path])
 
     def ratio(self, path: str, reference: str = "off") -> float:
-        return self.median(path) / self.median(reference)
+        """The median over the rounds of path / reference in the same round: paired, so a round
+        the neighbours slowed down moves both sides and cancels out."""
+        return statistics.median(a / b for a, b in zip(self.rates[path], self.rates[reference], strict=True))
 
     def table(self) -> str:
         cfg = self.config
@@ -204,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=BenchConfig.messages)
     parser.add_argument("--sessions", type=int, default=BenchConfig.sessions)
     parser.add_argument("--size", type=int, default=BenchConfig.size)
+    parser.add_argument("--budget", type=float, default=BenchConfig.budget_seconds, help="seconds")
     args = parser.parse_args(argv)
     missing = missing_tools()
     if missing:
@@ -214,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("bench: skipped: the private Postfix runs as root (run `sudo make bench`)", file=sys.stderr)
         return 2
-    config = BenchConfig(rounds=args.rounds, messages=args.messages, sessions=args.sessions, size=args.size)
+    config = BenchConfig(
+        rounds=args.rounds,
+        messages=args.messages,
+        sessions=args.sessions,
+        size=args.size,
+        budget_seconds=args.budget,
+    )
     print(run_bench(config).table())
     return 0
 
