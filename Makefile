@@ -42,7 +42,7 @@ lint: venv ## ruff, mypy, sam validate --lint (cfn-lint), shellcheck
 	$(BIN)/python -m proxymx_tools.template document-script > $(VENV)/document-script.sh
 	$(BIN)/shellcheck --shell=bash $(VENV)/document-script.sh .ci/run $$(git ls-files '*.sh')
 
-build: venv ## sam build for the template's runtime (python3.13, arm64)
+build: venv ## sam build (python3.13, arm64), layer pruned to what the handlers import, bytecode, proof, layer <= 8 MB
 	bash scripts/sam-build.sh $(BIN)
 
 test: venv system-deps lint build ## every test: lint, sam build, unit, integration (moto), data plane (Postfix+HAProxy)
@@ -58,7 +58,7 @@ test-dataplane: venv system-deps
 demo: venv ## the whole chain on the embedded AWS (and local Postfix + HAProxy when present)
 	$(BIN)/proxymx demo
 
-bench: venv system-deps ## benchmarks, printed as a table
+bench: venv system-deps build ## benchmarks, printed as tables: PROXY header on vs off; cold start the Lambda way
 	$(BIN)/python -m proxymx_tools.bench
 	$(BIN)/python -m proxymx_tools.bench_coldstart
 

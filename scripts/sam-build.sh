@@ -3,6 +3,9 @@
 # the layer holds the proxymx package and Powertools, its compiled wheels are aarch64,
 # it carries no boto3/botocore (the runtime provides them), and every proxymx module in it is
 # imported by some handler (proxymx_tools.layercheck: no tooling, no dead code in the layer).
+# Then ship it the way Lambda loads it fastest (scripts/lambda_artifacts.py): the layer pruned to
+# the packages the handlers import, bytecode for python3.13 in the layer and every function, every
+# handler run on sample events from the result, and the layer at most LAYER_MAX_MB (8) MB unzipped.
 set -euo pipefail
 bin=${1:-.venv/bin}
 cd "$(dirname "$0")/.."
@@ -41,5 +44,18 @@ while IFS= read -r so; do
   esac
 done < <(find "$layer" -name '*.so')
 "$bin/python" -m proxymx_tools.layercheck .aws-sam/build || fail "the layer holds modules no handler imports (see above)"
-size=$(du -sm "$layer" | cut -f1)
-echo "sam-build: ok (python3.13/arm64; layer ${size} MB, no boto3, no pydantic)"
+functions=(.aws-sam/build/*Function)
+[ -d "${functions[0]}" ] || fail "no function artifacts in .aws-sam/build"
+artifacts() { python3.13 scripts/lambda_artifacts.py "$@"; }
+# boto3 as the runtime provides it (outside the layer, compiled once): the pinned dev version.
+site=$("$bin/python" -c 'import boto3, pathlib; print(pathlib.Path(boto3.__file__).parents[1])')
+export PROXYMX_RUNTIME_BOTO3=$PWD/.aws-sam/runtime-boto3 PROXYMX_HOST_NATIVE=$PWD/.aws-sam/host-native
+if [ ! -f "$PROXYMX_RUNTIME_BOTO3/.from" ] || [ "$(cat "$PROXYMX_RUNTIME_BOTO3/.from")" != "$site $(ls -d "$site"/boto3-*.dist-info)" ]; then
+  artifacts runtime-boto3 "$site" "$PROXYMX_RUNTIME_BOTO3"
+  echo "$site $(ls -d "$site"/boto3-*.dist-info)" > "$PROXYMX_RUNTIME_BOTO3/.from"
+fi
+artifacts host-native "$layer" "$PROXYMX_HOST_NATIVE"
+artifacts prune "$layer" "${functions[@]}"
+artifacts compile "$layer" "${functions[@]}"
+artifacts prove "$layer" "${LAYER_MAX_MB:-8}" "${functions[@]}"
+echo "sam-build: ok (python3.13/arm64, pruned, compiled, proven; no boto3; no pydantic; layer $(du -sm "$layer" | cut -f1) MB)"

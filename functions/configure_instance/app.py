@@ -7,6 +7,11 @@ not Online yet, AWS error, malformed body) are reported as partial batch failure
 them after the visibility timeout, and after the queue's maxReceiveCount they land in the DLQ.
 A batch of nothing but malformed records counts ``EventsRejected`` and raises MalformedEvent (for
 SQS the effect is the same as reporting every record: they all come back, then go to the DLQ).
+
+The SQS answer is built by :func:`proxymx.handler.partial_batch_response` in a few lines rather
+than by Powertools' Batch utility: measured the Lambda way (``make bench``: python3.13 -B,
+bytecode shipped), importing the utility alone cost ~60 ms of CPU at every cold start, for a loop
+over the records.
 """
 
 from __future__ import annotations

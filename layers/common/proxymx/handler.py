@@ -100,12 +100,14 @@ def partial_batch_response(
 ) -> dict[str, Any]:
     """The SQS answer ``{"batchItemFailures": [...]}``: the records that must come back (SQS
     redelivers them after the visibility timeout; after maxReceiveCount they go to the DLQ)."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-    # A batch where every record fails is normal here (every agent still booting): report them
-    # all as item failures instead of raising.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event=dict(event), record_handler=result.settle, processor=processor, context=context
-    )
-    return dict(response)
+    # Built here rather than by Powertools' Batch utility: importing it costs ~60 ms of CPU at
+    # every cold start (make bench, measured the Lambda way) for this loop. A batch where every
+    # record fails is normal (every agent still booting): all are item failures, nothing raises.
+    # In the records' order, as SQS gave them.
+    failures: list[dict[str, str]] = []
+    for record in event.get("Records", []):
+        try:
+            result.settle(record)
+        except Exception:  # noqa: BLE001 - any record that did not settle comes back
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}

@@ -88,7 +88,7 @@ class SentCommand:
 
 
 class RecordNotSettled(ProxymxError):
-    """Raised for a record that must come back (Powertools then reports it as a batch item failure)."""
+    """Raised for a record that must come back (the handler reports it as a batch item failure)."""
 
 
 @dataclass
@@ -152,7 +152,7 @@ class LaunchBatchReport:
     # ----- the SQS answer ---------------------------------------------------------------------
 
     def settle(self, record: Any) -> LaunchOutcome:
-        """Powertools ``record_handler``: raise for records that must be retried."""
+        """Per record, for the batch response: raise for records that must be retried."""
         message_id = record["messageId"] if isinstance(record, Mapping) else record.message_id
         outcome = self.outcomes.get(message_id)
         if outcome is None:
