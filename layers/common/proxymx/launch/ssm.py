@@ -130,6 +130,9 @@ def send_command(
     request: dict[str, Any] = {
         "InstanceIds": list(instance_ids),
         "DocumentName": document_name,
+        # The document is updated in place (UpdateMethod NewVersion, template.yaml): run the
+        # version the stack made the default, never a $LATEST someone created by hand.
+        "DocumentVersion": "$DEFAULT",
         "Parameters": {key: [value] for key, value in parameters.items()},
         "Comment": comment,
         "TimeoutSeconds": timeout_seconds,
