@@ -286,6 +286,11 @@ def test_sample_status_events_on_their_seeded_world(
     assert json.dumps(result)  # the --json report can carry it
 
 
+# The statement for Lambda's SQS poller (the event source mapping), not for calls the code makes;
+# tests/unit/test_launch_template.py pins it to LaunchQueue.
+POLLER_SIDS = {"ConsumeLaunchQueueOnly"}
+
+
 def _role_actions(function: str) -> set[str]:
     from proxymx_tools.template import load_template
 
@@ -293,6 +298,8 @@ def _role_actions(function: str) -> set[str]:
     for policy in load_template()["Resources"][function]["Properties"]["Policies"]:
         for raw in policy["Statement"]:
             statement = raw["Fn::If"][1] if "Fn::If" in raw else raw
+            if statement.get("Sid") in POLLER_SIDS:
+                continue
             action = statement["Action"]
             actions.update([action] if isinstance(action, str) else action)
     return actions

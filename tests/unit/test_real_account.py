@@ -25,7 +25,7 @@ def _configure_instance() -> dict[str, Any]:
 def test_launch_queue_visibility_is_six_function_timeouts_plus_the_batching_window() -> None:
     # Given ConfigureInstance's timeout and its SQS batching window
     function = _configure_instance()
-    window = function["Events"]["LaunchQueue"]["Properties"]["MaximumBatchingWindowInSeconds"]
+    window = RES["ConfigureInstanceLaunchQueueMapping"]["Properties"]["MaximumBatchingWindowInSeconds"]
     # When the queue's visibility timeout is read
     visibility = RES["LaunchQueue"]["Properties"]["VisibilityTimeout"]
     # Then it is at least what Lambda's SQS guidance asks, and not absurdly more (it is the retry pace)
