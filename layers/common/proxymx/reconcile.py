@@ -47,6 +47,7 @@ from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers
 from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult
 from proxymx.models.lifecycle import LAUNCH_DETAIL_TYPE, LAUNCH_TRANSITION, LaunchQueueBatch
+from proxymx.trail import check_event_path
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -96,6 +97,8 @@ class ReconcileSummary:
     instances: list[RecordOutcome] = field(default_factory=list)
     # Failures that are not one load balancer's or one instance's (a listing that failed).
     errors: list[str] = field(default_factory=list)
+    # No logging CloudTrail trail in the region (proxymx.trail); None when it could not be read.
+    cloudtrail_blind: bool | None = None
 
     @property
     def checked(self) -> int:
@@ -149,6 +152,7 @@ class ReconcileSummary:
             },
             "changed": [asdict(c) for c in self.changed],
             "redriven": self.redriven,
+            "cloudtrail_blind": self.cloudtrail_blind,
             "failures": self.failures,
         }
 
@@ -174,6 +178,9 @@ class ReconcileSummary:
             Metric("ReconcileInstancesRedriven", "Count", len(self.redriven)),
             Metric("ReconcileFailures", "Count", len(self.failures)),
         ]
+        if self.cloudtrail_blind is not None:
+            # 1 while the ELB rules cannot fire (CloudTrailBlindAlarm); 0 keeps the graph honest.
+            metrics.append(Metric("CloudTrailBlind", "Count", int(self.cloudtrail_blind)))
         if enabled:
             # The same metric EnableProxyProtocol emits: ports / target groups switched on.
             metrics.append(Metric("ProxyProtocolEnabled", "Count", enabled))
@@ -217,9 +224,11 @@ class Reconcile:
         nlb: NetworkLoadBalancers | None = None,
         ssm_client: SSMClient | None = None,
         autoscaling_client: AutoScalingClient | None = None,
+        cloudtrail_client: Any = None,
         now: datetime | None = None,
     ) -> None:
         self.settings = settings
+        self.cloudtrail_client = cloudtrail_client
         self.inventory = inventory or Inventory(ssm=ssm_client, autoscaling=autoscaling_client)
         self.service = EnableProxyProtocol(
             settings,
@@ -232,9 +241,24 @@ class Reconcile:
         self.summary = ReconcileSummary(dry_run=settings.dry_run)
 
     def run(self) -> ReconcileSummary:
+        self.check_event_path()
         self.sweep_load_balancers()
         self.sweep_stuck_instances()
         return self.summary
+
+    # ----- 0. can the load-balancer events arrive at all? ----------------------------------
+
+    def check_event_path(self) -> None:
+        # Not a sweep failure: the sweep still repairs every load balancer; the metric's alarm
+        # tells the operator the event path is blind (and an unreadable answer is only logged).
+        try:
+            check = check_event_path(self.cloudtrail_client)
+        except ProxymxError as exc:
+            logger.warning(f"reconcile: could not check for a logging CloudTrail trail: {exc}")
+            return
+        self.summary.cloudtrail_blind = check.blind
+        if check.blind:
+            logger.warning(f"reconcile: {check.reason}")
 
     # ----- 1. load balancers ----------------------------------------------------------------
 
