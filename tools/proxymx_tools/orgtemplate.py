@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the translator raises its own exception types; one line for the user
         sys.stderr.write(f"orgtemplate: {exc}\n")
         return 1
-    text = json.dumps(result, indent=1, sort_keys=True) + "\n"
+    text = json.dumps(result, separators=(",", ":"), sort_keys=True) + "\n"
     if args.output:
         args.output.write_text(text)
     else:
