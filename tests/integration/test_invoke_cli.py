@@ -331,3 +331,122 @@ def test_backend_current_runs_in_the_callers_world_with_extra_environment(aws: A
     # Then the handler saw that environment (port 25 is not SMTP now): reads only
     assert report.outcome == "compliant"
     assert report.writes == 0
+
+
+# ----- issue 10: as faithful as `sam local invoke` ----------------------------------------------
+
+
+def sam_generated_event(*args: str) -> dict[str, Any]:
+    """An event exactly as the pinned SAM CLI generates it (offline)."""
+    sam = Path(sys.executable).with_name("sam")
+    out = subprocess.run(
+        [str(sam), "local", "generate-event", *args], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    event: dict[str, Any] = json.loads(out)
+    return event
+
+
+def write_event(tmp_path: Path, event: dict[str, Any], name: str = "event.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(event))
+    return str(path)
+
+
+def test_the_sam_clis_scheduled_event_runs_the_sweep(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given `sam local generate-event cloudwatch scheduled-event` (it has no "version")
+    event = sam_generated_event("cloudwatch", "scheduled-event")
+    assert "version" not in event
+    # When it is given to Reconcile directly, as `sam local invoke ReconcileFunction -e` would
+    code, report = invoke_json(capsys, write_event(tmp_path, event), "--function", "ReconcileFunction")
+    # Then the sweep runs (no rule consulted) instead of rejecting the trigger
+    assert (code, report["matched_rules"], report["functions"]) == (0, [], ["ReconcileFunction"])
+    assert report["outcome"] in ("changed", "compliant")
+    assert ("elb", "describe_load_balancers") in [(c["service"], c["operation"]) for c in report["aws_calls"]]
+
+
+def test_the_sam_clis_sqs_event_around_a_lifecycle_body_reaches_configure_instance(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given `sam local generate-event sqs receive-message` with a lifecycle event as its body
+    # (set afterwards: the SAM CLI pastes --body into its JSON unescaped, so a JSON body breaks it)
+    event = sam_generated_event("sqs", "receive-message")
+    event["Records"][0]["body"] = json.dumps(load_event("lifecycle-launch"))
+    # When it is given to ConfigureInstance directly (short name, as sam local invoke accepts)
+    code, report = invoke_json(capsys, write_event(tmp_path, event), "--function", "ConfigureInstance")
+    # Then the instance of the body is sent the document
+    assert (code, report["outcome"], report["functions"]) == (0, "changed", ["ConfigureInstanceFunction"])
+    (send,) = [c for c in report["aws_calls"] if c["operation"] == "send_command"]
+    assert send["params"]["InstanceIds"] == [load_event("lifecycle-launch")["detail"]["EC2InstanceId"]]
+
+
+def test_function_runs_an_event_no_rule_would_route(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given an SSM status event of a foreign document (no rule matches it)
+    path = str(EVENTS_DIR / "ssm-status-foreign-document.json")
+    code, routed = invoke_json(capsys, path)
+    assert (code, routed["matched_rules"], routed["functions"]) == (0, [], [])
+    # When CheckOutcome is invoked with it directly
+    code, direct = invoke_json(capsys, path, "--function", "CheckOutcomeFunction")
+    # Then the handler itself says what it does with it
+    assert (code, direct["functions"], direct["outcome"]) == (0, ["CheckOutcomeFunction"], "ignored")
+
+
+def test_parameter_overrides_route_and_run_with_the_users_parameters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a launch of a hook with the user's own name, on the user's SMTP ports
+    event = load_event("lifecycle-launch")
+    event["detail"]["LifecycleHookName"] = "mx-postfix-proxy-launch"
+    path = write_event(tmp_path, event)
+    # When invoked with the defaults, no rule matches (the default hook name differs)
+    code, report = invoke_json(capsys, path)
+    assert (code, report["matched_rules"]) == (0, [])
+    # When invoked with the SAM CLI's two spellings of the overrides
+    code, report = invoke_json(
+        capsys,
+        path,
+        "--parameter-overrides",
+        "LifecycleHookName=mx-postfix-proxy-launch",
+        "ParameterKey=SmtpPorts,ParameterValue=25,587",
+    )
+    # Then the launch rule routes it, and the function runs with those parameters
+    assert (code, report["matched_rules"], report["outcome"]) == (0, ["LaunchLifecycleRule"], "changed")
+    (send,) = [c for c in report["aws_calls"] if c["operation"] == "send_command"]
+    assert send["params"]["Parameters"]["SmtpPorts"] == ["25,587"]
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["NoSuchParameter=1", "DryRun=maybe", "SmtpPorts=25;reboot", "justaword"],
+)
+def test_a_bad_parameter_override_is_a_usage_error(capsys: pytest.CaptureFixture[str], override: str) -> None:
+    # Given an override the template would refuse / When invoked / Then exit 2 with the reason
+    code = main(["invoke", str(EVENTS_DIR / "lifecycle-launch.json"), "--parameter-overrides", override])
+    assert code == 2
+    assert "--parameter-overrides" in capsys.readouterr().err
+
+
+def test_a_malformed_event_is_rejected_before_anything_is_seeded(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given seeding that records whether it ran
+    from proxymx_tools import seed
+
+    seeded: list[Any] = []
+    monkeypatch.setattr(seed, "seed_world", lambda event: seeded.append(event) or event)
+    cases = [
+        ("malformed-lifecycle-missing-instance", []),
+        ("malformed-elb-missing-load-balancer-name", []),
+        ("malformed-ssm-bad-command-id", ["--function", "CheckOutcome"]),
+        # A lifecycle event given to ConfigureInstance without its SQS envelope
+        ("lifecycle-launch", ["--function", "ConfigureInstance"]),
+    ]
+    for name, extra in cases:
+        # When it is invoked, routed or direct
+        code, report = invoke_json(capsys, str(EVENTS_DIR / f"{name}.json"), *extra)
+        # Then it is rejected (exit 3) with the reason, no call made
+        assert (code, report["outcome"]) == (3, "rejected"), name
+        assert report["error"] and report["aws_calls"] == [], name
+    # And the embedded AWS was never seeded
+    assert seeded == []

@@ -277,6 +277,130 @@ def function_env(template: dict[str, Any], logical_id: str) -> dict[str, str]:
     return env
 
 
+# ----- what the user may change: parameters, the function, the event's own shape -----------
+
+DIRECT_RULE = "(--function: no rule)"
+
+
+class InvokeUsageError(ValueError):
+    """A parameter override or function name the template does not have (exit 2)."""
+
+
+def parse_parameter_overrides(tokens: list[str]) -> dict[str, str]:
+    """The SAM CLI's ``--parameter-overrides``: ``KEY=VALUE`` pairs separated by spaces, or
+    ``ParameterKey=KEY,ParameterValue=VALUE`` (whose value may hold commas: ``SmtpPorts``)."""
+    import shlex
+
+    overrides: dict[str, str] = {}
+    for token in tokens:
+        for pair in shlex.split(token):
+            if pair.startswith("ParameterKey="):
+                key, sep, value = pair[len("ParameterKey=") :].partition(",ParameterValue=")
+            else:
+                key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise InvokeUsageError(
+                    f"--parameter-overrides: {pair!r} is neither KEY=VALUE nor "
+                    "ParameterKey=KEY,ParameterValue=VALUE"
+                )
+            overrides[key] = value
+    return overrides
+
+
+def with_parameters(template: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+    """The template with ``overrides`` as its parameters' values, checked as CloudFormation would."""
+    import copy
+    import re
+
+    if not overrides:
+        return template
+    parameters = template.get("Parameters") or {}
+    result = copy.deepcopy(template)
+    for key, value in overrides.items():
+        if key not in parameters:
+            raise InvokeUsageError(f"--parameter-overrides: the template has no parameter {key!r}")
+        spec = parameters[key]
+        allowed = spec.get("AllowedValues")
+        if allowed and value not in [str(v) for v in allowed]:
+            raise InvokeUsageError(f"--parameter-overrides: {key}={value!r} is not one of {allowed}")
+        pattern = spec.get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, value):
+            raise InvokeUsageError(f"--parameter-overrides: {key}={value!r} does not match {pattern}")
+        result["Parameters"][key]["Default"] = value
+    return result
+
+
+def function_logical_id(template: dict[str, Any], name: str) -> str:
+    """``NAME`` as ``sam local invoke`` takes it: a function's logical id (``Function`` optional)."""
+    functions = [
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    ]
+    for candidate in (name, f"{name}Function"):
+        if candidate in functions:
+            return candidate
+    raise InvokeUsageError(f"--function: no function {name!r} in the template ({', '.join(functions)})")
+
+
+def _sqs_bodies(event: Any) -> list[Any] | None:
+    """The decoded bodies of an SQS batch (what ``sam local generate-event sqs`` wraps), else None."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        return None
+    if not all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records):
+        return None
+    bodies = []
+    for record in records:
+        try:
+            bodies.append(json.loads(str(record.get("body", ""))))
+        except json.JSONDecodeError:
+            bodies.append(record.get("body"))
+    return bodies
+
+
+def _seed(seed_world: Any, event: Any) -> Any:
+    """Seed the world of the event, or of each body of an SQS batch (bodies rewritten alike)."""
+    bodies = _sqs_bodies(event)
+    if bodies is None:
+        return seed_world(event)
+    records = [
+        {**record, "body": json.dumps(seed_world(body)) if isinstance(body, dict) else record["body"]}
+        for record, body in zip(event["Records"], bodies, strict=True)
+    ]
+    return {**event, "Records": records}
+
+
+def _malformed(template: dict[str, Any], routes: list[Route], event: Any) -> str | None:
+    """Why the first function an event reaches would reject it (its own parser), else None."""
+    from proxymx.models.cloudtrail import parse_elb_event
+    from proxymx.models.lifecycle import parse_launch_batch, parse_lifecycle_event
+    from proxymx.models.schedule import parse_scheduled_event
+    from proxymx.models.ssm import parse_ssm_event
+
+    def launch_batch(batch: Any) -> None:
+        parse_launch_batch(batch)
+        for body in _sqs_bodies(batch) or []:
+            parse_lifecycle_event(body)
+
+    # By the function's code directory: the parser its handler calls before anything else.
+    parsers: dict[str, Any] = {
+        "enable_proxy_protocol": parse_elb_event,
+        "configure_instance": launch_batch,
+        "check_outcome": parse_ssm_event,
+        "reconcile": parse_scheduled_event,
+    }
+    for route_ in routes:
+        parser = parsers.get(tpl.function_entry(template, route_.function).code_dir.name)
+        if parser is None:
+            continue
+        try:
+            parser(sqs_event(event, route_.via_queue) if route_.via_queue else event)
+        except MalformedEvent as exc:
+            return str(exc)
+    return None
+
+
 # ----- running a handler in-process ----------------------------------------------------------
 
 
@@ -401,6 +525,8 @@ def invoke_event(
     seed: bool = True,
     enter_embedded: bool = True,
     env_overrides: Mapping[str, str] | None = None,
+    parameter_overrides: Mapping[str, str] | None = None,
+    function: str | None = None,
 ) -> InvokeReport:
     """Route ``event`` through the template's rules and run every matching handler.
 
@@ -410,18 +536,27 @@ def invoke_event(
     run in its world and read the result afterwards; ``backend="current"`` is the same without
     seeding (the caller built the world). ``backend="aws"``: real credentials.
     ``env_overrides`` are added to every function's template environment.
+    ``parameter_overrides`` replace the template parameters' defaults, for routing and for the
+    environment alike (``sam ... --parameter-overrides``). ``function`` skips the rules and
+    invokes that function with the event as it is (``sam local invoke NAME -e EVENT``).
+
+    A malformed event is rejected before the embedded AWS is seeded: its parser is the one the
+    handler runs first, so nothing is lost, and no half-built world hides the real error.
     """
     started = time.monotonic()
     path = Path(template_path or tpl.DEFAULT_TEMPLATE).resolve()
-    template = tpl.load_template(path)
+    template = with_parameters(tpl.load_template(path), parameter_overrides or {})
     source = event.get("source") if isinstance(event, dict) else None
     detail = event.get("detail") if isinstance(event, dict) else None
     name = detail.get("eventName") if isinstance(detail, dict) else None
     report = InvokeReport(
         event_source=str(source) if source else None, event_name=str(name) if name else None
     )
-    routes = route(event, template)
-    report.matched_rules = list(dict.fromkeys(r.rule for r in routes))
+    if function:
+        routes = [Route(DIRECT_RULE, function_logical_id(template, function))]
+    else:
+        routes = route(event, template)
+    report.matched_rules = list(dict.fromkeys(r.rule for r in routes if r.rule != DIRECT_RULE))
     report.functions = list(dict.fromkeys(r.function for r in routes))
     if not routes:
         report.outcome = "ignored"
@@ -429,6 +564,12 @@ def invoke_event(
         report.seconds = time.monotonic() - started
         return report
     overrides = {**(env_overrides or {}), **({"DRY_RUN": "true"} if dry_run else {})}
+    malformed = _malformed(template, routes, event)
+    if malformed:
+        report.outcome, report.error = "rejected", malformed
+        report.runs = [HandlerRun(r.function, "rejected", error=malformed) for r in routes]
+        report.seconds = time.monotonic() - started
+        return report
     if backend == "current":
         backend, seed, enter_embedded = "moto", False, False
     if backend == "moto":
@@ -437,7 +578,7 @@ def invoke_event(
 
         with embedded_aws() if enter_embedded else contextlib.nullcontext():
             try:
-                event = seed_world(event) if seed else event
+                event = _seed(seed_world, event) if seed else event
             except Exception as exc:
                 # The world the event presumes cannot be built (no seeder, or the embedded AWS
                 # refuses it, e.g. a 40-character target group name): a failed report, not a

@@ -22,6 +22,9 @@ class ScheduledEvent(EventBridgeModel):
     """``source: aws.events``, ``detail-type: Scheduled Event``, ``detail: {}``; ``resources``
     names the rule."""
 
+    # `sam local generate-event cloudwatch scheduled-event` has no version (issue 10); the sweep
+    # needs nothing from it, so its absence is no reason to refuse a sweep.
+    version: str = "0"
     source: Literal["aws.events"]
     detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
     detail: dict[str, Any]
