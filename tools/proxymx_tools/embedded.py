@@ -15,7 +15,9 @@ moto lacks / gets wrong                     the extension
 instances never wait in ``Pending:Wait``   ``LifecycleState`` overlaid on moto's answers to
                                            ``describe_auto_scaling_instances`` / ``_groups``
 ``ssm.describe_instance_information``      emulated: SSM registration per instance, late
-                                           agents Online after N polls or when told
+                                           agents Online after N polls or when told; an
+                                           ``InstanceIds`` filter naming any unregistered
+                                           instance raises ``InvalidInstanceId`` (as AWS)
 ``ssm.list_command_invocations``           emulated from moto's commands + the outcomes
 ``send_command`` adds every instance when   the command is re-targeted to its ``InstanceIds``
 no ``Targets``; all ``Success``, no script  (or ``Targets``); unregistered instances raise
@@ -564,6 +566,19 @@ class LaunchExtension:
                 wanted = set(flt["valueSet"])
             elif flt["key"] == "PingStatus":
                 ping = set(flt["valueSet"])
+        if wanted is not None:
+            # Like AWS: an InstanceIds filter naming any instance SSM does not know (its agent
+            # not registered yet, or a made-up id) raises InvalidInstanceId for the whole call,
+            # instead of listing the known ones (issue 10). Each call is one poll of a late agent.
+            unknown = sorted(
+                i for i in wanted if i not in self.registrations or self.registrations[i].polls_left > 0
+            )
+            if unknown:
+                for instance_id in unknown:
+                    if instance_id in self.registrations:
+                        self.registrations[instance_id].polls_left -= 1
+                message = f"Instances {unknown} not in a valid state for account"
+                raise EmulatedError("InvalidInstanceId", message)
         listed = []
         for instance_id, registration in sorted(self.registrations.items()):
             if wanted is not None and instance_id not in wanted:

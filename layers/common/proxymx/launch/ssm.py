@@ -33,31 +33,44 @@ def _client(client: SSMClient | None) -> SSMClient:
 
 def online_instances(instance_ids: Iterable[str], *, client: SSMClient | None = None) -> set[str]:
     """The instances whose SSM agent is registered and ``Online`` (others: not yet, or gone)."""
-    from botocore.exceptions import ClientError
-
-    ids = sorted(set(instance_ids))
     ssm = _client(client)
     online: set[str] = set()
-    for chunk in chunked(ids):
-        kwargs: dict[str, Any] = {"Filters": [{"Key": "InstanceIds", "Values": chunk}], "MaxResults": 50}
-        while True:
-            try:
-                page = ssm.describe_instance_information(**kwargs)
-            except ClientError as exc:
-                if error_code(exc) == "InvalidInstanceId":
-                    # Raised when none of the ids is known to SSM yet: nobody is Online.
-                    break
-                raise translate(exc, "DescribeInstanceInformation") from exc
-            online.update(
-                info["InstanceId"]
-                for info in page.get("InstanceInformationList", [])
-                if info.get("PingStatus") == "Online" and "InstanceId" in info
-            )
-            token = page.get("NextToken")
-            if not token:
-                break
-            kwargs["NextToken"] = token
+    for chunk in chunked(sorted(set(instance_ids))):
+        online |= _online_among(ssm, chunk)
     return online
+
+
+def _online_among(ssm: SSMClient, ids: list[str]) -> set[str]:
+    """One InstanceIds filter; narrowed by bisection when SSM refuses it.
+
+    DescribeInstanceInformation raises ``InvalidInstanceId`` for the whole call when ANY id of
+    the filter is unknown to SSM (an agent not registered yet), not only when all are. Without
+    narrowing, one slow agent would hold back its 49 batch-mates until the queue's DLQ; halving
+    the set finds the ready ones in about k x log2(50) calls for k late agents (issue 10).
+    """
+    from botocore.exceptions import ClientError
+
+    online: set[str] = set()
+    kwargs: dict[str, Any] = {"Filters": [{"Key": "InstanceIds", "Values": ids}], "MaxResults": 50}
+    while True:
+        try:
+            page = ssm.describe_instance_information(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) != "InvalidInstanceId":
+                raise translate(exc, "DescribeInstanceInformation") from exc
+            if len(ids) == 1:
+                return set()  # this one is not registered yet
+            middle = len(ids) // 2
+            return _online_among(ssm, ids[:middle]) | _online_among(ssm, ids[middle:])
+        online.update(
+            info["InstanceId"]
+            for info in page.get("InstanceInformationList", [])
+            if info.get("PingStatus") == "Online" and "InstanceId" in info
+        )
+        token = page.get("NextToken")
+        if not token:
+            return online
+        kwargs["NextToken"] = token
 
 
 def limit_violations(value: Any, shape: Any, path: str = "") -> list[str]:
