@@ -450,3 +450,19 @@ def test_a_malformed_event_is_rejected_before_anything_is_seeded(
         assert report["error"] and report["aws_calls"] == [], name
     # And the embedded AWS was never seeded
     assert seeded == []
+
+
+def test_an_smtp_listener_pointed_at_an_existing_target_group_enables_it(aws: Any) -> None:
+    # Given an NLB whose SMTP listener was just pointed (ModifyListener) at a target group that
+    # has never had the PROXY protocol
+    import boto3
+    from proxymx_tools.runner import invoke_event
+
+    # When the ModifyListener event is invoked (seeded from the event, in the caller's world)
+    report = invoke_event(load_event("nlb-modify-listener"), enter_embedded=False)
+    # Then the rule routes it and the target group now has proxy_protocol_v2 on
+    assert (report.matched_rules, report.outcome) == (["EnableProxyProtocolFunctionElbV2ApiCall"], "changed")
+    elbv2 = boto3.client("elbv2", region_name="us-east-1")
+    arn = elbv2.describe_target_groups(Names=["mx-smtp-blue"])["TargetGroups"][0]["TargetGroupArn"]
+    attributes = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    assert {"Key": "proxy_protocol_v2.enabled", "Value": "true"} in attributes

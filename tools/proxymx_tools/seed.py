@@ -188,13 +188,17 @@ class _V2World:
             self.arns[event_arn] = arn
         return arn
 
-    def listener(self, lb_arn: str, protocol: str, port: int, tg_arn: str) -> None:
-        self.elbv2.create_listener(
+    def listener(self, lb_arn: str, protocol: str, port: int, tg_arn: str, event_arn: Any = None) -> str:
+        listener = self.elbv2.create_listener(
             LoadBalancerArn=lb_arn,
             Protocol=protocol,
             Port=port,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
         )
+        arn = str(listener["Listeners"][0]["ListenerArn"])
+        if isinstance(event_arn, str):
+            self.arns[event_arn] = arn
+        return arn
 
 
 def seed_v2(event: dict[str, Any]) -> Mapping[str, str] | None:
@@ -226,6 +230,23 @@ def seed_v2(event: dict[str, Any]) -> Mapping[str, str] | None:
             if tg_name:
                 tg_arn = world.target_group(tg_name, protocol, port, tg_event_arn)
                 world.listener(lb_arn, protocol, port, tg_arn)
+    elif event_name == "ModifyListener":
+        # After the call: an NLB whose SMTP listener forwards to an existing target group that
+        # has never had the PROXY protocol (a blue/green switch, say). Only the listener ARN is
+        # translated: the function derives the load balancer from it.
+        listener_event_arn = request.get("listenerArn")
+        parts = str(listener_event_arn).split(":listener/", 1)[-1].split("/")
+        lb_name = parts[1] if len(parts) == 4 else "mx-nlb"
+        protocol = str(request.get("protocol") or "TCP")
+        raw_port = request.get("port")
+        port = raw_port if isinstance(raw_port, int) else 25
+        lb_arn = world.load_balancer(lb_name, "network")
+        for action in request.get("defaultActions") or []:
+            tg_event_arn = _dig(action, "targetGroupArn")
+            tg_name = _arn_name(tg_event_arn, "targetgroup")
+            if tg_name:
+                tg_arn = world.target_group(tg_name, protocol, port, tg_event_arn)
+                world.listener(lb_arn, protocol, port, tg_arn, listener_event_arn)
     elif event_name == "ModifyTargetGroupAttributes":
         tg_event_arn = request.get("targetGroupArn")
         tg_name = _arn_name(tg_event_arn, "targetgroup")

@@ -16,6 +16,7 @@ ignored anyway. A well-formed ELB call we do not act on parses as :class:`OtherE
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -151,6 +152,27 @@ class V2CreateListenerParams(_CloudTrailModel):
     port: int | None = None
 
 
+# arn:<partition>:elasticloadbalancing:<region>:<account>:listener/<net|app|gwy>/<name>/<lb id>/<id>
+_LISTENER_ARN = r"^(arn:[^:]+:elasticloadbalancing:[^:]*:[^:]*:)listener/((?:net|app|gwy)/[^/]+/[^/]+)/[^/]+$"
+
+
+class V2ModifyListenerParams(_CloudTrailModel):
+    """``ModifyListener``: only the listener's ARN is required (port, protocol and actions are
+    what changed); the load balancer is the one the listener ARN names."""
+
+    listener_arn: str = Field(pattern=_LISTENER_ARN)
+    protocol: str | None = None
+    port: int | None = None
+
+    @property
+    def load_balancer_arn(self) -> str:
+        # The request carries no loadBalancerArn, and responseElements may be absent: the
+        # listener ARN embeds the load balancer's type/name/id.
+        match = re.match(_LISTENER_ARN, self.listener_arn)
+        assert match is not None  # validated by the field's pattern
+        return f"{match.group(1)}loadbalancer/{match.group(2)}"
+
+
 class V2Attribute(_CloudTrailModel):
     key: str
     value: str
@@ -264,6 +286,12 @@ class V2CreateListener(ElbCallDetail):
     request_parameters: V2CreateListenerParams
 
 
+class V2ModifyListener(ElbCallDetail):
+    api_version: Literal["2015-12-01"]
+    event_name: Literal["ModifyListener"]
+    request_parameters: V2ModifyListenerParams
+
+
 class V2ModifyTargetGroupAttributes(ElbCallDetail):
     api_version: Literal["2015-12-01"]
     event_name: Literal["ModifyTargetGroupAttributes"]
@@ -282,6 +310,7 @@ _HANDLED: dict[str, type[ElbCallDetail]] = {
     f"{V2_API_VERSION}/CreateLoadBalancer": V2CreateLoadBalancer,
     f"{V2_API_VERSION}/CreateTargetGroup": V2CreateTargetGroup,
     f"{V2_API_VERSION}/CreateListener": V2CreateListener,
+    f"{V2_API_VERSION}/ModifyListener": V2ModifyListener,
     f"{V2_API_VERSION}/ModifyTargetGroupAttributes": V2ModifyTargetGroupAttributes,
 }
 _FAILED_TAG = "failed"
@@ -312,6 +341,7 @@ ElbDetail = Annotated[
     | Annotated[V2CreateLoadBalancer, Tag(f"{_V2}/CreateLoadBalancer")]
     | Annotated[V2CreateTargetGroup, Tag(f"{_V2}/CreateTargetGroup")]
     | Annotated[V2CreateListener, Tag(f"{_V2}/CreateListener")]
+    | Annotated[V2ModifyListener, Tag(f"{_V2}/ModifyListener")]
     | Annotated[V2ModifyTargetGroupAttributes, Tag(f"{_V2}/ModifyTargetGroupAttributes")]
     | Annotated[FailedElbCall, Tag(_FAILED_TAG)]
     | Annotated[OtherElbCall, Tag(_OTHER_TAG)],
