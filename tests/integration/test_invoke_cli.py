@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -466,3 +467,22 @@ def test_an_smtp_listener_pointed_at_an_existing_target_group_enables_it(aws: An
     arn = elbv2.describe_target_groups(Names=["mx-smtp-blue"])["TargetGroups"][0]["TargetGroupArn"]
     attributes = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
     assert {"Key": "proxy_protocol_v2.enabled", "Value": "true"} in attributes
+
+
+@pytest.mark.parametrize("name", ["nlb-create-target-group", "lifecycle-launch", "elb-create-smtp"])
+def test_the_embedded_world_lives_in_the_events_own_account_and_region(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    # Given a sample event moved to another account and region
+    text = json.dumps(load_event(name))
+    text = text.replace("us-east-1", "eu-west-1").replace("123456789012", "444455556666")
+    # When it is invoked on the embedded AWS
+    code, report = invoke_json(capsys, write_event(tmp_path, json.loads(text)))
+    # Then it is handled there (the world was seeded in that account and region), and every
+    # ARN the calls name is of that account and region
+    assert (code, report["outcome"]) == (0, "changed")
+    arns = re.findall(r"arn:aws:[a-z0-9-]+:[a-z0-9-]*:\d*:", json.dumps(report["aws_calls"]))
+    places = {tuple(arn.split(":")[3:5]) for arn in arns if arn.split(":")[3]}
+    assert places <= {("eu-west-1", "444455556666")}
+    if name.startswith("nlb"):
+        assert places == {("eu-west-1", "444455556666")}

@@ -286,8 +286,11 @@ def _parse_when(value: Any) -> datetime:
 class LaunchExtension:
     """State and botocore handlers filling moto's gaps for the launch flow."""
 
-    def __init__(self, region: str, default_outcome: Outcome | None = None) -> None:
+    def __init__(
+        self, region: str, default_outcome: Outcome | None = None, account: str = FAKE_ACCOUNT
+    ) -> None:
         self.region = region
+        self.account = account  # moto keeps a backend per account (MOTO_ACCOUNT_ID)
         self.registrations: dict[str, Registration] = {}
         self.actions: dict[str, LifecycleAction] = {}
         self.outcomes: dict[str, Outcome] = {}
@@ -483,17 +486,17 @@ class LaunchExtension:
     def _autoscaling_backend(self) -> Any:
         from moto.autoscaling.models import autoscaling_backends
 
-        return autoscaling_backends[FAKE_ACCOUNT][self.region]
+        return autoscaling_backends[self.account][self.region]
 
     def _ssm_backend(self) -> Any:
         from moto.ssm.models import ssm_backends
 
-        return ssm_backends[FAKE_ACCOUNT][self.region]
+        return ssm_backends[self.account][self.region]
 
     def _ec2_backend(self) -> Any:
         from moto.ec2.models import ec2_backends
 
-        return ec2_backends[FAKE_ACCOUNT][self.region]
+        return ec2_backends[self.account][self.region]
 
     def _moto_instance_states(self) -> dict[str, Any]:
         return {
@@ -913,6 +916,7 @@ class EmbeddedAws:
 def embedded_aws(
     region: str = "us-east-1",
     *,
+    account: str | None = None,
     command_outcome: Outcome | None = None,
     mail_config: Path | None = None,
     template_path: Path | None = None,
@@ -922,6 +926,7 @@ def embedded_aws(
     The launch-flow extension is attached to every client proxymx creates. Commands succeed with
     a proving summary unless told otherwise: ``command_outcome`` scripts every invocation, and
     ``mail_config`` runs the document's real script against that Postfix configuration directory.
+    ``region`` and ``account`` place the whole world (``proxymx invoke`` passes the event's own).
     """
     from moto import mock_aws
 
@@ -931,8 +936,10 @@ def embedded_aws(
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
+        # moto answers as this account (its default is 123456789012): an event's own account.
+        **({"MOTO_ACCOUNT_ID": account} if account else {}),
     }
-    extension = LaunchExtension(region, command_outcome)
+    extension = LaunchExtension(region, command_outcome, account or FAKE_ACCOUNT)
     if mail_config is not None:
         extension.use_real_document(mail_config, template_path)
     with mock.patch.dict(os.environ, fake_env), mock_aws():

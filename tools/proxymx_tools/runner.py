@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -42,6 +43,44 @@ from proxymx_tools.recorder import AwsCall, CallRecorder
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+
+
+@dataclass
+class _Place:
+    """The account and region the local stack lives in: the event's own (issue 10), so that an
+    ARN in the event is the ARN the calls use; the defaults for events that carry none."""
+
+    region: str = REGION
+    account: str = ACCOUNT
+
+
+_place = _Place()
+_REGION_SHAPE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ACCOUNT_SHAPE = re.compile(r"^\d{12}$")
+
+
+def event_place(event: Any) -> tuple[str, str]:
+    """(region, account) an event names at its top level (an SQS batch: its first body's)."""
+    bodies = _sqs_bodies(event)
+    source = bodies[0] if bodies and isinstance(bodies[0], dict) else event
+    region = source.get("region") if isinstance(source, dict) else None
+    account = source.get("account") if isinstance(source, dict) else None
+    return (
+        region if isinstance(region, str) and _REGION_SHAPE.match(region) else REGION,
+        account if isinstance(account, str) and _ACCOUNT_SHAPE.match(account) else ACCOUNT,
+    )
+
+
+@contextlib.contextmanager
+def _located(region: str, account: str) -> Iterator[None]:
+    previous = (_place.region, _place.account)
+    _place.region, _place.account = region, account
+    try:
+        yield
+    finally:
+        _place.region, _place.account = previous
+
+
 STACK = "proxymx"
 OUTCOMES_OK = ("changed", "compliant", "ignored")
 # Worst first: the report's outcome is the worst of the handlers' outcomes.
@@ -148,8 +187,8 @@ def sqs_event(event: dict[str, Any], queue_logical_id: str) -> dict[str, Any]:
                 "messageAttributes": {},
                 "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
                 "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-{queue_logical_id}",
-                "awsRegion": REGION,
+                "eventSourceARN": f"arn:aws:sqs:{_place.region}:{_place.account}:{STACK}-{queue_logical_id}",
+                "awsRegion": _place.region,
             }
         ]
     }
@@ -189,22 +228,22 @@ def _get_att_arn(template: dict[str, Any], logical_id: str) -> str:
     if logical_id.endswith("Role") or rtype == "AWS::IAM::Role":
         # SAM names a function's generated role <Function>Role (events/elb-own-change.json
         # carries that role as the caller).
-        return f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{logical_id}"
+        return f"arn:aws:iam::{_place.account}:role/{STACK}-{logical_id}"
     if rtype == "AWS::SQS::Queue":
-        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-{logical_id}"
+        return f"arn:aws:sqs:{_place.region}:{_place.account}:{STACK}-{logical_id}"
     if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-{logical_id}"
+        return f"arn:aws:lambda:{_place.region}:{_place.account}:function:{STACK}-{logical_id}"
     if rtype == "AWS::SNS::Topic":
-        return f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{logical_id}"
-    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:{STACK}/{logical_id}"
+        return f"arn:aws:sns:{_place.region}:{_place.account}:{STACK}-{logical_id}"
+    return f"arn:aws:cloudformation:{_place.region}:{_place.account}:{STACK}/{logical_id}"
 
 
 def _ref(template: dict[str, Any], name: str) -> Any:
     # Locally, a resource's physical name is "<stack>-<LogicalId>" for the stack "proxymx" (the
     # SSM document is "proxymx-PostfixProxyProtocolDocument"; a queue URL and a role ARN too).
     pseudo = {
-        "AWS::Region": REGION,
-        "AWS::AccountId": ACCOUNT,
+        "AWS::Region": _place.region,
+        "AWS::AccountId": _place.account,
         "AWS::Partition": "aws",
         "AWS::StackName": STACK,
         "AWS::URLSuffix": "amazonaws.com",
@@ -217,7 +256,7 @@ def _ref(template: dict[str, Any], name: str) -> Any:
         return parameters[name].get("Default", "")
     rtype = (template.get("Resources", {}).get(name) or {}).get("Type", "")
     if rtype == "AWS::SQS::Queue":
-        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{STACK}-{name}"
+        return f"https://sqs.{_place.region}.amazonaws.com/{_place.account}/{STACK}-{name}"
     if rtype == "AWS::SNS::Topic":
         return _get_att_arn(template, name)
     return f"{STACK}-{name}"
@@ -410,7 +449,9 @@ class LocalContext:
     def __init__(self, function: str) -> None:
         self.function_name = f"{STACK}-{function}"
         self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:{_place.region}:{_place.account}:function:{self.function_name}"
+        )
         self.memory_limit_in_mb = 256
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{self.function_name}"
@@ -576,7 +617,9 @@ def invoke_event(
         from proxymx_tools.embedded import embedded_aws
         from proxymx_tools.seed import SeedingUnavailable, seed_world
 
-        with embedded_aws() if enter_embedded else contextlib.nullcontext():
+        region, account = event_place(event) if enter_embedded else (REGION, ACCOUNT)
+        world = embedded_aws(region, account=account) if enter_embedded else contextlib.nullcontext()
+        with world, _located(region, account):
             try:
                 event = _seed(seed_world, event) if seed else event
             except Exception as exc:

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 Seeder = Callable[[dict[str, Any]], Mapping[str, str] | None]
 
 REGION = "us-east-1"
+
+
+def _region() -> str:
+    """The embedded AWS's region (proxymx invoke places it in the event's own region)."""
+    return os.environ.get("AWS_DEFAULT_REGION") or REGION
 
 
 class SeedingUnavailable(RuntimeError):
@@ -33,7 +39,7 @@ class SeedingUnavailable(RuntimeError):
 def _client(service: str) -> Any:
     import boto3
 
-    return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+    return boto3.client(service, region_name=_region())  # type: ignore[call-overload]
 
 
 def _dig(data: Any, *path: str | int) -> Any:
@@ -85,7 +91,7 @@ def _create_classic(
     elb.create_load_balancer(
         LoadBalancerName=name,
         Listeners=unique,
-        AvailabilityZones=[f"{REGION}a", f"{REGION}b"],
+        AvailabilityZones=[f"{_region()}a", f"{_region()}b"],
         **({"Tags": tags} if tags else {}),
     )
     return elb
@@ -164,7 +170,7 @@ class _V2World:
         self.vpc = vpc
         self.subnets = [
             self.ec2.create_subnet(
-                VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{zone}"
+                VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{_region()}{zone}"
             )["Subnet"]["SubnetId"]
             for i, zone in enumerate("ab")
         ]
