@@ -116,3 +116,32 @@ def test_only_the_unnamed_iam_capability_is_needed(transformed: dict[str, Any]) 
     # Then there are some (CAPABILITY_IAM), none of them named
     assert roles
     assert not [r for r in roles if "RoleName" in r["Properties"]]
+
+
+def test_the_command_line_writes_the_shipped_template(tmp_path: Any) -> None:
+    # Given a packaged template on disk
+    import yaml
+    from proxymx_tools.orgtemplate import main
+
+    packaged = tmp_path / "packaged.yaml"
+    packaged.write_text(yaml.safe_dump(_packaged()))
+    out = tmp_path / "proxymx-org.json"
+    # When the command line transforms it
+    code = main([str(packaged), "--regional-bucket-prefix", "acme-artifacts", "-o", str(out)])
+    # Then it writes plain CloudFormation reading code from the bucket of each region
+    shipped = json.loads(out.read_text())
+    assert code == 0 and "Transform" not in shipped
+    assert '"Fn::Sub": "acme-artifacts-${AWS::Region}"' in json.dumps(shipped)
+
+
+def test_an_unpackaged_template_is_refused_with_one_line(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given template.yaml itself (CodeUri are local directories, not S3)
+    from proxymx_tools.orgtemplate import main
+    from proxymx_tools.template import DEFAULT_TEMPLATE
+
+    # When the command line is given it / Then it fails with the translator's reason, no traceback
+    assert main([str(DEFAULT_TEMPLATE), "-o", str(tmp_path / "x.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("orgtemplate: ") and "S3" in err
