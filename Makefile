@@ -55,7 +55,7 @@ test-integration: venv
 test-dataplane: venv system-deps
 	$(BIN)/pytest -q tests/dataplane
 
-demo: venv ## the whole chain on the embedded AWS (and local Postfix + HAProxy when present)
+demo: venv system-deps ## the whole chain on the embedded AWS and, as root on Debian, local Postfix + HAProxy (installed like make test)
 	$(BIN)/proxymx demo
 
 bench: venv system-deps build ## benchmarks, printed as tables: PROXY header on vs off; cold start the Lambda way

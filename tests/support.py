@@ -88,11 +88,17 @@ def statement_actions(statement: dict[str, Any]) -> set[str]:
     return {action} if isinstance(action, str) else set(action)
 
 
+# Statements for Lambda's SQS poller (the event source mapping), not for calls the code makes;
+# tests/unit/test_launch_template.py pins them to LaunchQueue.
+POLLER_SIDS = frozenset({"ConsumeLaunchQueueOnly"})
+
+
 def role_actions(function: str, effect: str = "Allow") -> set[str]:
-    """Every action the function's statements with this ``Effect`` name."""
+    """Every action the function's statements with this ``Effect`` name, for the calls its code
+    makes (the SQS poller's statement is left out)."""
     return {
         action
-        for statement in role_statements(function).values()
-        if statement["Effect"] == effect
+        for sid, statement in role_statements(function).items()
+        if statement["Effect"] == effect and sid not in POLLER_SIDS
         for action in statement_actions(statement)
     }

@@ -369,3 +369,31 @@ def test_a_group_out_of_scope_is_not_completed(
     assert result["outcome"] == "ignored"
     assert "out of scope" in result["reason"]
     assert calls.of("complete_lifecycle_action") == []
+
+
+def test_an_invocation_of_the_previous_document_version_is_still_judged(
+    world: EmbeddedAws, calls: CallRecorder, clients: Clients, configure: Handler, check: Handler
+) -> None:
+    # Given a launch configured with the document's default version (version 1)
+    (status_event,) = launch_and_configure(world, configure)
+    (sent,) = calls.of("send_command")
+    assert sent["DocumentName"] == DOCUMENT
+    assert sent["DocumentVersion"] == "$DEFAULT"
+    # And a stack update meanwhile made a new version the default (UpdateMethod: NewVersion)
+    ssm = clients.ssm
+    before = ssm.describe_document(Name=DOCUMENT)["Document"]
+    content = json.loads(ssm.get_document(Name=DOCUMENT, DocumentVersion="1")["Content"])
+    content["description"] = "proxymx: the next version"
+    updated = ssm.update_document(
+        Name=DOCUMENT, Content=json.dumps(content), DocumentVersion="$LATEST", DocumentFormat="JSON"
+    )["DocumentDescription"]
+    ssm.update_document_default_version(Name=DOCUMENT, DocumentVersion=updated["DocumentVersion"])
+    assert ssm.describe_document(Name=DOCUMENT)["Document"]["DefaultVersion"] != before["DefaultVersion"]
+    # When the status event of the command sent under the previous version arrives
+    # (the same document-name: the name is fixed, only the version moved on)
+    assert status_event["detail"]["document-name"] == DOCUMENT
+    result = check(status_event)
+    # Then it is judged like any other: CONTINUE
+    assert result["decision"] == "continued"
+    (completed,) = calls.of("complete_lifecycle_action")
+    assert completed["LifecycleActionResult"] == "CONTINUE"

@@ -95,6 +95,24 @@ def test_late_agent_is_retried_by_the_queue_then_sent(
     assert len(calls.of("send_command")) == 1
 
 
+def test_one_slow_agent_does_not_hold_back_its_batch_mates(
+    world: EmbeddedAws, calls: CallRecorder, invoke: Any
+) -> None:
+    # Given 49 instances whose agents are Online and one whose agent is not registered yet,
+    # in one batch (one InstanceIds filter of 50: AWS refuses the whole filter for that one)
+    ready = world.launch.launch_into_wait(GROUP, HOOK, 49)
+    slow = world.launch.launch_into_wait(GROUP, HOOK, 1, online_after_polls=100)
+    batch = to_sqs_batch(ready + slow)
+    # When the batch is handled
+    failures = invoke(batch)
+    # Then the 49 are sent at once, and only the slow one goes back to the queue
+    (send,) = calls.of("send_command")
+    assert sorted(send["InstanceIds"]) == sorted(e["detail"]["EC2InstanceId"] for e in ready)
+    assert failures == [batch["Records"][-1]["messageId"]]
+    # And the narrowing cost a bounded number of registration reads (bisection, not 50 calls)
+    assert len(calls.of("describe_instance_information")) <= 2 * 6 + 1
+
+
 def test_long_wait_records_a_lifecycle_heartbeat(
     world: EmbeddedAws, calls: CallRecorder, invoke: Any
 ) -> None:

@@ -134,18 +134,26 @@ def test_warm_pool_continue_goes_to_the_pool(world: EmbeddedAws) -> None:
 
 
 # ----- SSM registration
-def test_late_agent_is_listed_online_after_n_polls(world: EmbeddedAws) -> None:
+def test_late_agent_is_unknown_like_aws_until_n_polls(world: EmbeddedAws) -> None:
+    # Given a late agent (registered after 2 polls) and one already Online
     world.launch.register_instance("i-0123456789abcdef0", online_after_polls=2)
     world.launch.register_instance("i-0123456789abcdef1")
-    filters = [{"Key": "InstanceIds", "Values": ["i-0123456789abcdef0"]}]
-    polls = [
-        [
-            i["InstanceId"]
-            for i in ssm().describe_instance_information(Filters=filters)["InstanceInformationList"]
-        ]
-        for _ in range(3)
-    ]
-    assert polls == [[], [], ["i-0123456789abcdef0"]]
+
+    def poll(ids: list[str]) -> list[str] | str:
+        try:
+            page = ssm().describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": ids}])
+        except ClientError as exc:
+            return str(exc.response["Error"]["Code"])
+        return [i["InstanceId"] for i in page["InstanceInformationList"]]
+
+    # When the late one is polled in a filter, alone or with the Online one
+    # Then, as AWS does, the whole call raises InvalidInstanceId while any id is unknown
+    assert poll(["i-0123456789abcdef0", "i-0123456789abcdef1"]) == "InvalidInstanceId"
+    assert poll(["i-0123456789abcdef0"]) == "InvalidInstanceId"
+    # And it is listed once registered, the known one always
+    assert poll(["i-0123456789abcdef1"]) == ["i-0123456789abcdef1"]
+    both = ["i-0123456789abcdef0", "i-0123456789abcdef1"]
+    assert poll(both) == both
     everyone = ssm().describe_instance_information()["InstanceInformationList"]
     assert {i["PingStatus"] for i in everyone} == {"Online"}
     assert len(everyone) == 2

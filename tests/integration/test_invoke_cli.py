@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,19 +136,20 @@ def test_missing_launch_seeder_is_reported_not_crashed(
     assert "proxymx_tools.seed_launch is missing" in report["error"]
 
 
-def test_a_world_the_embedded_aws_refuses_is_a_failed_json_report(
+def test_a_name_aws_would_refuse_is_rejected_before_anything_is_seeded(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    # Given a CreateTargetGroup event whose name moto refuses to seed (longer than 32 characters)
+    # Given a CreateTargetGroup event whose name AWS (and moto) refuse (longer than 32 characters)
     event = load_event("nlb-create-target-group")
     event["detail"]["requestParameters"]["name"] = "x" * 40
     path = tmp_path / "long-name.json"
     path.write_text(json.dumps(event))
-    # When invoked with --json / Then stdout is still exactly one JSON object, failed, exit 1
+    # When invoked with --json / Then stdout is still exactly one JSON object: the function's own
+    # parser rejects it before the embedded world is seeded (exit 3, no AWS call)
     code, report = invoke_json(capsys, str(path))
     assert list(report) == JSON_KEYS
-    assert (code, report["outcome"], report["aws_calls"]) == (1, "failed", [])
-    assert report["error"].startswith("seeding the embedded AWS failed: ClientError")
+    assert (code, report["outcome"], report["aws_calls"]) == (3, "rejected", [])
+    assert report["error"].startswith("detail.requestParameters.name: string should have at most 32")
 
 
 def test_an_unreadable_template_is_a_failed_json_report(
@@ -357,3 +359,157 @@ def test_backend_current_runs_in_the_callers_world_with_extra_environment(aws: A
     # Then the handler saw that environment (port 25 is not SMTP now): reads only
     assert report.outcome == "compliant"
     assert report.writes == 0
+
+
+# ----- issue 10: as faithful as `sam local invoke` ----------------------------------------------
+
+
+def sam_generated_event(*args: str) -> dict[str, Any]:
+    """An event exactly as the pinned SAM CLI generates it (offline)."""
+    sam = Path(sys.executable).with_name("sam")
+    out = subprocess.run(
+        [str(sam), "local", "generate-event", *args], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    event: dict[str, Any] = json.loads(out)
+    return event
+
+
+def write_event(tmp_path: Path, event: dict[str, Any], name: str = "event.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(event))
+    return str(path)
+
+
+def test_the_sam_clis_scheduled_event_runs_the_sweep(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given `sam local generate-event cloudwatch scheduled-event` (it has no "version")
+    event = sam_generated_event("cloudwatch", "scheduled-event")
+    assert "version" not in event
+    # When it is given to Reconcile directly, as `sam local invoke ReconcileFunction -e` would
+    code, report = invoke_json(capsys, write_event(tmp_path, event), "--function", "ReconcileFunction")
+    # Then the sweep runs (no rule consulted) instead of rejecting the trigger
+    assert (code, report["matched_rules"], report["functions"]) == (0, [], ["ReconcileFunction"])
+    assert report["outcome"] in ("changed", "compliant")
+    assert ("elb", "describe_load_balancers") in [(c["service"], c["operation"]) for c in report["aws_calls"]]
+
+
+def test_the_sam_clis_sqs_event_around_a_lifecycle_body_reaches_configure_instance(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given `sam local generate-event sqs receive-message` with a lifecycle event as its body
+    # (set afterwards: the SAM CLI pastes --body into its JSON unescaped, so a JSON body breaks it)
+    event = sam_generated_event("sqs", "receive-message")
+    event["Records"][0]["body"] = json.dumps(load_event("lifecycle-launch"))
+    # When it is given to ConfigureInstance directly (short name, as sam local invoke accepts)
+    code, report = invoke_json(capsys, write_event(tmp_path, event), "--function", "ConfigureInstance")
+    # Then the instance of the body is sent the document
+    assert (code, report["outcome"], report["functions"]) == (0, "changed", ["ConfigureInstanceFunction"])
+    (send,) = [c for c in report["aws_calls"] if c["operation"] == "send_command"]
+    assert send["params"]["InstanceIds"] == [load_event("lifecycle-launch")["detail"]["EC2InstanceId"]]
+
+
+def test_function_runs_an_event_no_rule_would_route(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given an SSM status event of a foreign document (no rule matches it)
+    path = str(EVENTS_DIR / "ssm-status-foreign-document.json")
+    code, routed = invoke_json(capsys, path)
+    assert (code, routed["matched_rules"], routed["functions"]) == (0, [], [])
+    # When CheckOutcome is invoked with it directly
+    code, direct = invoke_json(capsys, path, "--function", "CheckOutcomeFunction")
+    # Then the handler itself says what it does with it
+    assert (code, direct["functions"], direct["outcome"]) == (0, ["CheckOutcomeFunction"], "ignored")
+
+
+def test_parameter_overrides_route_and_run_with_the_users_parameters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a launch of a hook with the user's own name, on the user's SMTP ports
+    event = load_event("lifecycle-launch")
+    event["detail"]["LifecycleHookName"] = "mx-postfix-proxy-launch"
+    path = write_event(tmp_path, event)
+    # When invoked with the defaults, no rule matches (the default hook name differs)
+    code, report = invoke_json(capsys, path)
+    assert (code, report["matched_rules"]) == (0, [])
+    # When invoked with the SAM CLI's two spellings of the overrides
+    code, report = invoke_json(
+        capsys,
+        path,
+        "--parameter-overrides",
+        "LifecycleHookName=mx-postfix-proxy-launch",
+        "ParameterKey=SmtpPorts,ParameterValue=25,587",
+    )
+    # Then the launch rule routes it, and the function runs with those parameters
+    assert (code, report["matched_rules"], report["outcome"]) == (0, ["LaunchLifecycleRule"], "changed")
+    (send,) = [c for c in report["aws_calls"] if c["operation"] == "send_command"]
+    assert send["params"]["Parameters"]["SmtpPorts"] == ["25,587"]
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["NoSuchParameter=1", "DryRun=maybe", "SmtpPorts=25;reboot", "justaword"],
+)
+def test_a_bad_parameter_override_is_a_usage_error(capsys: pytest.CaptureFixture[str], override: str) -> None:
+    # Given an override the template would refuse / When invoked / Then exit 2 with the reason
+    code = main(["invoke", str(EVENTS_DIR / "lifecycle-launch.json"), "--parameter-overrides", override])
+    assert code == 2
+    assert "--parameter-overrides" in capsys.readouterr().err
+
+
+def test_a_malformed_event_is_rejected_before_anything_is_seeded(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given seeding that records whether it ran
+    from proxymx_tools import seed
+
+    seeded: list[Any] = []
+    monkeypatch.setattr(seed, "seed_world", lambda event: seeded.append(event) or event)
+    cases = [
+        ("malformed-lifecycle-missing-instance", []),
+        ("malformed-elb-missing-load-balancer-name", []),
+        ("malformed-ssm-bad-command-id", ["--function", "CheckOutcome"]),
+        # A lifecycle event given to ConfigureInstance without its SQS envelope
+        ("lifecycle-launch", ["--function", "ConfigureInstance"]),
+    ]
+    for name, extra in cases:
+        # When it is invoked, routed or direct
+        code, report = invoke_json(capsys, str(EVENTS_DIR / f"{name}.json"), *extra)
+        # Then it is rejected (exit 3) with the reason, no call made
+        assert (code, report["outcome"]) == (3, "rejected"), name
+        assert report["error"] and report["aws_calls"] == [], name
+    # And the embedded AWS was never seeded
+    assert seeded == []
+
+
+def test_an_smtp_listener_pointed_at_an_existing_target_group_enables_it(aws: Any) -> None:
+    # Given an NLB whose SMTP listener was just pointed (ModifyListener) at a target group that
+    # has never had the PROXY protocol
+    import boto3
+    from proxymx_tools.runner import invoke_event
+
+    # When the ModifyListener event is invoked (seeded from the event, in the caller's world)
+    report = invoke_event(load_event("nlb-modify-listener"), enter_embedded=False)
+    # Then the rule routes it and the target group now has proxy_protocol_v2 on
+    assert (report.matched_rules, report.outcome) == (["EnableProxyProtocolFunctionElbV2ApiCall"], "changed")
+    elbv2 = boto3.client("elbv2", region_name="us-east-1")
+    arn = elbv2.describe_target_groups(Names=["mx-smtp-blue"])["TargetGroups"][0]["TargetGroupArn"]
+    attributes = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    assert {"Key": "proxy_protocol_v2.enabled", "Value": "true"} in attributes
+
+
+@pytest.mark.parametrize("name", ["nlb-create-target-group", "lifecycle-launch", "elb-create-smtp"])
+def test_the_embedded_world_lives_in_the_events_own_account_and_region(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    # Given a sample event moved to another account and region
+    text = json.dumps(load_event(name))
+    text = text.replace("us-east-1", "eu-west-1").replace("123456789012", "444455556666")
+    # When it is invoked on the embedded AWS
+    code, report = invoke_json(capsys, write_event(tmp_path, json.loads(text)))
+    # Then it is handled there (the world was seeded in that account and region), and every
+    # ARN the calls name is of that account and region
+    assert (code, report["outcome"]) == (0, "changed")
+    arns = re.findall(r"arn:aws:[a-z0-9-]+:[a-z0-9-]*:\d*:", json.dumps(report["aws_calls"]))
+    places = {tuple(arn.split(":")[3:5]) for arn in arns if arn.split(":")[3]}
+    assert places <= {("eu-west-1", "444455556666")}
+    if name.startswith("nlb"):
+        assert places == {("eu-west-1", "444455556666")}

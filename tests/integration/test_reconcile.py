@@ -411,6 +411,7 @@ def test_every_call_the_sweep_makes_is_allowed_by_its_role_and_nothing_more(
     )
     elb.nlb("nlb-drifted")
     stuck(world)
+    logging_trail()
     calls.calls.clear()
     # When the scheduled sweep runs
     result = app(load_event("scheduled-reconcile"))
@@ -437,5 +438,44 @@ def test_the_sweeps_writes_are_scoped_like_the_other_functions() -> None:
         if sid == "ReadForTheSweep":
             assert statement["Resource"] == "*"
             assert all(a.split(":")[1].startswith(("Describe", "List")) for a in statement["Action"])
+        elif sid == "ReadTrailStatus":
+            assert statement["Action"] == ["cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus"]
         else:
             assert statement == theirs[sid], sid
+
+
+def logging_trail(name: str = "org-management-events") -> str:
+    """A trail with logging on in the region (and its bucket); its ARN."""
+    s3 = Clients().client("s3")
+    s3.create_bucket(Bucket=f"{name}-logs")
+    cloudtrail = Clients().client("cloudtrail")
+    arn = cloudtrail.create_trail(Name=name, S3BucketName=f"{name}-logs")["TrailARN"]
+    cloudtrail.start_logging(Name=arn)
+    return arn
+
+
+def test_no_logging_trail_makes_the_sweep_say_the_event_path_is_blind(
+    world: EmbeddedAws, app: Handler, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a region with no CloudTrail trail at all
+    # When the sweep runs
+    result = app(load_event("scheduled-reconcile"))
+    # Then it says the load-balancer events cannot arrive, as a metric for the alarm
+    assert result["cloudtrail_blind"] is True
+    assert emf_metrics(capsys.readouterr().out)["CloudTrailBlind"] == [1.0]
+    # And it is not a sweep failure: nothing else went wrong
+    assert result["outcome"] == "compliant"
+
+
+def test_a_stopped_trail_is_blind_and_a_logging_one_is_not(world: EmbeddedAws, sweep: Sweep) -> None:
+    # Given a trail whose logging was stopped
+    arn = logging_trail()
+    cloudtrail = Clients().client("cloudtrail")
+    cloudtrail.stop_logging(Name=arn)
+    # When the sweep runs / Then the event path is blind
+    assert sweep().cloudtrail_blind is True
+    # And once logging is back, it is not
+    cloudtrail.start_logging(Name=arn)
+    summary = sweep()
+    assert summary.cloudtrail_blind is False
+    assert {m.name: m.value for m in summary.metrics()}["CloudTrailBlind"] == 0

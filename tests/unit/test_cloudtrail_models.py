@@ -16,6 +16,7 @@ from proxymx.models.cloudtrail import (
     V2CreateListener,
     V2CreateLoadBalancer,
     V2CreateTargetGroup,
+    V2ModifyListener,
     V2ModifyTargetGroupAttributes,
     parse_elb_event,
 )
@@ -34,6 +35,7 @@ from support import load_event
         ("nlb-create-application-lb", V2CreateLoadBalancer, False),
         ("nlb-create-target-group", V2CreateTargetGroup, False),
         ("nlb-create-listener", V2CreateListener, False),
+        ("nlb-modify-listener", V2ModifyListener, False),
         ("nlb-drift-proxy-disabled", V2ModifyTargetGroupAttributes, True),
     ],
 )
@@ -158,3 +160,25 @@ def test_envelope_errors_name_the_field(mutate: Any, message: str) -> None:
 def test_an_event_that_is_not_an_object_is_rejected() -> None:
     with pytest.raises(MalformedEvent, match="expected a JSON object"):
         parse_elb_event(["not", "an", "event"])
+
+
+def test_modify_listener_names_its_load_balancer_through_the_listener_arn() -> None:
+    # Given ModifyListener (its request carries only the listener's ARN and what changed)
+    detail = parse_elb_event(load_event("nlb-modify-listener")).detail
+    # Then the load balancer is the one the listener ARN embeds
+    assert isinstance(detail, V2ModifyListener)
+    assert detail.request_parameters.load_balancer_arn == (
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/mx-nlb/5d8e9f0a1b2c3d4e"
+    )
+
+
+@pytest.mark.parametrize(
+    "listener_arn", [None, "", "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/net/x/y"]
+)
+def test_modify_listener_without_a_listener_arn_is_malformed(listener_arn: Any) -> None:
+    # Given a ModifyListener whose listenerArn is missing or not a listener's
+    event = load_event("nlb-modify-listener")
+    event["detail"]["requestParameters"]["listenerArn"] = listener_arn
+    # When parsed / Then one error names the field
+    with pytest.raises(MalformedEvent, match="listenerArn"):
+        parse_elb_event(event)

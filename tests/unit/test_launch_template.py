@@ -72,8 +72,23 @@ def test_launch_rule_feeds_the_queue_which_redrives_to_its_dlq() -> None:
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["LaunchDLQ", "Arn"]}
     function = RES["ConfigureInstanceFunction"]["Properties"]
     assert queue["VisibilityTimeout"] >= function["Timeout"]
-    source = function["Events"]["LaunchQueue"]["Properties"]
+    source = RES["ConfigureInstanceLaunchQueueMapping"]["Properties"]
+    assert source["EventSourceArn"] == {"Fn::GetAtt": ["LaunchQueue", "Arn"]}
+    assert source["FunctionName"] == {"Ref": "ConfigureInstanceFunction"}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_only_launch_queue_may_be_consumed_no_sam_sqs_managed_policy() -> None:
+    # Given ConfigureInstance's role as SAM will generate it
+    function = RES["ConfigureInstanceFunction"]["Properties"]
+    # Then no SAM SQS event attaches AWSLambdaSQSQueueExecutionRole (every queue of the account)
+    events = function.get("Events") or {}
+    assert not [e for e in events.values() if e.get("Type") == "SQS"]
+    assert "AWSLambdaSQSQueueExecutionRole" not in str(function.get("Policies"))
+    # And the poller's statement names LaunchQueue alone
+    consume = role_statements("ConfigureInstanceFunction")["ConsumeLaunchQueueOnly"]
+    assert statement_actions(consume) == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    assert consume["Resource"] == {"Fn::GetAtt": ["LaunchQueue", "Arn"]}
 
 
 def test_queue_accepts_messages_only_from_the_rule() -> None:

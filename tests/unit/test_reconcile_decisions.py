@@ -340,3 +340,11 @@ def test_the_function_has_its_log_group_an_errors_alarm_and_the_launch_scope() -
     assert env["FLEET_TAG_VALUE"] == {"Ref": "FleetTagValue"}
     # The sweep must end before the next one starts
     assert props["Timeout"] < 3600
+
+
+def test_a_scheduled_event_without_version_parses_as_the_sam_cli_generates_it() -> None:
+    # Given the sample trigger without "version" (`sam local generate-event cloudwatch scheduled-event`)
+    event = load_event("scheduled-reconcile")
+    del event["version"]
+    # When parsed / Then the sweep is not refused for a field it never reads
+    assert parse_scheduled_event(event).detail_type == "Scheduled Event"

@@ -55,6 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument(
         "--verbose", "-v", action="store_true", help="also print the handlers' logs and metrics"
     )
+    invoke.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters for routing and for the functions, as sam deploy takes them: "
+        "KEY=VALUE ... or ParameterKey=KEY,ParameterValue=VALUE ...",
+    )
+    invoke.add_argument(
+        "--function",
+        metavar="NAME",
+        help="invoke this function (logical id) with the event as it is, no rules "
+        "(like sam local invoke NAME -e EVENT); an SQS event reaches ConfigureInstance this way",
+    )
 
     demo = commands.add_parser("demo", help="run the local demo (make demo)")
     demo.add_argument("--template", type=Path, default=None, help="template.yaml to use")
@@ -71,7 +85,7 @@ def _rejected(message: str) -> dict[str, Any]:
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    from proxymx_tools.runner import invoke_event
+    from proxymx_tools.runner import InvokeUsageError, invoke_event, parse_parameter_overrides
 
     try:
         event = json.loads(args.event.read_text(encoding="utf-8"))
@@ -86,7 +100,17 @@ def _invoke(args: argparse.Namespace) -> int:
             print(f"outcome    rejected: {message}")
         return 3
     try:
-        report = invoke_event(event, backend=args.backend, dry_run=args.dry_run, template_path=args.template)
+        report = invoke_event(
+            event,
+            backend=args.backend,
+            dry_run=args.dry_run,
+            template_path=args.template,
+            parameter_overrides=parse_parameter_overrides(args.parameter_overrides),
+            function=args.function,
+        )
+    except InvokeUsageError as exc:
+        print(f"proxymx invoke: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         # Outside any handler (an unreadable --template, a broken embedded AWS): still one
         # answer in the promised shape, and exit 1 like any failure.
@@ -104,7 +128,10 @@ def _invoke(args: argparse.Namespace) -> int:
 
     template_name = args.template or tpl.DEFAULT_TEMPLATE.name
     print(f"event      {args.event}: {report.event_source or '?'} {report.event_name or ''}".rstrip())
-    if report.matched_rules:
+    if args.function:
+        print(f"rules      none consulted (--function {args.function})")
+        print(f"functions  {', '.join(report.functions)}")
+    elif report.matched_rules:
         print(f"rules      {', '.join(report.matched_rules)}")
         print(f"functions  {', '.join(report.functions)}")
     else:

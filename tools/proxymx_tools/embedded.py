@@ -16,7 +16,9 @@ moto lacks / gets wrong                     the extension
 instances never wait in ``Pending:Wait``   ``LifecycleState`` overlaid on moto's answers to
                                            ``describe_auto_scaling_instances`` / ``_groups``
 ``ssm.describe_instance_information``      emulated: SSM registration per instance, late
-                                           agents Online after N polls or when told
+                                           agents Online after N polls or when told; an
+                                           ``InstanceIds`` filter naming any unregistered
+                                           instance raises ``InvalidInstanceId`` (as AWS)
 ``ssm.list_command_invocations``           emulated from moto's commands + the outcomes
 ``send_command`` adds every instance when   the command is re-targeted to its ``InstanceIds``
 no ``Targets``; all ``Success``, no script  (or ``Targets``); unregistered instances raise
@@ -245,8 +247,11 @@ def _parse_when(value: Any) -> datetime:
 class LaunchExtension:
     """State and botocore handlers filling moto's gaps for the launch flow."""
 
-    def __init__(self, region: str, default_outcome: Outcome | None = None) -> None:
+    def __init__(
+        self, region: str, default_outcome: Outcome | None = None, account: str = FAKE_ACCOUNT
+    ) -> None:
         self.region = region
+        self.account = account  # moto keeps a backend per account (MOTO_ACCOUNT_ID)
         self.registrations: dict[str, Registration] = {}
         self.actions: dict[str, LifecycleAction] = {}
         self.outcomes: dict[str, Outcome] = {}
@@ -485,17 +490,17 @@ class LaunchExtension:
     def _autoscaling_backend(self) -> Any:
         from moto.autoscaling.models import autoscaling_backends
 
-        return autoscaling_backends[FAKE_ACCOUNT][self.region]
+        return autoscaling_backends[self.account][self.region]
 
     def _ssm_backend(self) -> Any:
         from moto.ssm.models import ssm_backends
 
-        return ssm_backends[FAKE_ACCOUNT][self.region]
+        return ssm_backends[self.account][self.region]
 
     def _ec2_backend(self) -> Any:
         from moto.ec2.models import ec2_backends
 
-        return ec2_backends[FAKE_ACCOUNT][self.region]
+        return ec2_backends[self.account][self.region]
 
     def _moto_instance_states(self) -> dict[str, Any]:
         return {
@@ -568,6 +573,19 @@ class LaunchExtension:
                 wanted = set(flt["valueSet"])
             elif flt["key"] == "PingStatus":
                 ping = set(flt["valueSet"])
+        if wanted is not None:
+            # Like AWS: an InstanceIds filter naming any instance SSM does not know (its agent
+            # not registered yet, or a made-up id) raises InvalidInstanceId for the whole call,
+            # instead of listing the known ones (issue 10). Each call is one poll of a late agent.
+            unknown = sorted(
+                i for i in wanted if i not in self.registrations or self.registrations[i].polls_left > 0
+            )
+            if unknown:
+                for instance_id in unknown:
+                    if instance_id in self.registrations:
+                        self.registrations[instance_id].polls_left -= 1
+                message = f"Instances {unknown} not in a valid state for account"
+                raise EmulatedError("InvalidInstanceId", message)
         listed = []
         for instance_id, registration in sorted(self.registrations.items()):
             if wanted is not None and instance_id not in wanted:
@@ -902,6 +920,7 @@ class EmbeddedAws:
 def embedded_aws(
     region: str = "us-east-1",
     *,
+    account: str | None = None,
     command_outcome: Outcome | None = None,
     mail_config: Path | None = None,
     template_path: Path | None = None,
@@ -913,6 +932,7 @@ def embedded_aws(
     a proving summary unless told otherwise: ``command_outcome`` scripts every invocation, and
     ``mail_config`` runs the document's real script against that Postfix configuration directory.
     ``refuse_header_placement`` makes an account AWS Support has not allowed ``on_first_ack``.
+    ``region`` and ``account`` place the whole world (``proxymx invoke`` passes the event's own).
     """
     from moto import mock_aws
 
@@ -922,8 +942,10 @@ def embedded_aws(
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
+        # moto answers as this account (its default is 123456789012): an event's own account.
+        **({"MOTO_ACCOUNT_ID": account} if account else {}),
     }
-    extension = LaunchExtension(region, command_outcome)
+    extension = LaunchExtension(region, command_outcome, account or FAKE_ACCOUNT)
     extension.refuse_header_placement(refuse_header_placement)
     if mail_config is not None:
         extension.use_real_document(mail_config, template_path)

@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 import uuid
@@ -46,6 +47,44 @@ from proxymx_tools.recorder import AwsCall, CallRecorder
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+
+
+@dataclass
+class _Place:
+    """The account and region the local stack lives in: the event's own (issue 10), so that an
+    ARN in the event is the ARN the calls use; the defaults for events that carry none."""
+
+    region: str = REGION
+    account: str = ACCOUNT
+
+
+_place = _Place()
+_REGION_SHAPE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ACCOUNT_SHAPE = re.compile(r"^\d{12}$")
+
+
+def event_place(event: Any) -> tuple[str, str]:
+    """(region, account) an event names at its top level (an SQS batch: its first body's)."""
+    bodies = _sqs_bodies(event)
+    source = bodies[0] if bodies and isinstance(bodies[0], dict) else event
+    region = source.get("region") if isinstance(source, dict) else None
+    account = source.get("account") if isinstance(source, dict) else None
+    return (
+        region if isinstance(region, str) and _REGION_SHAPE.match(region) else REGION,
+        account if isinstance(account, str) and _ACCOUNT_SHAPE.match(account) else ACCOUNT,
+    )
+
+
+@contextlib.contextmanager
+def _located(region: str, account: str) -> Iterator[None]:
+    previous = (_place.region, _place.account)
+    _place.region, _place.account = region, account
+    try:
+        yield
+    finally:
+        _place.region, _place.account = previous
+
+
 STACK = "proxymx"
 OUTCOMES_OK = ("changed", "compliant", "ignored")
 # Worst first: the report's outcome is the worst of the handlers' outcomes.
@@ -156,8 +195,8 @@ def sqs_event(event: dict[str, Any], queue_logical_id: str) -> dict[str, Any]:
                 "messageAttributes": {},
                 "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
                 "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-{queue_logical_id}",
-                "awsRegion": REGION,
+                "eventSourceARN": f"arn:aws:sqs:{_place.region}:{_place.account}:{STACK}-{queue_logical_id}",
+                "awsRegion": _place.region,
             }
         ]
     }
@@ -197,22 +236,22 @@ def _get_att_arn(template: dict[str, Any], logical_id: str) -> str:
     if logical_id.endswith("Role") or rtype == "AWS::IAM::Role":
         # SAM names a function's generated role <Function>Role (events/elb-own-change.json
         # carries that role as the caller).
-        return f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{logical_id}"
+        return f"arn:aws:iam::{_place.account}:role/{STACK}-{logical_id}"
     if rtype == "AWS::SQS::Queue":
-        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-{logical_id}"
+        return f"arn:aws:sqs:{_place.region}:{_place.account}:{STACK}-{logical_id}"
     if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-{logical_id}"
+        return f"arn:aws:lambda:{_place.region}:{_place.account}:function:{STACK}-{logical_id}"
     if rtype == "AWS::SNS::Topic":
-        return f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-{logical_id}"
-    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:{STACK}/{logical_id}"
+        return f"arn:aws:sns:{_place.region}:{_place.account}:{STACK}-{logical_id}"
+    return f"arn:aws:cloudformation:{_place.region}:{_place.account}:{STACK}/{logical_id}"
 
 
 def _ref(template: dict[str, Any], name: str) -> Any:
     # Locally, a resource's physical name is "<stack>-<LogicalId>" for the stack "proxymx" (the
     # SSM document is "proxymx-PostfixProxyProtocolDocument"; a queue URL and a role ARN too).
     pseudo = {
-        "AWS::Region": REGION,
-        "AWS::AccountId": ACCOUNT,
+        "AWS::Region": _place.region,
+        "AWS::AccountId": _place.account,
         "AWS::Partition": "aws",
         "AWS::StackName": STACK,
         "AWS::URLSuffix": "amazonaws.com",
@@ -225,7 +264,7 @@ def _ref(template: dict[str, Any], name: str) -> Any:
         return parameters[name].get("Default", "")
     rtype = (template.get("Resources", {}).get(name) or {}).get("Type", "")
     if rtype == "AWS::SQS::Queue":
-        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{STACK}-{name}"
+        return f"https://sqs.{_place.region}.amazonaws.com/{_place.account}/{STACK}-{name}"
     if rtype == "AWS::SNS::Topic":
         return _get_att_arn(template, name)
     return f"{STACK}-{name}"
@@ -285,6 +324,130 @@ def function_env(template: dict[str, Any], logical_id: str) -> dict[str, str]:
     return env
 
 
+# ----- what the user may change: parameters, the function, the event's own shape -----------
+
+DIRECT_RULE = "(--function: no rule)"
+
+
+class InvokeUsageError(ValueError):
+    """A parameter override or function name the template does not have (exit 2)."""
+
+
+def parse_parameter_overrides(tokens: list[str]) -> dict[str, str]:
+    """The SAM CLI's ``--parameter-overrides``: ``KEY=VALUE`` pairs separated by spaces, or
+    ``ParameterKey=KEY,ParameterValue=VALUE`` (whose value may hold commas: ``SmtpPorts``)."""
+    import shlex
+
+    overrides: dict[str, str] = {}
+    for token in tokens:
+        for pair in shlex.split(token):
+            if pair.startswith("ParameterKey="):
+                key, sep, value = pair[len("ParameterKey=") :].partition(",ParameterValue=")
+            else:
+                key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise InvokeUsageError(
+                    f"--parameter-overrides: {pair!r} is neither KEY=VALUE nor "
+                    "ParameterKey=KEY,ParameterValue=VALUE"
+                )
+            overrides[key] = value
+    return overrides
+
+
+def with_parameters(template: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+    """The template with ``overrides`` as its parameters' values, checked as CloudFormation would."""
+    import copy
+    import re
+
+    if not overrides:
+        return template
+    parameters = template.get("Parameters") or {}
+    result = copy.deepcopy(template)
+    for key, value in overrides.items():
+        if key not in parameters:
+            raise InvokeUsageError(f"--parameter-overrides: the template has no parameter {key!r}")
+        spec = parameters[key]
+        allowed = spec.get("AllowedValues")
+        if allowed and value not in [str(v) for v in allowed]:
+            raise InvokeUsageError(f"--parameter-overrides: {key}={value!r} is not one of {allowed}")
+        pattern = spec.get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, value):
+            raise InvokeUsageError(f"--parameter-overrides: {key}={value!r} does not match {pattern}")
+        result["Parameters"][key]["Default"] = value
+    return result
+
+
+def function_logical_id(template: dict[str, Any], name: str) -> str:
+    """``NAME`` as ``sam local invoke`` takes it: a function's logical id (``Function`` optional)."""
+    functions = [
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    ]
+    for candidate in (name, f"{name}Function"):
+        if candidate in functions:
+            return candidate
+    raise InvokeUsageError(f"--function: no function {name!r} in the template ({', '.join(functions)})")
+
+
+def _sqs_bodies(event: Any) -> list[Any] | None:
+    """The decoded bodies of an SQS batch (what ``sam local generate-event sqs`` wraps), else None."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        return None
+    if not all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records):
+        return None
+    bodies = []
+    for record in records:
+        try:
+            bodies.append(json.loads(str(record.get("body", ""))))
+        except json.JSONDecodeError:
+            bodies.append(record.get("body"))
+    return bodies
+
+
+def _seed(seed_world: Any, event: Any) -> Any:
+    """Seed the world of the event, or of each body of an SQS batch (bodies rewritten alike)."""
+    bodies = _sqs_bodies(event)
+    if bodies is None:
+        return seed_world(event)
+    records = [
+        {**record, "body": json.dumps(seed_world(body)) if isinstance(body, dict) else record["body"]}
+        for record, body in zip(event["Records"], bodies, strict=True)
+    ]
+    return {**event, "Records": records}
+
+
+def _malformed(template: dict[str, Any], routes: list[Route], event: Any) -> str | None:
+    """Why the first function an event reaches would reject it (its own parser), else None."""
+    from proxymx.models.cloudtrail import parse_elb_event
+    from proxymx.models.lifecycle import parse_launch_batch, parse_lifecycle_event
+    from proxymx.models.schedule import parse_scheduled_event
+    from proxymx.models.ssm import parse_ssm_event
+
+    def launch_batch(batch: Any) -> None:
+        parse_launch_batch(batch)
+        for body in _sqs_bodies(batch) or []:
+            parse_lifecycle_event(body)
+
+    # By the function's code directory: the parser its handler calls before anything else.
+    parsers: dict[str, Any] = {
+        "enable_proxy_protocol": parse_elb_event,
+        "configure_instance": launch_batch,
+        "check_outcome": parse_ssm_event,
+        "reconcile": parse_scheduled_event,
+    }
+    for route_ in routes:
+        parser = parsers.get(tpl.function_entry(template, route_.function).code_dir.name)
+        if parser is None:
+            continue
+        try:
+            parser(sqs_event(event, route_.via_queue) if route_.via_queue else event)
+        except MalformedEvent as exc:
+            return str(exc)
+    return None
+
+
 # ----- running a handler in-process ----------------------------------------------------------
 
 
@@ -294,7 +457,9 @@ class LocalContext:
     def __init__(self, function: str) -> None:
         self.function_name = f"{STACK}-{function}"
         self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:{_place.region}:{_place.account}:function:{self.function_name}"
+        )
         self.memory_limit_in_mb = 256
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{self.function_name}"
@@ -411,6 +576,8 @@ def invoke_event(
     seed: bool = True,
     enter_embedded: bool = True,
     env_overrides: Mapping[str, str] | None = None,
+    parameter_overrides: Mapping[str, str] | None = None,
+    function: str | None = None,
 ) -> InvokeReport:
     """Route ``event`` through the template's rules and run every matching handler.
 
@@ -420,18 +587,27 @@ def invoke_event(
     run in its world and read the result afterwards; ``backend="current"`` is the same without
     seeding (the caller built the world). ``backend="aws"``: real credentials.
     ``env_overrides`` are added to every function's template environment.
+    ``parameter_overrides`` replace the template parameters' defaults, for routing and for the
+    environment alike (``sam ... --parameter-overrides``). ``function`` skips the rules and
+    invokes that function with the event as it is (``sam local invoke NAME -e EVENT``).
+
+    A malformed event is rejected before the embedded AWS is seeded: its parser is the one the
+    handler runs first, so nothing is lost, and no half-built world hides the real error.
     """
     started = time.monotonic()
     path = Path(template_path or tpl.DEFAULT_TEMPLATE).resolve()
-    template = tpl.load_template(path)
+    template = with_parameters(tpl.load_template(path), parameter_overrides or {})
     source = event.get("source") if isinstance(event, dict) else None
     detail = event.get("detail") if isinstance(event, dict) else None
     name = detail.get("eventName") if isinstance(detail, dict) else None
     report = InvokeReport(
         event_source=str(source) if source else None, event_name=str(name) if name else None
     )
-    routes = route(event, template)
-    report.matched_rules = list(dict.fromkeys(r.rule for r in routes))
+    if function:
+        routes = [Route(DIRECT_RULE, function_logical_id(template, function))]
+    else:
+        routes = route(event, template)
+    report.matched_rules = list(dict.fromkeys(r.rule for r in routes if r.rule != DIRECT_RULE))
     report.functions = list(dict.fromkeys(r.function for r in routes))
     if not routes:
         report.outcome = "ignored"
@@ -439,15 +615,23 @@ def invoke_event(
         report.seconds = time.monotonic() - started
         return report
     overrides = {**(env_overrides or {}), **({"DRY_RUN": "true"} if dry_run else {})}
+    malformed = _malformed(template, routes, event)
+    if malformed:
+        report.outcome, report.error = "rejected", malformed
+        report.runs = [HandlerRun(r.function, "rejected", error=malformed) for r in routes]
+        report.seconds = time.monotonic() - started
+        return report
     if backend == "current":
         backend, seed, enter_embedded = "moto", False, False
     if backend == "moto":
         from proxymx_tools.embedded import embedded_aws
         from proxymx_tools.seed import SeedingUnavailable, seed_world
 
-        with embedded_aws() if enter_embedded else contextlib.nullcontext():
+        region, account = event_place(event) if enter_embedded else (REGION, ACCOUNT)
+        world = embedded_aws(region, account=account) if enter_embedded else contextlib.nullcontext()
+        with world, _located(region, account):
             try:
-                event = seed_world(event) if seed else event
+                event = _seed(seed_world, event) if seed else event
             except Exception as exc:
                 # The world the event presumes cannot be built (no seeder, or the embedded AWS
                 # refuses it, e.g. a 40-character target group name): a failed report, not a

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 Seeder = Callable[[dict[str, Any]], Mapping[str, str] | None]
 
 REGION = "us-east-1"
+
+
+def _region() -> str:
+    """The embedded AWS's region (proxymx invoke places it in the event's own region)."""
+    return os.environ.get("AWS_DEFAULT_REGION") or REGION
 
 
 class SeedingUnavailable(RuntimeError):
@@ -33,7 +39,7 @@ class SeedingUnavailable(RuntimeError):
 def _client(service: str) -> Any:
     import boto3
 
-    return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+    return boto3.client(service, region_name=_region())  # type: ignore[call-overload]
 
 
 def _dig(data: Any, *path: str | int) -> Any:
@@ -85,7 +91,7 @@ def _create_classic(
     elb.create_load_balancer(
         LoadBalancerName=name,
         Listeners=unique,
-        AvailabilityZones=[f"{REGION}a", f"{REGION}b"],
+        AvailabilityZones=[f"{_region()}a", f"{_region()}b"],
         **({"Tags": tags} if tags else {}),
     )
     return elb
@@ -164,7 +170,7 @@ class _V2World:
         self.vpc = vpc
         self.subnets = [
             self.ec2.create_subnet(
-                VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{zone}"
+                VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{_region()}{zone}"
             )["Subnet"]["SubnetId"]
             for i, zone in enumerate("ab")
         ]
@@ -196,13 +202,17 @@ class _V2World:
             self.arns[event_arn] = arn
         return arn
 
-    def listener(self, lb_arn: str, protocol: str, port: int, tg_arn: str) -> None:
-        self.elbv2.create_listener(
+    def listener(self, lb_arn: str, protocol: str, port: int, tg_arn: str, event_arn: Any = None) -> str:
+        listener = self.elbv2.create_listener(
             LoadBalancerArn=lb_arn,
             Protocol=protocol,
             Port=port,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
         )
+        arn = str(listener["Listeners"][0]["ListenerArn"])
+        if isinstance(event_arn, str):
+            self.arns[event_arn] = arn
+        return arn
 
 
 def seed_v2(event: dict[str, Any]) -> Mapping[str, str] | None:
@@ -240,6 +250,23 @@ def seed_v2(event: dict[str, Any]) -> Mapping[str, str] | None:
             if tg_name:
                 tg_arn = world.target_group(tg_name, protocol, port, tg_event_arn)
                 world.listener(lb_arn, protocol, port, tg_arn)
+    elif event_name == "ModifyListener":
+        # After the call: an NLB whose SMTP listener forwards to an existing target group that
+        # has never had the PROXY protocol (a blue/green switch, say). Only the listener ARN is
+        # translated: the function derives the load balancer from it.
+        listener_event_arn = request.get("listenerArn")
+        parts = str(listener_event_arn).split(":listener/", 1)[-1].split("/")
+        lb_name = parts[1] if len(parts) == 4 else "mx-nlb"
+        protocol = str(request.get("protocol") or "TCP")
+        raw_port = request.get("port")
+        port = raw_port if isinstance(raw_port, int) else 25
+        lb_arn = world.load_balancer(lb_name, "network")
+        for action in request.get("defaultActions") or []:
+            tg_event_arn = _dig(action, "targetGroupArn")
+            tg_name = _arn_name(tg_event_arn, "targetgroup")
+            if tg_name:
+                tg_arn = world.target_group(tg_name, protocol, port, tg_event_arn)
+                world.listener(lb_arn, protocol, port, tg_arn, listener_event_arn)
     elif event_name == "ModifyTargetGroupAttributes":
         tg_event_arn = request.get("targetGroupArn")
         tg_name = _arn_name(tg_event_arn, "targetgroup")

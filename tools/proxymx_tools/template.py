@@ -120,14 +120,21 @@ def event_rules(template: dict[str, Any]) -> list[EventRule]:
 
 
 def queue_consumers(template: dict[str, Any], queue_logical_id: str) -> list[str]:
-    """Functions that consume an SQS queue through an ``SQS`` event source."""
+    """Functions that consume an SQS queue: an SAM ``SQS`` event source, or a plain
+    ``AWS::Lambda::EventSourceMapping`` (what LaunchQueue uses, to keep SAM's broad SQS policy off)."""
     consumers = []
     for logical_id, resource in template["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        for event in (resource.get("Properties", {}).get("Events") or {}).values():
-            if event.get("Type") == "SQS" and _ref_id(event["Properties"].get("Queue")) == queue_logical_id:
-                consumers.append(logical_id)
+        rtype = resource.get("Type")
+        props = resource.get("Properties", {}) or {}
+        if rtype == "AWS::Lambda::EventSourceMapping":
+            function_id = _ref_id(props.get("FunctionName"))
+            if function_id and _ref_id(props.get("EventSourceArn")) == queue_logical_id:
+                consumers.append(function_id)
+        elif rtype == "AWS::Serverless::Function":
+            for event in (props.get("Events") or {}).values():
+                queue_id = _ref_id(event.get("Properties", {}).get("Queue"))
+                if event.get("Type") == "SQS" and queue_id == queue_logical_id:
+                    consumers.append(logical_id)
     return consumers
 
 

@@ -108,6 +108,6 @@ def partial_batch_response(
     for record in event.get("Records", []):
         try:
             result.settle(record)
-        except Exception:  # noqa: BLE001 - any record that did not settle comes back
+        except Exception:
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

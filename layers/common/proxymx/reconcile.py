@@ -52,6 +52,7 @@ from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResul
 from proxymx.models.schedule import ScheduledEvent
 from proxymx.results import FailedResult, Metric, count
 from proxymx.scope import fleet_tag, launch_out_of_scope
+from proxymx.trail import check_event_path
 
 logger = Logger(child=True)
 
@@ -99,6 +100,8 @@ class ReconcileSummary:
     instances: list[LaunchOutcome] = field(default_factory=list)
     # Failures that are not one load balancer's or one instance's (a listing that failed).
     errors: list[str] = field(default_factory=list)
+    # No logging CloudTrail trail in the region (proxymx.trail); None when it could not be read.
+    cloudtrail_blind: bool | None = None
 
     @property
     def checked(self) -> int:
@@ -158,6 +161,7 @@ class ReconcileSummary:
             "header_placement_blocked": [arn for c in self.load_balancers for arn in c.blocked],
             "header_placement_broken": [arn for c in self.load_balancers for arn in c.broken],
             "redriven": self.redriven,
+            "cloudtrail_blind": self.cloudtrail_blind,
             "failures": self.failures,
         }
 
@@ -195,6 +199,9 @@ class ReconcileSummary:
         ):
             if number:
                 metrics.append(count(name, number))
+        if self.cloudtrail_blind is not None:
+            # 1 while the ELB rules cannot fire (CloudTrailBlindAlarm); 0 keeps the graph honest.
+            metrics.append(count("CloudTrailBlind", int(self.cloudtrail_blind)))
         if enabled:
             # The same metric EnableProxyProtocol emits: ports / target groups switched on.
             metrics.append(count("ProxyProtocolEnabled", enabled))
@@ -259,9 +266,24 @@ class Reconcile:
         return AutoScaling(self.clients.autoscaling)
 
     def run(self) -> ReconcileSummary:
+        self.check_event_path()
         self.sweep_load_balancers()
         self.sweep_stuck_instances()
         return self.summary
+
+    # ----- 0. can the load-balancer events arrive at all? ----------------------------------
+
+    def check_event_path(self) -> None:
+        # Not a sweep failure: the sweep still repairs every load balancer; the metric's alarm
+        # tells the operator the event path is blind (and an unreadable answer is only logged).
+        try:
+            check = check_event_path(self.clients.client("cloudtrail"))
+        except ProxymxError as exc:
+            logger.warning(f"reconcile: could not check for a logging CloudTrail trail: {exc}")
+            return
+        self.summary.cloudtrail_blind = check.blind
+        if check.blind:
+            logger.warning(f"reconcile: {check.reason}")
 
     # ----- 1. load balancers ----------------------------------------------------------------
 

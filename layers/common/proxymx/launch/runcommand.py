@@ -90,28 +90,41 @@ class RunCommand:
         """The instances whose SSM agent is registered and ``Online`` (others: not yet, or gone)."""
         online: set[str] = set()
         for chunk in chunked(sorted(set(instance_ids)), INSTANCES_PER_CALL):
-            kwargs: dict[str, Any] = {
-                "Filters": [{"Key": "InstanceIds", "Values": chunk}],
-                "MaxResults": INSTANCES_PER_CALL,
-            }
-            while True:
-                try:
-                    page = self.client.describe_instance_information(**kwargs)
-                except aws_errors() as exc:
-                    if error_code(exc) == "InvalidInstanceId":
-                        # Raised when none of the ids is known to SSM yet: nobody is Online.
-                        break
-                    raise translate(exc, "DescribeInstanceInformation") from exc
-                online.update(
-                    info["InstanceId"]
-                    for info in page.get("InstanceInformationList", [])
-                    if info.get("PingStatus") == "Online" and "InstanceId" in info
-                )
-                token = page.get("NextToken")
-                if not token:
-                    break
-                kwargs["NextToken"] = token
+            online |= self._online_among(chunk)
         return online
+
+    def _online_among(self, ids: list[str]) -> set[str]:
+        """One InstanceIds filter; narrowed by bisection when SSM refuses it.
+
+        DescribeInstanceInformation raises ``InvalidInstanceId`` for the whole call when ANY id of
+        the filter is unknown to SSM (an agent not registered yet), not only when all are. Without
+        narrowing, one slow agent would hold back its 49 batch-mates until the queue's DLQ; halving
+        the set finds the ready ones in about k x log2(50) calls for k late agents (issue 10).
+        """
+        online: set[str] = set()
+        kwargs: dict[str, Any] = {
+            "Filters": [{"Key": "InstanceIds", "Values": ids}],
+            "MaxResults": INSTANCES_PER_CALL,
+        }
+        while True:
+            try:
+                page = self.client.describe_instance_information(**kwargs)
+            except aws_errors() as exc:
+                if error_code(exc) != "InvalidInstanceId":
+                    raise translate(exc, "DescribeInstanceInformation") from exc
+                if len(ids) == 1:
+                    return set()  # this one is not registered yet
+                middle = len(ids) // 2
+                return self._online_among(ids[:middle]) | self._online_among(ids[middle:])
+            online.update(
+                info["InstanceId"]
+                for info in page.get("InstanceInformationList", [])
+                if info.get("PingStatus") == "Online" and "InstanceId" in info
+            )
+            token = page.get("NextToken")
+            if not token:
+                return online
+            kwargs["NextToken"] = token
 
     def send_command(
         self,
@@ -130,6 +143,9 @@ class RunCommand:
         request: dict[str, Any] = {
             "InstanceIds": list(instance_ids),
             "DocumentName": document_name,
+            # The document is updated in place (UpdateMethod NewVersion, template.yaml): run the
+            # version the stack made the default, never a $LATEST someone created by hand.
+            "DocumentVersion": "$DEFAULT",
             "Parameters": {key: [value] for key, value in parameters.items()},
             "Comment": comment,
             "TimeoutSeconds": timeout_seconds,

@@ -43,6 +43,7 @@ from proxymx.models.cloudtrail import (
     V2CreateListener,
     V2CreateLoadBalancer,
     V2CreateTargetGroup,
+    V2ModifyListener,
     V2ModifyTargetGroupAttributes,
 )
 from proxymx.results import Metric, count
@@ -143,6 +144,10 @@ class EnableProxyProtocol:
             return self.ensure_load_balancer_v2(arn, detail)
         if isinstance(detail, V2CreateListener):
             return self.ensure_load_balancer_v2(detail.request_parameters.load_balancer_arn, detail)
+        if isinstance(detail, V2ModifyListener):
+            # A listener pointed at an existing target group (or moved to an SMTP port):
+            # reconcile its load balancer, as for a new listener.
+            return self.ensure_load_balancer_v2(detail.request_parameters.load_balancer_arn, detail)
         if isinstance(detail, V2CreateTargetGroup):
             return self._target_group(detail, detail.response_elements.target_groups[0].target_group_arn)
         if isinstance(detail, V2ModifyTargetGroupAttributes):
@@ -163,7 +168,7 @@ class EnableProxyProtocol:
             protocol = detail.request_parameters.protocol
             if (protocol or "").upper() not in NLB_PROXY_PROTOCOLS:
                 return f"target group protocol {protocol} does not carry the PROXY protocol"
-        if isinstance(detail, V2CreateListener):
+        if isinstance(detail, V2CreateListener | V2ModifyListener):
             protocol = (detail.request_parameters.protocol or "").upper()
             if protocol in ("HTTP", "HTTPS"):
                 return f"{protocol} listener: application load balancers do not support the PROXY protocol"

@@ -260,6 +260,37 @@ class V2CreateListenerParams(Record):
         )
 
 
+# arn:<partition>:elasticloadbalancing:<region>:<account>:listener/<net|app|gwy>/<name>/<lb id>/<id>
+_LISTENER_ARN = re.compile(
+    r"(arn:[^:]+:elasticloadbalancing:[^:]*:[^:]*:)listener/((?:net|app|gwy)/[^/]+/[^/]+)/[^/]+"
+)
+
+
+class V2ModifyListenerParams(Record):
+    """``ModifyListener``: only the listener's ARN is required (port, protocol and actions are
+    what changed); the load balancer is the one the listener ARN names."""
+
+    listener_arn: str
+    protocol: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def read(cls, o: Obj) -> V2ModifyListenerParams:
+        return cls(
+            listener_arn=o.text("listenerArn", max_len=ARN_MAX, pattern=_LISTENER_ARN),
+            protocol=o.opt_text("protocol", max_len=16, pattern=_PROTOCOL),
+            port=o.opt_port("port"),
+        )
+
+    @property
+    def load_balancer_arn(self) -> str:
+        # The request carries no loadBalancerArn, and responseElements may be absent: the
+        # listener ARN embeds the load balancer's type/name/id.
+        match = _LISTENER_ARN.fullmatch(self.listener_arn)
+        assert match is not None  # validated by the read's pattern
+        return f"{match.group(1)}loadbalancer/{match.group(2)}"
+
+
 class V2Attribute(Record):
     key: str
     value: str
@@ -452,6 +483,15 @@ class V2CreateListener(ElbCallDetail):
         return cls(**cls.common(o), request_parameters=params)
 
 
+class V2ModifyListener(ElbCallDetail):
+    request_parameters: V2ModifyListenerParams
+
+    @classmethod
+    def read(cls, o: Obj) -> V2ModifyListener:
+        params = V2ModifyListenerParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
+
+
 class V2ModifyTargetGroupAttributes(ElbCallDetail):
     request_parameters: V2ModifyTargetGroupAttributesParams
 
@@ -474,6 +514,7 @@ ElbDetail = (
     | V2CreateLoadBalancer
     | V2CreateTargetGroup
     | V2CreateListener
+    | V2ModifyListener
     | V2ModifyTargetGroupAttributes
     | FailedElbCall
     | OtherElbCall
@@ -487,6 +528,7 @@ _HANDLED: Final[dict[tuple[str, str], Callable[[Obj], ElbDetail]]] = {
     (V2_API_VERSION, "CreateLoadBalancer"): V2CreateLoadBalancer.read,
     (V2_API_VERSION, "CreateTargetGroup"): V2CreateTargetGroup.read,
     (V2_API_VERSION, "CreateListener"): V2CreateListener.read,
+    (V2_API_VERSION, "ModifyListener"): V2ModifyListener.read,
     (V2_API_VERSION, "ModifyTargetGroupAttributes"): V2ModifyTargetGroupAttributes.read,
 }
 
