@@ -167,9 +167,11 @@ def test_on_first_ack_greets_at_once_and_delivers_with_the_clients_address(postf
         nlb.stop()
 
 
-def test_client_address_override_reaches_postfix_only_when_it_speaks_ipv6() -> None:
-    # Given a configured Postfix with Debian's test setting inet_protocols = ipv4, and the stand-in
-    # writing 2001:db8::7 into the header as the client's address
+def test_client_address_override_reaches_a_postfix_the_document_configured() -> None:
+    # Given a Postfix with Debian's test setting inet_protocols = ipv4 in main.cf, configured by the
+    # document (which lets postscreen, smtpd pass and submission read IPv6 header addresses with
+    # per-service -o inet_protocols=all, main.cf untouched: docs/postfix.md), and the stand-in
+    # writing 2001:db8::7 into the header as the client's address (data, never traffic)
     require_data_plane()
     with private_postfix() as postfix:
         # (a short greet test: 2001:db8::7 is not in mynetworks, so postscreen runs it)
@@ -177,6 +179,7 @@ def test_client_address_override_reaches_postfix_only_when_it_speaks_ipv6() -> N
         postfix.start()
         run = run_document({"SmtpPorts": str(postfix.smtp_port)}, mail_config=postfix.config_dir)
         assert run.exit_code == 0, run.stdout + run.stderr
+        assert postfix.postconf("-h", "inet_protocols").strip() == "ipv4"
         nlb = nlb_for(
             postfix,
             proxy_protocol_v2=True,
@@ -185,26 +188,12 @@ def test_client_address_override_reaches_postfix_only_when_it_speaks_ipv6() -> N
             client_address_override="2001:db8::7",
         )
         try:
-            # When a client connects, Then postscreen refuses the IPv6 address: a temporary
-            # 421 (the sender retries), then the connection is dropped
-            offset = postfix.log_offset()
-            with socket.create_connection(("127.0.0.1", nlb.port), timeout=10) as sock:
-                assert sock.recv(1024).startswith(b"421 4.3.2 ")
-                assert ended(sock)
-            postfix.wait_for_log(
-                r"postscreen\[\d+\]: warning: haproxy read: Postfix IPv6 support is disabled: ", since=offset
-            )
-
-            # When Postfix speaks IPv6 too (Debian's default, inet_protocols = all)
-            postfix.postconf("-e", "inet_protocols=all")
-            postfix.reload()
-            time.sleep(1)
+            # When a client connects through it
             offset = postfix.log_offset()
             with socket.create_connection(("127.0.0.1", nlb.port), timeout=15) as sock:
                 read_banner(sock)
                 sock.sendall(b"QUIT\r\n")
                 assert sock.recv(1024).startswith(b"221 ")
-
             # Then the header's address is the client's, for postscreen and smtpd alike (the
             # IPv4-mapped listener address is logged as plain IPv4)
             postfix.wait_for_log(
