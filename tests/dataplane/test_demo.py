@@ -1,4 +1,5 @@
-"""``make demo`` end to end: embedded AWS control plane, real Postfix behind real HAProxy."""
+"""``make demo`` end to end: embedded AWS control plane, real Postfix behind real HAProxy (Classic
+ELB, v1) and the NLB stand-in (v2, the placement read back from the embedded AWS)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,22 @@ def test_make_demo_shows_each_clients_own_address_in_the_mail_log() -> None:
     assert re.search(r"postscreen\[\d+\]: CONNECT from \[127\.0\.0\.2\]:\d+", text), text
     assert re.search(r"postscreen\[\d+\]: CONNECT from \[127\.0\.0\.3\]:\d+", text), text
     assert re.search(r"smtpd\[\d+\]: connect from \S*\[127\.0\.0\.2\]", text), text
+    assert re.search(r"smtpd\[\d+\]: connect from \S*\[127\.0\.0\.3\]", text), text
     assert "2 message(s) reached the next hop" in text
+    # and the v2 path is the NLB stand-in, configured from the target group as proxymx left it
+    assert "read back: proxy_protocol_v2.enabled=true, " in text
+    assert "proxy_protocol_v2.client_to_server.header_placement=on_first_ack\n" in text
+    assert re.search(r"NLB stand-in 127\.0\.0\.1:\d+ -> \S+ PROXY v2, on_first_ack, ip target", text), text
+    assert re.search(r"mail from 127\.0\.0\.3 through the v2 proxy \(NLB stand-in\)", text), text
+    assert "HAProxy send-proxy-v2 stands in for on_first_ack only" in text
+    # and the default placement, shown once, deadlocks: no banner for longer than postscreen's
+    # header timeout, whose 421 the stand-in drops
+    waited = re.search(r"client 127\.0\.0\.4: no banner within (\d+\.\d)s", text)
+    assert waited, text
+    assert float(waited.group(1)) >= 6.5
+    assert re.search(r"postscreen\[\d+\]: warning: haproxy read: time limit exceeded", text), text
+    assert "dropped by the NLB before the client's first byte: '421 " in text
+    assert "deadlock, as proxymx prevents" in text
     # and nothing it started is left running (Postfix's daemons name the demo's directory in their
     # environment, HAProxy and smtp-sink on their command line), and its directory is gone
     root = re.search(r"MAIL_CONFIG=(/\S+?)/postfix/etc", text)

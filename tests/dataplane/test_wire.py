@@ -1,8 +1,13 @@
 """Prove it on the wire (issue 4): real Postfix, configured by the document's script, behind
 real proxies that speak what each AWS load balancer speaks, logs the sender's address.
 
-One configured Postfix and its two proxies (v1 = Classic ELB with the policy, v2 = NLB) are
-shared by the module; tests that change the configuration get their own Postfix.
+One configured Postfix and its three proxies are shared by the module: HAProxy ``send-proxy``
+(the Classic ELB with the policy, v1), HAProxy ``send-proxy-v2`` (a v2 sender that writes the
+header at once: it stands in for an NLB with ``on_first_ack`` only) and the project's NLB
+stand-in (:mod:`proxymx_tools.nlb`) with ``header_placement=on_first_ack``, which proxymx sets,
+and ip targets, so that the client's address reaches Postfix only in the header. Tests named
+``haproxy`` are about HAProxy; tests that stand for an NLB use the stand-in. Tests that change
+the configuration get their own Postfix.
 """
 
 from __future__ import annotations
@@ -19,22 +24,44 @@ import pytest
 from dataplane_support import Proxies, private_postfix, require_data_plane, server_replies, swaks
 from proxymx_tools.document import run_document
 from proxymx_tools.haproxy import LocalHaproxy, client_address
+from proxymx_tools.nlb import LocalNlb, TargetGroup, nlb_health_check_header
 from proxymx_tools.postfix import LocalPostfix
 
-# A v2 header with the LOCAL command and no addresses: what an NLB health check sends.
+# A v2 header with the LOCAL command and no addresses: the specification's minimal LOCAL header.
 PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00, 0x00, 0x00])
 HEADER_TIMEOUT = "1s"
+# The paths to the configured Postfix: HAProxy v1 (Classic ELB), HAProxy v2, the NLB stand-in.
+PATHS = ["haproxy-v1", "haproxy-v2", "nlb-on_first_ack"]
+
+
+def nlb_on_first_ack(target_port: int) -> LocalNlb:
+    """The NLB stand-in as proxymx leaves a target group: header on, ``on_first_ack``, ip targets."""
+    group = TargetGroup(
+        target_port,
+        proxy_protocol_v2=True,
+        header_placement="on_first_ack",
+        target_type="ip",
+        health_check=None,
+    )
+    return LocalNlb(group).start()
 
 
 @dataclass
 class Wire:
     postfix: LocalPostfix
     proxies: dict[str, LocalHaproxy]
+    nlb: LocalNlb
+
+    def port(self, path: str) -> int:
+        """The listener's port for one of ``PATHS``."""
+        if path == "nlb-on_first_ack":
+            return self.nlb.port
+        return self.proxies[path.removeprefix("haproxy-")].port
 
 
 @pytest.fixture(scope="module")
 def wire() -> Iterator[Wire]:
-    """A Postfix configured by the document (1s header timeout), a v1 and a v2 proxy in front."""
+    """A Postfix configured by the document (1s header timeout), with the three proxies in front."""
     require_data_plane()
     with private_postfix() as postfix:
         postfix.start()
@@ -44,9 +71,12 @@ def wire() -> Iterator[Wire]:
         )
         assert run.exit_code == 0, run.stdout + run.stderr
         started = Proxies(postfix.root / "haproxy")
+        nlb = nlb_on_first_ack(postfix.smtp_port)
         try:
-            yield Wire(postfix, {mode: started.start(postfix.smtp_port, mode) for mode in ("v1", "v2")})
+            proxies = {mode: started.start(postfix.smtp_port, mode) for mode in ("v1", "v2")}
+            yield Wire(postfix, proxies, nlb)
         finally:
+            nlb.stop()
             started.stop_all()
 
 
@@ -63,26 +93,27 @@ def delivered_with_subject(postfix: LocalPostfix, subject: str, timeout: float =
     raise AssertionError(f"no message with Subject {subject!r} reached the sink")
 
 
-@pytest.mark.parametrize("mode", ["v1", "v2"])
-def test_postfix_logs_and_stamps_the_clients_address_through_the_proxy(wire: Wire, mode: str) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_postfix_logs_and_stamps_the_clients_address_through_the_proxy(wire: Wire, path: str) -> None:
     postfix = wire.postfix
-    proxy = wire.proxies[mode]
+    port = wire.port(path)
     for index in (0, 1, 2):
         # Given a client on its own loopback address (127.0.0.2, .3, .4), the proxy on 127.0.0.1
+        # (the NLB stand-in connects to Postfix from 127.0.0.1 too: ip targets)
         client = client_address(index)
         escaped = re.escape(client)
-        subject = f"through {mode} from {client}"
+        subject = f"through {path} from {client}"
         offset = postfix.log_offset()
 
         # When it sends a message through the proxy
-        sent = swaks(proxy.port, client=client, subject=subject)
+        sent = swaks(port, client=client, subject=subject)
 
         # Then the message is accepted, and postscreen, smtpd and the Received: header all
         # carry the client's address, not the proxy's (postscreen's "to" is the address the
         # client connected to: the proxy's listener, as with a load balancer)
         assert sent.returncode == 0, sent.stdout
         postfix.wait_for_log(
-            rf"postscreen\[\d+\]: CONNECT from \[{escaped}\]:\d+ to \[127\.0\.0\.1\]:{proxy.port}$",
+            rf"postscreen\[\d+\]: CONNECT from \[{escaped}\]:\d+ to \[127\.0\.0\.1\]:{port}$",
             since=offset,
         )
         postfix.wait_for_log(rf"smtpd\[\d+\]: connect from unknown\[{escaped}\]$", since=offset)
@@ -95,11 +126,15 @@ def test_postfix_logs_and_stamps_the_clients_address_through_the_proxy(wire: Wir
         assert "CONNECT from [127.0.0.1]" not in postfix.log_text()[offset:]
 
 
-def test_a_proxy_v2_local_connection_is_accepted(wire: Wire) -> None:
-    # Given the configured port, When a connection opens with a v2 LOCAL header (NLB health check)
+@pytest.mark.parametrize(
+    "header", [PROXY_V2_LOCAL, nlb_health_check_header()], ids=["minimal-local", "nlb-health-check"]
+)
+def test_a_proxy_v2_local_connection_is_accepted(wire: Wire, header: bytes) -> None:
+    # Given the configured port, When a connection opens with a v2 LOCAL header: the minimal one,
+    # or the 100-byte one an NLB health check sends with on_first_ack (CRC32C and NOOP TLVs)
     postfix = wire.postfix
     with socket.create_connection(("127.0.0.1", postfix.smtp_port), timeout=10) as sock:
-        sock.sendall(PROXY_V2_LOCAL)
+        sock.sendall(header)
         greeting = sock.recv(1024)
         sock.sendall(b"QUIT\r\n")
         goodbye = sock.recv(1024)
@@ -157,18 +192,23 @@ def unconfigured_postfix(request: pytest.FixtureRequest) -> Iterator[LocalPostfi
         yield postfix.start()
 
 
-@pytest.mark.parametrize("mode", ["v1", "v2"])
+@pytest.mark.parametrize("path", PATHS)
 def test_cutover_load_balancer_first_garbles_sessions(
-    unconfigured_postfix: LocalPostfix, proxies: Proxies, mode: str
+    unconfigured_postfix: LocalPostfix, proxies: Proxies, path: str, request: pytest.FixtureRequest
 ) -> None:
     # Given the load balancer already sending headers to a Postfix not configured yet
     postfix = unconfigured_postfix
-    proxy = proxies.start(postfix.smtp_port, mode)
+    if path == "nlb-on_first_ack":
+        nlb = nlb_on_first_ack(postfix.smtp_port)
+        request.addfinalizer(nlb.stop)
+        port = nlb.port
+    else:
+        port = proxies.start(postfix.smtp_port, "v1" if path == "haproxy-v1" else "v2").port
     offset = postfix.log_offset()
-    subject = f"lb first {mode}"
+    subject = f"lb first {path}"
 
     # When a sender delivers through it
-    sent = swaks(proxy.port, client=client_address(6), subject=subject)
+    sent = swaks(port, client=client_address(6), subject=subject)
 
     # Then smtpd takes the header for the client's first command: the session goes out of
     # step, the sender sees 5xx replies and nothing is delivered (the reason the fleet is
@@ -178,7 +218,7 @@ def test_cutover_load_balancer_first_garbles_sessions(
     replies = server_replies(sent.stdout)
     assert sent.returncode != 0, sent.stdout
     assert [code for code in replies if code.startswith("5")], sent.stdout
-    header = r"PROXY TCP4 127\.0\.0\.8 " if mode == "v1" else r"\\r\\n\\r\\n\\000\\r\\nQUIT"
+    header = r"PROXY TCP4 127\.0\.0\.8 " if path == "haproxy-v1" else r"\\r\\n\\r\\n\\000\\r\\nQUIT"
     if "postscreen" in postfix.postconf("-M", f"{postfix.smtp_service}/inet"):
         postfix.wait_for_log(
             rf"postscreen\[\d+\]: PREGREET \d+ after \S+ from \[127\.0\.0\.1\]:\d+: {header}", since=offset
@@ -198,7 +238,7 @@ def test_cutover_load_balancer_first_garbles_sessions(
 def test_no_mail_is_lost_while_the_configuration_changes_under_load(proxies: Proxies) -> None:
     require_data_plane()
     with private_postfix() as postfix:
-        # Given a configured Postfix behind a v2 proxy
+        # Given a configured Postfix behind HAProxy send-proxy-v2 (a HAProxy test: reloads under load)
         postfix.start()
         first = run_document({"SmtpPorts": str(postfix.smtp_port)}, mail_config=postfix.config_dir)
         assert first.exit_code == 0, first.stdout + first.stderr
@@ -260,6 +300,7 @@ def test_no_mail_is_lost_while_the_configuration_changes_under_load(proxies: Pro
 def test_helpers_use_only_loopback(wire: Wire) -> None:
     # Every address a test binds or connects to is in 127.0.0.0/8
     addresses = [wire.postfix.host, *(proxy.host for proxy in wire.proxies.values())]
+    addresses += [wire.nlb.group.group.listen_host, wire.nlb.group.group.target_host]
     addresses += [client_address(index) for index in range(8)]
     assert all(address.startswith("127.") for address in addresses)
     assert Path(wire.postfix.config_dir / "main.cf").read_text().count("inet_interfaces = loopback-only") == 1

@@ -3,16 +3,22 @@ on this machine.
 
 1. A Classic ELB and an NLB target group are created in the embedded AWS; their CloudTrail
    creation events flow through the template's rules to EnableProxyProtocol.
-2. The proxy's mode is read back from the embedded AWS (policy on -> ``send-proxy``;
-   ``proxy_protocol_v2.enabled`` -> ``send-proxy-v2``; off -> plain TCP) and HAProxy starts in
-   that mode in front of a private local Postfix (fresh Debian configuration, not yet
-   configured for the PROXY protocol).
+2. What each load balancer sends is read back from the embedded AWS, and a local proxy starts
+   in that mode in front of a private local Postfix (fresh Debian configuration, not yet
+   configured for the PROXY protocol). The Classic ELB (policy on -> PROXY v1) is HAProxy
+   ``send-proxy``. The NLB target group is the project's NLB stand-in
+   (:mod:`proxymx_tools.nlb`) with ``proxy_protocol_v2.enabled`` and
+   ``proxy_protocol_v2.client_to_server.header_placement`` as read back: HAProxy's
+   ``send-proxy-v2`` would only ever behave like ``on_first_ack``, and a new NLB does not.
 3. Auto Scaling launches an instance into ``Pending:Wait``; its lifecycle event goes through the
    rule and the queue to ConfigureInstance, whose ``SendCommand`` runs the SSM document's real
    script against the local Postfix; the invocation's status event goes to CheckOutcome, which
    completes the lifecycle action (``CONTINUE`` -> ``InService``).
 4. A mail from a distinct client address goes through each proxy, and the mail log line that
    shows that address is printed.
+5. The NLB's default placement (``on_first_ack_with_payload``), which proxymx never switches a
+   target group into: one SMTP client gets no banner within a bounded wait longer than
+   ``postscreen_upstream_proxy_timeout`` (issue 8).
 
 Without Postfix/HAProxy (or without root, which Postfix needs), the control-plane part still
 runs, with the command's outcome emulated, and the demo says what it skipped and how to get it.
@@ -24,15 +30,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from proxymx.aws import Clients
+from proxymx.loadbalancer.nlbheader import HEADER_PLACEMENT
 
 from proxymx_tools.demo import Demo, DemoContext, StepResult
+from proxymx_tools.nlb import DEFAULT_HEADER_PLACEMENT, HEADER_PLACEMENTS, HeaderPlacement
 
 CLASSIC_NAME = "mx-demo-classic"
 NLB_NAME = "mx-demo-nlb"
@@ -40,6 +51,11 @@ TARGET_GROUP_NAME = "mx-demo-smtp"
 GROUP_NAME = "mx-demo-fleet"
 SMTP_PORT = 25
 CLIENTS = {"v1": "127.0.0.2", "v2": "127.0.0.3"}
+PROXY_NAMES = {"v1": "HAProxy for the Classic ELB", "v2": "NLB stand-in"}
+DEADLOCK_CLIENT = "127.0.0.4"
+# Longer than postscreen_upstream_proxy_timeout (5 s as the document sets it), so that the wait
+# covers postscreen's own answer: through the default placement, even that never arrives.
+DEADLOCK_WAIT = 7.0
 
 
 def _data_plane_missing() -> str | None:
@@ -214,39 +230,83 @@ def proxy_modes(context: DemoContext) -> dict[str, str]:
                 and attributes.get("ProxyProtocol") == "true"
             ):
                 modes["v1"] = "v1"
-    attributes = clients.client("elbv2").describe_target_group_attributes(
-        TargetGroupArn=context.shared["target_group_arn"]
-    )
-    if {a["Key"]: a["Value"] for a in attributes["Attributes"]}.get("proxy_protocol_v2.enabled") == "true":
+    if target_group_attributes(context).get("proxy_protocol_v2.enabled") == "true":
         modes["v2"] = "v2"
     return modes
 
 
+def target_group_attributes(context: DemoContext) -> dict[str, str]:
+    """The demo target group's attributes as DescribeTargetGroupAttributes returns them."""
+    clients: Clients = context.shared["clients"]
+    attributes = clients.client("elbv2").describe_target_group_attributes(
+        TargetGroupArn=context.shared["target_group_arn"]
+    )
+    return {a["Key"]: a["Value"] for a in attributes["Attributes"]}
+
+
+def header_placement(attributes: dict[str, str]) -> HeaderPlacement:
+    """The placement an NLB uses for this target group: an absent attribute is AWS's default."""
+    value = attributes.get(HEADER_PLACEMENT, DEFAULT_HEADER_PLACEMENT)
+    for placement in HEADER_PLACEMENTS:
+        if placement == value:
+            return placement
+    raise ValueError(f"unknown {HEADER_PLACEMENT} {value!r}")
+
+
 def start_proxies(context: DemoContext) -> StepResult:
     modes = proxy_modes(context)
+    attributes = target_group_attributes(context)
+    placement = header_placement(attributes)
     lines = [
         f"Classic ELB {CLASSIC_NAME}: sends {'PROXY v1' if modes['v1'] == 'v1' else 'no header'}",
         f"NLB target group {TARGET_GROUP_NAME}: sends {'PROXY v2' if modes['v2'] == 'v2' else 'no header'}",
+        f"  read back: proxy_protocol_v2.enabled={attributes.get('proxy_protocol_v2.enabled', 'false')}, "
+        f"{HEADER_PLACEMENT}={placement}",
     ]
     if "skipped" in context.shared:
-        return StepResult("skipped", f"no HAProxy started: {context.shared['skipped']}", lines)
+        return StepResult("skipped", f"no proxies started: {context.shared['skipped']}", lines)
     from proxymx_tools.haproxy import LocalHaproxy
+    from proxymx_tools.nlb import LocalNlb, TargetGroup
 
     postfix = context.shared["postfix"]
-    proxies = {}
-    for label, mode in modes.items():
-        proxy = LocalHaproxy(context.shared["root"] / "haproxy", backend_port=postfix.smtp_port, mode=mode)  # type: ignore[arg-type]
-        context.shared["stack"].callback(proxy.stop)
-        proxy.start()
-        proxies[label] = proxy
-        option = {"v1": "send-proxy", "v2": "send-proxy-v2", "off": "(plain TCP)"}[mode]
-        lines.append(
-            f"HAProxy 127.0.0.1:{proxy.port} -> {postfix.smtp_service} {option}"
-            f"  (stands in for the {label} load balancer)"
+    stack: contextlib.ExitStack = context.shared["stack"]
+    classic = LocalHaproxy(
+        context.shared["root"] / "haproxy",
+        backend_port=postfix.smtp_port,
+        mode="v1" if modes["v1"] == "v1" else "off",
+    )
+    stack.callback(classic.stop)
+    classic.start()
+    option = {"v1": "send-proxy", "off": "(plain TCP)"}[modes["v1"]]
+    lines.append(
+        f"HAProxy 127.0.0.1:{classic.port} -> {postfix.smtp_service} {option}"
+        "  (stands in for the Classic ELB, v1)"
+    )
+    # ip targets, as the demo's target group: the stand-in connects from its own address, so the
+    # client's address can only reach Postfix in the header. Health checks are left out here
+    # (tests/dataplane/test_nlb_standin.py covers them).
+    nlb = LocalNlb(
+        TargetGroup(
+            postfix.smtp_port,
+            proxy_protocol_v2=modes["v2"] == "v2",
+            header_placement=placement,
+            target_type="ip",
+            health_check=None,
         )
-    context.shared["proxies"] = proxies
+    )
+    stack.callback(nlb.stop)
+    nlb.start()
+    lines.append(
+        f"NLB stand-in 127.0.0.1:{nlb.port} -> {postfix.smtp_service} "
+        f"{'PROXY v2, ' + placement if modes['v2'] == 'v2' else '(plain TCP)'}, ip target"
+        "  (stands in for the NLB, v2)"
+    )
+    lines.append("  (HAProxy send-proxy-v2 stands in for on_first_ack only: not used for the NLB)")
+    context.shared["proxies"] = {"v1": classic, "v2": nlb}
     return StepResult(
-        "ok", f"proxies derived from the load balancers' state: {modes['v1']}, {modes['v2']}", lines
+        "ok",
+        f"proxies derived from the load balancers' state: {modes['v1']}, {modes['v2']} ({placement})",
+        lines,
     )
 
 
@@ -346,7 +406,9 @@ def send_mail(context: DemoContext) -> StepResult:
         except TimeoutError as exc:
             failures.append(f"{label}: {exc}".splitlines()[0])
             continue
-        lines.append(f"mail from {client} through the {label} proxy; the mail log says:")
+        lines.append(
+            f"mail from {client} through the {label} proxy ({PROXY_NAMES[label]}); the mail log says:"
+        )
         lines.append(f"  {_log_line(postfix.log_text(), connect.start())}")
         lines.append(f"  {_log_line(postfix.log_text(), smtpd.start())}")
     if postfix.sink is not None:
@@ -363,9 +425,84 @@ def _log_line(text: str, offset: int) -> str:
     return text[start : end if end != -1 else len(text)]
 
 
+def _seconds(value: str) -> float:
+    """A Postfix time value (``5s``, ``2m``, ``300``) in seconds."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", value)
+    if match is None:
+        raise ValueError(f"not a Postfix time value: {value!r}")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return float(int(match.group(1)) * unit)
+
+
+def default_placement(context: DemoContext) -> StepResult:
+    """What ``on_first_ack_with_payload`` does to SMTP: the server speaks first, its bytes are lost."""
+    if "skipped" in context.shared:
+        return StepResult("skipped", f"not shown: {context.shared['skipped']}", [])
+    from proxymx_tools.nlb import LocalNlb, TargetGroup
+
+    postfix = context.shared["postfix"]
+    proxy_timeout = _seconds(postfix.postconf("-h", "postscreen_upstream_proxy_timeout"))
+    wait = max(DEADLOCK_WAIT, proxy_timeout + 2)
+    nlb = LocalNlb(
+        TargetGroup(
+            postfix.smtp_port,
+            proxy_protocol_v2=True,
+            header_placement="on_first_ack_with_payload",
+            target_type="ip",
+            health_check=None,
+        )
+    )
+    context.shared["stack"].callback(nlb.stop)
+    nlb.start()
+    lines = [
+        f"NLB stand-in 127.0.0.1:{nlb.port} -> {postfix.smtp_service} PROXY v2, on_first_ack_with_payload "
+        f"(AWS's default); postscreen_upstream_proxy_timeout={proxy_timeout:g}s"
+    ]
+    since = postfix.log_offset()
+    started = time.monotonic()
+    banner = b""
+    # The client waits for 220 as an SMTP client does; it sends nothing first.
+    with (
+        socket.create_connection(
+            ("127.0.0.1", nlb.port), timeout=wait, source_address=(DEADLOCK_CLIENT, 0)
+        ) as client,
+        contextlib.suppress(TimeoutError),
+    ):
+        banner = client.recv(1024)
+    waited = time.monotonic() - started
+    nlb.stop()
+    stats = nlb.group.stats
+    if banner:
+        return StepResult("failed", f"a banner arrived after {waited:.1f}s: {banner[:60]!r}", lines)
+    if waited < wait - 0.5:
+        return StepResult("failed", f"the connection ended after {waited:.1f}s, not the deadlock", lines)
+    lines.append(
+        f"client {DEADLOCK_CLIENT}: no banner within {waited:.1f}s (it would wait until its own timeout)"
+    )
+    try:
+        timeout_line = postfix.wait_for_log(
+            r"postscreen\[\d+\]: warning: haproxy read: time limit exceeded", since=since, timeout=5
+        )
+        lines.append("  the mail log says:")
+        lines.append(f"  {_log_line(postfix.log_text(), timeout_line.start())}")
+    except TimeoutError:
+        lines.append("  (postscreen logged no header timeout)")
+    if stats.target_bytes_dropped:
+        first = (
+            stats.dropped_from_target.splitlines()[0].decode(errors="replace")
+            if stats.dropped_from_target
+            else ""
+        )
+        lines.append(f"  Postfix's answer, dropped by the NLB before the client's first byte: {first!r}")
+    return StepResult("ok", "deadlock, as proxymx prevents (it sets on_first_ack, or does not enable)", lines)
+
+
 def add_chain(demo: Demo) -> None:
     demo.add("start the embedded AWS and the local Postfix (the instance)", start_world)
     demo.add("create a Classic ELB and an NLB target group -> EnableProxyProtocol", create_load_balancers)
-    demo.add("derive each proxy's mode from the load balancers; start HAProxy", start_proxies)
+    demo.add(
+        "derive each proxy's mode from the load balancers; start HAProxy and the NLB stand-in", start_proxies
+    )
     demo.add("launch an instance -> ConfigureInstance -> SSM Run Command -> CheckOutcome", launch_instance)
     demo.add("send mail through each proxy from distinct client addresses", send_mail)
+    demo.add("the NLB's default placement, which proxymx never sets: one SMTP client", default_placement)
