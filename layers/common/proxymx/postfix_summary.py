@@ -28,7 +28,8 @@ class PostfixConfigResult(BaseModel):
 
     proxymx: Literal["postfix-summary"]
     schema_version: int = Field(alias="schema")
-    result: Literal["configured", "unchanged", "dry-run", "failed"]
+    # "reverted": a Mode=revert run took the PROXY settings out (issue 7, the way back).
+    result: Literal["configured", "unchanged", "reverted", "dry-run", "failed"]
     postfix_version: str | None = None
     proxy_protocol: str | None = None
     smtp_ports: list[int] = Field(default_factory=list)

@@ -136,6 +136,20 @@ class NetworkLoadBalancers(Adapter["ElasticLoadBalancingv2Client"]):
             for tg in groups
         ]
 
+    def dualstack(self, load_balancer_arns: Sequence[str]) -> bool:
+        """True when any of these NLBs takes IPv6 senders (then Postfix must accept IPv6 clients)."""
+        if not load_balancer_arns:
+            return False
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.describe_load_balancers(LoadBalancerArns=list(load_balancer_arns))
+        except ClientError as exc:
+            raise translate(exc, "describe load balancers (IpAddressType)") from exc
+        return any(
+            str(lb.get("IpAddressType", "ipv4")).startswith("dualstack") for lb in response["LoadBalancers"]
+        )
+
     def with_proxy_protocol_state(self, state: TargetGroupState) -> TargetGroupState:
         return replace(state, proxy_protocol_v2=self.proxy_protocol_v2(state.arn))
 

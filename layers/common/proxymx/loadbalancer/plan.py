@@ -20,6 +20,10 @@ Decisions (see docs/loadbalancers.md):
   group or any load balancer it serves, excludes it. The required tag, when set, must be on
   the load balancer (Classic) or on the target group or one of its load balancers (NLB): a
   target group created before its listener has no load balancer yet, so its own tags count.
+- The interlock (issue 7.2, docs/agreement.md): a plan that turns the header ON is allowed only
+  when every target of the unit covers the unit's requirement, or it has no target; otherwise
+  it is :class:`Blocked`. Header on + Postfix not configured answers every command ``500 5.5.2``
+  (senders may bounce mail); the opposite mismatch is only a retried ``421``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from proxymx.config import Settings
+from proxymx.loadbalancer.readiness import Requirement
+from proxymx.loadbalancer.targets import TargetReadiness, Unready, unready_targets
 
 PROXY_POLICY_TYPE = "ProxyProtocolPolicyType"
 PROXY_POLICY_NAME = "proxymx-ProxyProtocol"
@@ -253,3 +259,33 @@ def plan_target_groups(groups: Sequence[TargetGroupState], settings: Settings) -
         else:
             enable.append(tg.arn)
     return TargetGroupPlan(tuple(enable), tuple(compliant), tuple(skipped), tuple(out_of_scope))
+
+
+# ----- the interlock (issue 7.2) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A unit whose header may not be switched on: the targets that are not ready for it."""
+
+    unit: str
+    requirement: Requirement
+    unready: tuple[Unready, ...]
+
+    @property
+    def outside_fleet(self) -> tuple[Unready, ...]:
+        return tuple(u for u in self.unready if not u.in_fleet)
+
+    def describe(self) -> str:
+        shown = ", ".join(u.describe() for u in self.unready[:5])
+        more = f" (+{len(self.unready) - 5} more)" if len(self.unready) > 5 else ""
+        return (
+            f"{self.unit}: {len(self.unready)} target(s) not ready for {self.requirement.describe()}: "
+            f"{shown}{more}"
+        )
+
+
+def interlock(unit: str, requirement: Requirement, targets: Sequence[TargetReadiness]) -> Blocked | None:
+    """None when the header may go on (every target covers the requirement, or no target)."""
+    unready = unready_targets(requirement, targets)
+    return Blocked(unit, requirement, unready) if unready else None

@@ -16,13 +16,17 @@ from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers
 from proxymx.loadbalancer.plan import (
     NLB_PROXY_PROTOCOLS,
+    Blocked,
     ClassicPlan,
     TargetGroupPlan,
     TargetGroupState,
+    interlock,
     plan_classic,
     plan_target_groups,
     target_group_candidates,
 )
+from proxymx.loadbalancer.readiness import Requirement
+from proxymx.loadbalancer.targets import TargetDiscovery
 from proxymx.models.cloudtrail import (
     ClassicCreateLoadBalancer,
     ClassicCreateLoadBalancerListeners,
@@ -39,7 +43,8 @@ from proxymx.models.cloudtrail import (
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["changed", "compliant", "ignored"]
+# blocked: the header would go on in front of targets not ready for it (issue 7.2).
+Outcome = Literal["changed", "compliant", "ignored", "blocked"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ class ProxyProtocolResult:
     dry_run: bool = False
     drift_repaired: bool = False
     actor: str | None = None
+    # Blocked units: "unit: N target(s) not ready for ...: i-... (why; fleet)".
+    blocked: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +75,9 @@ def emit_metrics(result: ProxyProtocolResult, metrics: MetricsSink) -> None:
     EventsCompliant, DryRunChangesPlanned; Failures comes from :func:`emit_failure_metric`."""
     from aws_lambda_powertools.metrics import MetricUnit
 
+    if result.blocked:
+        # Units whose header stays off because a target is not ready (alarm: LoadBalancersBlocked).
+        metrics.add_metric(name="LoadBalancersBlocked", unit=MetricUnit.Count, value=len(result.blocked))
     if result.outcome == "ignored":
         metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
     elif result.outcome == "compliant":
@@ -87,6 +97,10 @@ def emit_failure_metric(metrics: MetricsSink) -> None:
     metrics.add_metric(name="Failures", unit=MetricUnit.Count, value=1)
 
 
+class BlockedNotifier(Protocol):
+    def blocked(self, blocked: list[Blocked], *, sweep: bool) -> None: ...
+
+
 class EnableProxyProtocol:
     """The domain service; adapters are injectable (tests, the embedded AWS)."""
 
@@ -95,10 +109,14 @@ class EnableProxyProtocol:
         settings: Settings,
         classic: ClassicElb | None = None,
         nlb: NetworkLoadBalancers | None = None,
+        targets: TargetDiscovery | None = None,
+        notifier: BlockedNotifier | None = None,
     ) -> None:
         self.settings = settings
         self.classic = classic or ClassicElb()
         self.nlb = nlb or NetworkLoadBalancers()
+        self.targets = targets or TargetDiscovery(settings.fleet_tag_value)
+        self.notifier = notifier
 
     def handle(self, event: ElbApiCallEvent) -> ProxyProtocolResult:
         detail = event.detail
@@ -164,6 +182,13 @@ class EnableProxyProtocol:
             return self._result(
                 detail, "compliant", f"PROXY protocol already on instance ports {ports}", name
             )
+        if plan.attach:
+            # Ports agree: the requirement is the instance ports the ELB forwards to (25 -> 2525).
+            requirement = Requirement(plan.eligible_ports, "v1")
+            targets = self.targets.readiness(self.targets.classic_targets(name))
+            blocked = interlock(f"classic/{name}", requirement, targets)
+            if blocked is not None:
+                return self._blocked(detail, name, [blocked], [])
         return self._apply_classic(detail, plan)
 
     def _apply_classic(self, detail: ElbCallDetail | None, plan: ClassicPlan) -> ProxyProtocolResult:
@@ -221,7 +246,24 @@ class EnableProxyProtocol:
             return self._result(
                 detail, "compliant", f"proxy_protocol_v2 already on {list(plan.compliant)}", subject
             )
+        by_arn = {tg.arn: tg for tg in read}
+        blocked = [b for b in (self._interlock_target_group(by_arn[arn]) for arn in plan.enable) if b]
+        if blocked:
+            allowed = tuple(arn for arn in plan.enable if arn not in {b.unit.removeprefix("tg/") for b in blocked})
+            changes: list[str] = []
+            if allowed:
+                partial = TargetGroupPlan(allowed, plan.compliant, plan.skipped, plan.out_of_scope)
+                changes = self._apply_target_groups(detail, partial, subject).changes
+            return self._blocked(detail, subject, blocked, changes, enabled=len(allowed))
         return self._apply_target_groups(detail, plan, subject)
+
+    def _interlock_target_group(self, tg: TargetGroupState) -> Blocked | None:
+        targets = self.targets.target_group_targets(tg.arn, tg.port)
+        # Ports agree: each target is checked for the port the group sends it to (per-target
+        # overrides); the requirement lists them all for the document.
+        ports = tuple(sorted({t.port for t in targets if t.port is not None} or ({tg.port} if tg.port else set())))
+        requirement = Requirement(ports or (tg.port or 0,), "v2", ipv6=self.nlb.dualstack(tg.load_balancer_arns))
+        return interlock(f"tg/{tg.arn}", requirement, self.targets.readiness(targets))
 
     def _apply_target_groups(
         self, detail: ElbCallDetail | None, plan: TargetGroupPlan, subject: str
@@ -236,6 +278,29 @@ class EnableProxyProtocol:
         return self._changed(detail, subject, changes, len(plan.enable))
 
     # ----- results ----------------------------------------------------------------------
+
+    def _blocked(
+        self,
+        detail: ElbCallDetail | None,
+        subject: str,
+        blocked: list[Blocked],
+        changes: list[str],
+        enabled: int = 0,
+    ) -> ProxyProtocolResult:
+        """The header stays off: the same outcome on the event path, in Reconcile and in a dry run."""
+        described = [b.describe() for b in blocked]
+        log.warning("blocked: %s", "; ".join(described), extra={"load_balancer": subject, "blocked": described})
+        if self.notifier is not None and not self.settings.dry_run:
+            self.notifier.blocked(blocked, sweep=detail is None)
+        result = self._result(
+            detail,
+            "blocked",
+            "PROXY protocol not switched on: " + "; ".join(described),
+            subject,
+            changes,
+        )
+        applied = enabled if not self.settings.dry_run else 0
+        return ProxyProtocolResult(**{**result.to_dict(), "blocked": described, "enabled_count": applied})
 
     def _changed(
         self, detail: ElbCallDetail | None, subject: str, changes: list[str], enabled: int
@@ -307,7 +372,10 @@ def enable_proxy_protocol(
     nlb: NetworkLoadBalancers | None = None,
 ) -> ProxyProtocolResult:
     """The one domain call of the EnableProxyProtocol handler."""
-    return EnableProxyProtocol(settings, classic, nlb).handle(event)
+    from proxymx.loadbalancer.notify import SnsBlockedNotifier
+
+    notifier = SnsBlockedNotifier(settings.notification_topic_arn) if settings.notification_topic_arn else None
+    return EnableProxyProtocol(settings, classic, nlb, notifier=notifier).handle(event)
 
 
 def ensure_classic(name: str, settings: Settings, classic: ClassicElb | None = None) -> ProxyProtocolResult:
