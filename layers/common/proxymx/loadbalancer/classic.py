@@ -72,6 +72,7 @@ class ClassicElb(Adapter["ElasticLoadBalancingClient"]):
                 for p in policies
             ),
             tags=tags,
+            instances=tuple(i["InstanceId"] for i in description.get("Instances", []) if "InstanceId" in i),
         )
 
     # ----- write --------------------------------------------------------------------------

@@ -95,6 +95,8 @@ class ClassicState:
     backend_policies: Mapping[int, tuple[str, ...]]
     policies: tuple[ClassicPolicy, ...]
     tags: Tags
+    # Registered instances (DescribeLoadBalancers ``Instances``): the targets of the interlock.
+    instances: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

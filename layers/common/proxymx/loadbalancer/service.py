@@ -185,7 +185,7 @@ class EnableProxyProtocol:
         if plan.attach:
             # Ports agree: the requirement is the instance ports the ELB forwards to (25 -> 2525).
             requirement = Requirement(plan.eligible_ports, "v1")
-            targets = self.targets.readiness(self.targets.classic_targets(name))
+            targets = self.targets.readiness(self.targets.classic_targets(name, state.instances))
             blocked = interlock(f"classic/{name}", requirement, targets)
             if blocked is not None:
                 return self._blocked(detail, name, [blocked], [])

@@ -103,17 +103,10 @@ class TargetDiscovery:
 
     # ----- targets of a unit -----------------------------------------------------------------
 
-    def classic_targets(self, name: str) -> list[Target]:
-        from botocore.exceptions import ClientError
-
-        try:
-            description = self._client("elb").describe_load_balancers(LoadBalancerNames=[name])[
-                "LoadBalancerDescriptions"
-            ][0]
-        except ClientError as exc:
-            raise translate(exc, f"instances of {name}") from exc
+    def classic_targets(self, name: str, instance_ids: Sequence[str]) -> list[Target]:
+        """The registered instances (read with the load balancer) plus attached groups' launches."""
         # A Classic ELB sends to every eligible instance port: the requirement's ports (port None).
-        registered = [Target(i["InstanceId"], None, "registered") for i in description.get("Instances", [])]
+        registered = [Target(i, None, "registered") for i in instance_ids]
         return _merge(registered, self.pending_wait(load_balancer_name=name))
 
     def target_group_targets(self, arn: str, group_port: int | None) -> list[Target]:

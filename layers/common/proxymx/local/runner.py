@@ -44,7 +44,19 @@ ACCOUNT = "123456789012"
 STACK = "proxymx"
 OUTCOMES_OK = ("changed", "compliant", "ignored")
 # Worst first: the report's outcome is the worst of the handlers' outcomes.
-OUTCOME_SEVERITY = ("failed", "rejected", "changed", "compliant", "ignored")
+OUTCOME_SEVERITY = (
+    "failed",
+    "rejected",
+    "broken",
+    "blocked",
+    "suspended",
+    "paused",
+    "changed",
+    "compliant",
+    "ignored",
+)
+# Needs attention, not an error (issue 7: the header stays off in front of unready targets).
+OUTCOMES_ATTENTION = ("blocked", "broken", "paused", "suspended")
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,13 @@ class InvokeReport:
 
     @property
     def exit_code(self) -> int:
-        # 0: changed/compliant/ignored; 3: rejected (malformed event); 1: failed.
-        return 0 if self.ok else 3 if self.outcome == "rejected" else 1
+        # 0: changed/compliant/ignored; 2: blocked/broken/paused/suspended (needs attention, not
+        # an error); 3: rejected (malformed event); 1: failed.
+        if self.ok:
+            return 0
+        if self.outcome in OUTCOMES_ATTENTION:
+            return 2
+        return 3 if self.outcome == "rejected" else 1
 
     @property
     def reads(self) -> int:
