@@ -67,7 +67,7 @@ SWEEP_BACKOFF: tuple[float, ...] = (1.0,)
 SWEEP_TOKEN = "unknown-to-the-sweep"  # noqa: S105 - a lifecycle token, not a secret
 
 LoadBalancerKind = Literal["classic", "network"]
-CheckOutcome = Literal["changed", "compliant", "ignored", "vanished", "failed"]
+CheckOutcome = Literal["changed", "compliant", "ignored", "blocked", "vanished", "failed"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,8 @@ class ReconcileSummary:
             "load_balancers_checked": self.checked,
             "load_balancers_changed": len(self.changed),
             "load_balancers_failed": len(self.failed),
+            # Header kept off in front of unready targets (issue 7.2): needs attention, not a failure.
+            "load_balancers_blocked": sum(1 for c in self.load_balancers if c.outcome == "blocked"),
             "instances_redriven": len(self.redriven),
             "instances": {
                 "stuck": len(self.instances),
