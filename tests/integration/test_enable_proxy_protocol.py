@@ -617,7 +617,9 @@ def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
         if mutating:
             assert statement["Resource"] != "*", statement["Sid"]
             # The load balancer writes on load balancer ARNs; the blocked notice on our topic only.
-            wanted = "NotificationTopicArn" if statement["Sid"] == "PublishBlocked" else "elasticloadbalancing"
+            wanted = (
+                "NotificationTopicArn" if statement["Sid"] == "PublishBlocked" else "elasticloadbalancing"
+            )
             assert wanted in json.dumps(statement["Resource"])
         else:
             assert statement["Sid"] == "ReadLoadBalancers"

@@ -40,7 +40,14 @@ def client(service: str) -> Any:
 def classic_world(name: str = "mx", instance_port: int = 25) -> None:
     client("elb").create_load_balancer(
         LoadBalancerName=name,
-        Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": instance_port}],
+        Listeners=[
+            {
+                "Protocol": "TCP",
+                "LoadBalancerPort": 25,
+                "InstanceProtocol": "TCP",
+                "InstancePort": instance_port,
+            }
+        ],
         AvailabilityZones=[f"{REGION}a"],
     )
 
@@ -51,7 +58,11 @@ def tag(instance_id: str, **tags: str) -> None:
 
 def backend_policies(name: str) -> dict[int, list[str]]:
     lb = client("elb").describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"][0]
-    return {b["InstancePort"]: b["PolicyNames"] for b in lb.get("BackendServerDescriptions", []) if b["PolicyNames"]}
+    return {
+        b["InstancePort"]: b["PolicyNames"]
+        for b in lb.get("BackendServerDescriptions", [])
+        if b["PolicyNames"]
+    }
 
 
 def ensure_classic(name: str = "mx") -> Any:
@@ -163,7 +174,10 @@ def test_a_pending_wait_launch_of_an_attached_group_counts() -> None:
                     {"InstanceId": "i-0bbb", "LifecycleState": "InService"},
                 ],
             },
-            {"AutoScalingGroupName": "other", "Instances": [{"InstanceId": "i-0ccc", "LifecycleState": "Pending:Wait"}]},
+            {
+                "AutoScalingGroupName": "other",
+                "Instances": [{"InstanceId": "i-0ccc", "LifecycleState": "Pending:Wait"}],
+            },
         ]
     }
     discovery = TargetDiscovery("mx", autoscaling=_Paged(groups))
@@ -213,7 +227,10 @@ def run_instances(world: Any, count: int, **tags: str) -> list[str]:
         MaxCount=count,
         SubnetId=world.subnets[0],
         TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in {"proxymx:fleet": "mx", **tags}.items()]}
+            {
+                "ResourceType": "instance",
+                "Tags": [{"Key": k, "Value": v} for k, v in {"proxymx:fleet": "mx", **tags}.items()],
+            }
         ],
     )
     return [i["InstanceId"] for i in reservation["Instances"]]
@@ -243,7 +260,9 @@ def test_nlb_instance_targets_unready_block_and_ready_switch(aws: Any) -> None:
 def test_nlb_ip_targets_map_to_instances_or_are_unknown(aws: Any) -> None:
     lb, tg, world = nlb_world("ip")
     (instance,) = run_instances(world, 1, **{"proxymx:proxy-protocol": PROVEN_25})
-    ip = world.ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
+    ip = world.ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0][
+        "PrivateIpAddress"
+    ]
     world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": ip}, {"Id": "10.20.0.250"}])
     result = EnableProxyProtocol(SETTINGS, nlb=NetworkLoadBalancers()).ensure_load_balancer_v2(lb)
     # Then the mapped IP is the ready instance; the unmapped one is unknown and blocks

@@ -43,7 +43,10 @@ def test_bare_ready_is_the_operators_assertion_for_every_port_and_version() -> N
     readiness = Readiness.parse("ready")
     # Then it covers any port, v2, and IPv6 senders
     assert readiness.bare
-    assert readiness.covers(Requirement((2525, 465), "v2", ipv6=True)) == (True, "ready (asserted by the operator)")
+    assert readiness.covers(Requirement((2525, 465), "v2", ipv6=True)) == (
+        True,
+        "ready (asserted by the operator)",
+    )
 
 
 def test_a_proven_tag_parses_every_field() -> None:
@@ -63,10 +66,16 @@ def test_a_proven_tag_parses_every_field() -> None:
         (PROVEN, Requirement((2525,), "v1"), "port 2525 not proven"),
         ("ready;ports=25;v=v1;doc=2;ip6=0", V2_ON_25, "reads v1 only, the target group sends v2"),
         ("ready;ports=25;v=any;doc=1;ip6=1", V2_ON_25, f"config level 1 < {REQUIRED_CONFIG_LEVEL}"),
-        ("ready;ports=25;v=any;doc=2;ip6=0", Requirement((25,), "v2", ipv6=True), "IPv6 senders not proven (dual-stack NLB)"),
+        (
+            "ready;ports=25;v=any;doc=2;ip6=0",
+            Requirement((25,), "v2", ipv6=True),
+            "IPv6 senders not proven (dual-stack NLB)",
+        ),
     ],
 )
-def test_each_field_that_does_not_cover_names_its_reason(value: str, requirement: Requirement, reason: str) -> None:
+def test_each_field_that_does_not_cover_names_its_reason(
+    value: str, requirement: Requirement, reason: str
+) -> None:
     assert Readiness.parse(value).covers(requirement) == (False, reason)
 
 

@@ -195,8 +195,8 @@ def tag_value_from_summary(summary: object, now: datetime | None = None) -> str 
 def proves_plain(summary: object) -> bool:
     """A revert run proved Postfix reads no header (the summary class may not know ``mode``)."""
     own = getattr(type(summary), "proves_plain", None)
-    if isinstance(own, property):
-        return bool(getattr(summary, "proves_plain"))
+    if isinstance(own, property) and own.fget is not None:
+        return bool(own.fget(summary))
     mode, _, _, _ = summary_fields(summary)
     return (
         mode == "revert"

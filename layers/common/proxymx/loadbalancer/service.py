@@ -249,7 +249,9 @@ class EnableProxyProtocol:
         by_arn = {tg.arn: tg for tg in read}
         blocked = [b for b in (self._interlock_target_group(by_arn[arn]) for arn in plan.enable) if b]
         if blocked:
-            allowed = tuple(arn for arn in plan.enable if arn not in {b.unit.removeprefix("tg/") for b in blocked})
+            allowed = tuple(
+                arn for arn in plan.enable if arn not in {b.unit.removeprefix("tg/") for b in blocked}
+            )
             changes: list[str] = []
             if allowed:
                 partial = TargetGroupPlan(allowed, plan.compliant, plan.skipped, plan.out_of_scope)
@@ -261,8 +263,12 @@ class EnableProxyProtocol:
         targets = self.targets.target_group_targets(tg.arn, tg.port)
         # Ports agree: each target is checked for the port the group sends it to (per-target
         # overrides); the requirement lists them all for the document.
-        ports = tuple(sorted({t.port for t in targets if t.port is not None} or ({tg.port} if tg.port else set())))
-        requirement = Requirement(ports or (tg.port or 0,), "v2", ipv6=self.nlb.dualstack(tg.load_balancer_arns))
+        ports = tuple(
+            sorted({t.port for t in targets if t.port is not None} or ({tg.port} if tg.port else set()))
+        )
+        requirement = Requirement(
+            ports or (tg.port or 0,), "v2", ipv6=self.nlb.dualstack(tg.load_balancer_arns)
+        )
         return interlock(f"tg/{tg.arn}", requirement, self.targets.readiness(targets))
 
     def _apply_target_groups(
@@ -289,7 +295,9 @@ class EnableProxyProtocol:
     ) -> ProxyProtocolResult:
         """The header stays off: the same outcome on the event path, in Reconcile and in a dry run."""
         described = [b.describe() for b in blocked]
-        log.warning("blocked: %s", "; ".join(described), extra={"load_balancer": subject, "blocked": described})
+        log.warning(
+            "blocked: %s", "; ".join(described), extra={"load_balancer": subject, "blocked": described}
+        )
         if self.notifier is not None and not self.settings.dry_run:
             self.notifier.blocked(blocked, sweep=detail is None)
         result = self._result(
@@ -374,7 +382,9 @@ def enable_proxy_protocol(
     """The one domain call of the EnableProxyProtocol handler."""
     from proxymx.loadbalancer.notify import SnsBlockedNotifier
 
-    notifier = SnsBlockedNotifier(settings.notification_topic_arn) if settings.notification_topic_arn else None
+    notifier = (
+        SnsBlockedNotifier(settings.notification_topic_arn) if settings.notification_topic_arn else None
+    )
     return EnableProxyProtocol(settings, classic, nlb, notifier=notifier).handle(event)
 
 

@@ -136,7 +136,9 @@ class TargetDiscovery:
         waiting = [Target(t.target_id, group_port, t.source) for t in self.pending_wait(target_group_arn=arn)]
         return _merge(instance_targets, waiting)
 
-    def pending_wait(self, *, load_balancer_name: str | None = None, target_group_arn: str | None = None) -> list[Target]:
+    def pending_wait(
+        self, *, load_balancer_name: str | None = None, target_group_arn: str | None = None
+    ) -> list[Target]:
         """Instances held in Pending:Wait by a group attached to the unit (a launch racing a switch)."""
         from botocore.exceptions import ClientError
 
@@ -176,8 +178,10 @@ class TargetDiscovery:
             for start in range(0, len(values), FILTER_VALUES_PER_CALL):
                 chunk = values[start : start + FILTER_VALUES_PER_CALL]
                 try:
-                    pages = self._client("ec2").get_paginator("describe_instances").paginate(
-                        Filters=[{"Name": name, "Values": chunk}]
+                    pages = (
+                        self._client("ec2")
+                        .get_paginator("describe_instances")
+                        .paginate(Filters=[{"Name": name, "Values": chunk}])
                     )
                     for page in pages:
                         for reservation in page.get("Reservations", []):
@@ -199,7 +203,9 @@ class TargetDiscovery:
                     if target.target_id.startswith(UNKNOWN)
                     else "instance not found"
                 )
-                result.append(TargetReadiness(target.target_id, Readiness("unknown", why=why), False, target.port))
+                result.append(
+                    TargetReadiness(target.target_id, Readiness("unknown", why=why), False, target.port)
+                )
                 continue
             result.append(
                 TargetReadiness(
