@@ -11,7 +11,7 @@ from proxymx.config import load_settings
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
-from proxymx.loadbalancer.service import EnableProxyProtocol, enable_proxy_protocol
+from proxymx.loadbalancer.service import EnableProxyProtocol, emit_metrics, enable_proxy_protocol
 from proxymx.loadbalancer.targets import TargetDiscovery
 from proxymx.local.recorder import CallRecorder
 from proxymx.local.seed import register_fleet_instances, seed_world
@@ -156,6 +156,7 @@ def test_reconcile_never_switches_in_front_of_an_unready_target(calls: CallRecor
     (check,) = summary.load_balancers
     assert check.outcome == "blocked"
     assert summary.as_dict()["load_balancers_blocked"] == 1
+    assert {m.name: m.value for m in summary.metrics()}["LoadBalancersBlocked"] == 1
     assert [c for c in calls.writes[before:] if c.service == "elb"] == []
     assert backend_policies("mx") == {}
 
@@ -284,3 +285,27 @@ def test_a_draining_target_does_not_count() -> None:
     discovery = TargetDiscovery("mx", elbv2=paged, autoscaling=paged)
     targets = discovery.target_group_targets("arn:tg", 25)
     assert [(t.target_id, t.port) for t in targets] == [("i-0healthy", 25)]
+
+
+def test_event_path_notifies_the_topic_and_counts_the_blocked_unit(calls: CallRecorder) -> None:
+    # Given an operator topic and the unready-fleet sample
+    topic = client("sns").create_topic(Name="mx-ops")["TopicArn"]
+    event = seed_world(load_event("elb-create-listeners-unready-fleet"))
+    config = load_settings({"NOTIFICATION_TOPIC_ARN": topic})
+    # When the event is handled
+    result = enable_proxy_protocol(parse_elb_event(event), config, ClassicElb(sleep=lambda _s: None))
+    # Then one notice names the unit, and the metric counts it
+    (publish,) = [c for c in calls.writes if c.operation == "publish"]
+    assert publish.params["Subject"] == "proxymx: PROXY protocol blocked on classic/mx-legacy-unready-fleet"
+    assert "Every unready target is in the fleet" in publish.params["Message"]
+    sink = _Sink()
+    emit_metrics(result, sink)
+    assert sink.values == {"LoadBalancersBlocked": 1}
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def add_metric(self, name: str, unit: Any, value: float) -> None:
+        self.values[name] = value

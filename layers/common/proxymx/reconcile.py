@@ -175,6 +175,11 @@ class ReconcileSummary:
             Metric("ReconcileInstancesStuck", "Count", len(self.instances)),
             Metric("ReconcileInstancesRedriven", "Count", len(self.redriven)),
             Metric("ReconcileFailures", "Count", len(self.failures)),
+            # The same metric EnableProxyProtocol emits (one alarm on it): the header kept off in
+            # front of unready targets, found again by every sweep until agreement.
+            Metric(
+                "LoadBalancersBlocked", "Count", sum(1 for c in self.load_balancers if c.outcome == "blocked")
+            ),
         ]
         if enabled:
             # The same metric EnableProxyProtocol emits: ports / target groups switched on.
