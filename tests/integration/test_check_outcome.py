@@ -320,6 +320,15 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
     for status_event in world.launch.drain_status_events():
         load_app("check_outcome").lambda_handler(status_event, Context())
     check_calls = {f"{service}:{op}" for service, op, _ in calls.made}
+    calls.made.clear()
+    # And a proven launch, whose readiness is recorded on the instance
+    world.launch.script_outcome(CommandOutcome.configured())
+    configure.lambda_handler(to_sqs_batch(world.launch.launch_into_wait(GROUP, HOOK, 1)), Context())
+    configure_calls |= {f"{service}:{op}" for service, op, _ in calls.made}
+    calls.made.clear()
+    for status_event in world.launch.drain_status_events():
+        load_app("check_outcome").lambda_handler(status_event, Context())
+    check_calls |= {f"{service}:{op}" for service, op, _ in calls.made}
     # Then each function's role grants exactly what it used
     assert configure_calls == _role_actions("ConfigureInstanceFunction")
     assert check_calls == _role_actions("CheckOutcomeFunction")
@@ -363,3 +372,38 @@ def test_a_group_out_of_scope_is_not_completed(
     assert result["outcome"] == "ignored"
     assert "out of scope" in result["reason"]
     assert calls.of("CompleteLifecycleAction") == []
+
+
+def test_a_proven_launch_is_tagged_ready_before_it_is_released(
+    world: EmbeddedAws, calls: Calls, configure: ModuleType, check: ModuleType
+) -> None:
+    # Given a launch whose document proves the configuration
+    (launch,) = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    configure.lambda_handler(to_sqs_batch([launch]), Context())
+    (status_event,) = world.launch.drain_status_events()
+    calls.made.clear()
+    # When CheckOutcome handles it
+    result = check.lambda_handler(status_event, Context())
+    # Then the instance carries what was proven, written BEFORE the lifecycle action completed
+    instance = launch["detail"]["EC2InstanceId"]
+    tags = aws_clients.client("ec2").describe_tags(
+        Filters=[
+            {"Name": "resource-id", "Values": [instance]},
+            {"Name": "key", "Values": ["proxymx:proxy-protocol"]},
+        ]
+    )["Tags"]
+    assert [t["Value"] for t in tags] == [result["readiness_tag"]]
+    assert result["readiness_tag"].startswith("ready;ports=25;v=any;doc=")
+    ops = [op for _, op, _ in calls.made]
+    assert ops.index("CreateTags") < ops.index("CompleteLifecycleAction")
+
+
+def test_a_failed_run_records_no_readiness(
+    world: EmbeddedAws, configure: ModuleType, check: ModuleType
+) -> None:
+    world.launch.script_outcome(CommandOutcome.failed())
+    (launch,) = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    configure.lambda_handler(to_sqs_batch([launch]), Context())
+    (status_event,) = world.launch.drain_status_events()
+    result = check.lambda_handler(status_event, Context())
+    assert (result["action"], result["readiness_tag"]) == ("ABANDON", None)

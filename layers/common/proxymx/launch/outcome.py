@@ -14,6 +14,11 @@
   We release the instance with ``CONTINUE`` (exactly what happens without proxymx) and log the
   verdict we would have applied: a dry run must never shrink the fleet.
 - An action that is already completed or expired is an idempotent success (``already-over``).
+- Readiness (issue 7.1): a run that proved its configuration (``Mode=configure``) or proved
+  Postfix plain (``Mode=revert``) is recorded on the instance as the tag
+  ``proxymx:proxy-protocol`` BEFORE the lifecycle action is completed, so that a load balancer
+  switch never sees an in-service instance without its proof. Runs outside a lifecycle action
+  (a refresh, an operator's run) are recorded too: the tag states what the instance speaks.
 - Failures are published to the notification topic, when one is configured, with the instance,
   the reason and the tail of the script's stderr.
 """
@@ -34,11 +39,14 @@ from proxymx.launch import autoscaling, sns, ssm
 from proxymx.launch.autoscaling import LifecycleResult
 from proxymx.launch.configure import Metric
 from proxymx.launch.context import ActionContext, decode_comment
+from proxymx.launch.readiness_tag import record_readiness
+from proxymx.loadbalancer.readiness import proves_plain, summary_fields, tag_value_from_summary
 from proxymx.models.ssm import TERMINAL_STATUSES, TIMED_OUT_STATUSES, CommandStatusChange, SsmStatusEvent
 from proxymx.postfix_summary import PostfixConfigResult, parse_summary
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
 
@@ -75,6 +83,8 @@ class OutcomeReport:
     group_name: str | None = None
     hook_name: str | None = None
     notified: bool = False
+    # The proxymx:proxy-protocol value recorded on the instance (None: nothing proven or written).
+    readiness_tag: str | None = None
     metrics: list[Metric] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,6 +104,13 @@ def judge(status: str, invocation: ssm.Invocation | None) -> Verdict:
     if status == "Success":
         if summary is None:
             return Verdict("ABANDON", "the document succeeded but printed no summary line")
+        if summary_fields(summary)[0] == "revert":
+            # A launch behind units that send no header: proven plain is what it must be.
+            if proves_plain(summary):
+                return Verdict("CONTINUE", f"Postfix {summary.postfix_version or '?'} proven plain", summary)
+            return Verdict(
+                "ABANDON", f"the revert run does not prove Postfix plain (result={summary.result})", summary
+            )
         if summary.proves_configuration:
             version = summary.postfix_version or "?"
             return Verdict("CONTINUE", f"Postfix {version} {summary.result} and verified", summary)
@@ -171,6 +188,24 @@ def _failure_message(report: OutcomeReport, invocation: ssm.Invocation, settings
     )
 
 
+def _record_readiness(
+    instance_id: str, status: str, invocation: ssm.Invocation, settings: Settings, client: EC2Client | None
+) -> str | None:
+    """Tag what a successful run proved; None when it proved nothing (or a dry run)."""
+    summary = parse_summary(invocation.stdout) if status == "Success" else None
+    value = tag_value_from_summary(summary) if summary is not None and not settings.dry_run else None
+    if value is None:
+        return None
+    try:
+        record_readiness(instance_id, value, client=client)
+    except ProxymxError as exc:
+        # IAM allows the tag on fleet instances only: an operator's run elsewhere is not ours to
+        # record. Unrecorded, the instance counts as unready -- the safe side.
+        logger.warning(f"readiness not recorded on {instance_id}: {exc}")
+        return None
+    return value
+
+
 def check_outcome(
     event: SsmStatusEvent,
     settings: Settings,
@@ -178,6 +213,7 @@ def check_outcome(
     ssm_client: SSMClient | None = None,
     autoscaling_client: AutoScalingClient | None = None,
     sns_client: SNSClient | None = None,
+    ec2_client: EC2Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> OutcomeReport:
     if isinstance(event, CommandStatusChange):
@@ -206,6 +242,8 @@ def check_outcome(
             f"GetCommandInvocation {detail.command_id}/{detail.instance_id}: still {invocation.status} "
             "after the Success event"
         )
+    readiness = _record_readiness(detail.instance_id, detail.status, invocation, settings, ec2_client)
+    base = replace(base, readiness_tag=readiness)
     context = _action_context(detail.instance_id, invocation.comment, settings, autoscaling_client)
     if context is None:
         return about(
