@@ -286,6 +286,11 @@ def test_sample_status_events_on_their_seeded_world(
     assert json.dumps(result)  # the --json report can carry it
 
 
+def _iam(service: str) -> str:
+    """The IAM prefix of a boto3 service name (both ELB APIs are elasticloadbalancing)."""
+    return "elasticloadbalancing" if service in ("elb", "elbv2") else service
+
+
 def _role_actions(function: str) -> set[str]:
     from proxymx.template import load_template
 
@@ -315,20 +320,52 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
     calls.made.clear()
     configure.lambda_handler(batch, Context())
     configure.lambda_handler(batch, Context())
-    configure_calls = {f"{service}:{op}" for service, op, _ in calls.made}
+    configure_calls = {f"{_iam(service)}:{op}" for service, op, _ in calls.made}
     calls.made.clear()
     for status_event in world.launch.drain_status_events():
         load_app("check_outcome").lambda_handler(status_event, Context())
-    check_calls = {f"{service}:{op}" for service, op, _ in calls.made}
+    check_calls = {f"{_iam(service)}:{op}" for service, op, _ in calls.made}
+    calls.made.clear()
+    # And a launch whose group's load balancers contradict each other (Classic sends on 25, an
+    # NLB target group on 25 does not): ABANDONed after reading both
+    from proxymx.local.seed import _V2World
+
+    ensure_group("g-conflict", HOOK)
+    elb = aws_clients.client("elb")
+    elb.create_load_balancer(
+        LoadBalancerName="mx-proxy",
+        Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": 25}
+        ],
+        AvailabilityZones=["us-east-1a"],
+    )
+    elb.create_load_balancer_policy(
+        LoadBalancerName="mx-proxy",
+        PolicyName="proxymx-ProxyProtocol",
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+    )
+    elb.set_load_balancer_policies_for_backend_server(
+        LoadBalancerName="mx-proxy", InstancePort=25, PolicyNames=["proxymx-ProxyProtocol"]
+    )
+    v2 = _V2World()
+    tg = v2.target_group("mx-plain", "TCP", 25)
+    v2.listener(v2.load_balancer("mx-nlb"), "TCP", 25, tg)
+    asg = aws_clients.client("autoscaling")
+    asg.attach_load_balancers(AutoScalingGroupName="g-conflict", LoadBalancerNames=["mx-proxy"])
+    asg.attach_load_balancer_target_groups(AutoScalingGroupName="g-conflict", TargetGroupARNs=[tg])
+    calls.made.clear()
+    configure.lambda_handler(to_sqs_batch(world.launch.launch_into_wait("g-conflict", HOOK, 1)), Context())
+    configure_calls |= {f"{_iam(service)}:{op}" for service, op, _ in calls.made}
     calls.made.clear()
     # And a proven launch, whose readiness is recorded on the instance
     world.launch.script_outcome(CommandOutcome.configured())
     configure.lambda_handler(to_sqs_batch(world.launch.launch_into_wait(GROUP, HOOK, 1)), Context())
-    configure_calls |= {f"{service}:{op}" for service, op, _ in calls.made}
+    configure_calls |= {f"{_iam(service)}:{op}" for service, op, _ in calls.made}
     calls.made.clear()
     for status_event in world.launch.drain_status_events():
         load_app("check_outcome").lambda_handler(status_event, Context())
-    check_calls |= {f"{service}:{op}" for service, op, _ in calls.made}
+    check_calls |= {f"{_iam(service)}:{op}" for service, op, _ in calls.made}
     # Then each function's role grants exactly what it used
     assert configure_calls == _role_actions("ConfigureInstanceFunction")
     assert check_calls == _role_actions("CheckOutcomeFunction")

@@ -35,6 +35,7 @@ from proxymx.config import Settings
 from proxymx.errors import MalformedEvent, ProxymxError
 from proxymx.launch import autoscaling, ssm
 from proxymx.launch.context import encode_comment
+from proxymx.launch.sends import launch_decision
 from proxymx.models.lifecycle import LaunchQueueBatch, LaunchQueueRecord, LifecycleLaunchEvent
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-RecordStatus = Literal["sent", "ignored", "not-ready", "rejected", "failed"]
+# abandoned: the group's units contradict each other (issue 7.4); the lifecycle action is ABANDONed.
+RecordStatus = Literal["sent", "ignored", "not-ready", "rejected", "failed", "abandoned"]
 RETRIED: frozenset[str] = frozenset({"not-ready", "rejected", "failed"})
 
 
@@ -84,10 +86,12 @@ class LaunchBatchReport:
     outcomes: dict[str, RecordOutcome] = field(default_factory=dict)
     commands: list[SentCommand] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
+    # Launches ABANDONed because their group's units contradict each other (issue 7.4).
+    conflicts: int = 0
 
     def add(self, outcome: RecordOutcome) -> None:
         self.outcomes[outcome.message_id] = outcome
-        log = logger.warning if outcome.status in ("rejected", "failed") else logger.info
+        log = logger.warning if outcome.status in ("rejected", "failed", "abandoned") else logger.info
         log(
             f"launch record {outcome.status}: {outcome.reason}",
             extra={
@@ -127,6 +131,7 @@ class LaunchBatchReport:
             "not-ready": "AgentsNotReady",
             "rejected": "MalformedLaunchEvents",
             "failed": "LaunchesFailed",
+            "abandoned": "LaunchConflicts",
         }
         metrics = [Metric(names[status], "Count", count) for status, count in sorted(counts.items())]
         metrics.append(Metric("SendCommandCalls", "Count", len(self.commands)))
@@ -246,9 +251,11 @@ class _Batch:
         by_action: dict[tuple[str, str], list[_Pending]] = defaultdict(list)
         for item in items:
             by_action[(item.launch.detail.group_name, item.launch.detail.hook_name)].append(item)
-        parameters = document_parameters(self.settings)
         for (group, hook), members in sorted(by_action.items()):
             members.sort(key=lambda item: item.instance_id)
+            parameters = self.parameters_for(group, members)
+            if parameters is None:
+                continue
             for start in range(0, len(members), ssm.MAX_INSTANCES_PER_COMMAND):
                 chunk = members[start : start + ssm.MAX_INSTANCES_PER_COMMAND]
                 # Give the command a full HeartbeatTimeout when the wait so far has eaten into it.
@@ -262,6 +269,36 @@ class _Batch:
                         kept.append(item)
                 if kept:
                     self.send_chunk(group, hook, kept, parameters)
+
+    def parameters_for(self, group: str, members: list[_Pending]) -> dict[str, str] | None:
+        """The run the group's units need (what they SEND NOW); None when they contradict."""
+        try:
+            decision = launch_decision(group, self.settings)
+        except ProxymxError as exc:
+            for item in members:
+                self.outcome(item, "failed", f"cannot read what the group's load balancers send: {exc}")
+            return None
+        if decision.conflict is None:
+            return decision.parameters(self.settings)
+        self.report.conflicts += len(members)
+        for item in members:
+            detail = item.launch.detail
+            try:
+                autoscaling.complete_lifecycle_action(
+                    detail.group_name,
+                    detail.hook_name,
+                    detail.instance_id,
+                    "ABANDON",
+                    client=self.autoscaling_client,
+                )
+            except ProxymxError as exc:
+                self.outcome(item, "failed", f"{decision.conflict}; ABANDON failed: {exc}")
+                continue
+            logger.warning(
+                f"launch abandoned: {decision.conflict}", extra={"instance_id": detail.instance_id}
+            )
+            self.outcome(item, "abandoned", f"ABANDON: {decision.conflict}")
+        return None
 
     def send_chunk(self, group: str, hook: str, chunk: list[_Pending], parameters: dict[str, str]) -> None:
         ids = [item.instance_id for item in chunk]
