@@ -309,3 +309,90 @@ class _Sink:
 
     def add_metric(self, name: str, unit: Any, value: float) -> None:
         self.values[name] = value
+
+
+# ----- registration is a write too --------------------------------------------------------------
+
+
+def registration(event_name: str, api_version: str, request: dict[str, Any]) -> Any:
+    event = load_event("elb-create-listeners")
+    event["detail"].update(eventName=event_name, apiVersion=api_version, requestParameters=request)
+    return parse_elb_event(event)
+
+
+def switch_classic_on(name: str = "mx") -> None:
+    elb = client("elb")
+    elb.create_load_balancer_policy(
+        LoadBalancerName=name,
+        PolicyName=PROXY_POLICY_NAME,
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+    )
+    elb.set_load_balancer_policies_for_backend_server(
+        LoadBalancerName=name, InstancePort=25, PolicyNames=[PROXY_POLICY_NAME]
+    )
+
+
+def test_an_unready_instance_registered_behind_a_sending_elb_is_reported(calls: CallRecorder) -> None:
+    # Given a Classic ELB that sends the header, and two instances registered: one ready, one not
+    classic_world()
+    switch_classic_on()
+    ready, unready = register_fleet_instances("mx", 2)
+    tag(ready, **{"proxymx:proxy-protocol": PROVEN_25})
+    event = registration(
+        "RegisterInstancesWithLoadBalancer",
+        "2012-06-01",
+        {"loadBalancerName": "mx", "instances": [{"instanceId": ready}, {"instanceId": unready}]},
+    )
+    # When the registration event arrives
+    result = enable_proxy_protocol(event, SETTINGS, ClassicElb())
+    # Then the unready one is named, counted for the alarm, and nothing is written
+    assert result.outcome == "blocked"
+    assert result.unready_behind_header == [f"{unready} (no proxymx:proxy-protocol tag; fleet)"]
+    assert result.blocked == []
+    sink = _Sink()
+    emit_metrics(result, sink)
+    assert sink.values == {"UnreadyTargetsBehindHeader": 1}
+    assert [c for c in calls.writes if c.service == "elb"] == []
+
+
+def test_a_ready_instance_registered_behind_a_sending_elb_is_compliant(aws: Any) -> None:
+    classic_world()
+    switch_classic_on()
+    (instance,) = register_fleet_instances("mx", 1, {"proxymx:proxy-protocol": "ready"})
+    event = registration(
+        "RegisterInstancesWithLoadBalancer",
+        "2012-06-01",
+        {"loadBalancerName": "mx", "instances": [{"instanceId": instance}]},
+    )
+    assert enable_proxy_protocol(event, SETTINGS, ClassicElb()).outcome == "compliant"
+
+
+def test_a_registration_behind_an_elb_that_does_not_send_runs_the_interlocked_plan(aws: Any) -> None:
+    # Given an ELB without the header (never switched): the registration runs the normal plan
+    classic_world()
+    (instance,) = register_fleet_instances("mx", 1)
+    event = registration(
+        "RegisterInstancesWithLoadBalancer",
+        "2012-06-01",
+        {"loadBalancerName": "mx", "instances": [{"instanceId": instance}]},
+    )
+    result = enable_proxy_protocol(event, SETTINGS, ClassicElb())
+    # Then the interlock blocks the switch in front of the unready instance
+    assert result.outcome == "blocked" and result.blocked
+    assert backend_policies("mx") == {}
+
+
+def test_an_unready_target_registered_behind_a_sending_target_group_is_reported(aws: Any) -> None:
+    _lb, tg, world = nlb_world()
+    world.elbv2.modify_target_group_attributes(
+        TargetGroupArn=tg, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "true"}]
+    )
+    (instance,) = run_instances(world, 1, **{"proxymx:proxy-protocol": PROVEN_25})
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 2525}])
+    event = registration(
+        "RegisterTargets", "2015-12-01", {"targetGroupArn": tg, "targets": [{"id": instance, "port": 2525}]}
+    )
+    result = enable_proxy_protocol(event, SETTINGS, nlb=NetworkLoadBalancers())
+    assert result.outcome == "blocked"
+    assert result.unready_behind_header == [f"{instance} (port 2525 not proven; fleet)"]

@@ -109,7 +109,26 @@ class ClassicDeletePolicyParams(_CloudTrailModel):
     policy_name: str = Field(min_length=1)
 
 
+class ClassicInstanceRef(_CloudTrailModel):
+    instance_id: str = Field(min_length=1)
+
+
+class ClassicRegisterInstancesParams(_CloudTrailModel):
+    load_balancer_name: str = Field(min_length=1)
+    instances: list[ClassicInstanceRef] = Field(min_length=1)
+
+
 # ----- ELBv2 (2015-12-01) ----------------------------------------------------------------------
+
+
+class V2TargetRef(_CloudTrailModel):
+    id: str = Field(min_length=1)
+    port: int | None = None
+
+
+class V2RegisterTargetsParams(_CloudTrailModel):
+    target_group_arn: str = Field(min_length=1)
+    targets: list[V2TargetRef] = Field(min_length=1)
 
 
 class V2CreateLoadBalancerParams(_CloudTrailModel):
@@ -244,6 +263,20 @@ class ClassicDeletePolicy(ElbCallDetail):
         return True
 
 
+class ClassicRegisterInstances(ElbCallDetail):
+    """Registration is a write too (issue 7.2): a new target behind a unit that sends."""
+
+    api_version: Literal["2012-06-01"]
+    event_name: Literal["RegisterInstancesWithLoadBalancer"]
+    request_parameters: ClassicRegisterInstancesParams
+
+
+class V2RegisterTargets(ElbCallDetail):
+    api_version: Literal["2015-12-01"]
+    event_name: Literal["RegisterTargets"]
+    request_parameters: V2RegisterTargetsParams
+
+
 class V2CreateLoadBalancer(ElbCallDetail):
     api_version: Literal["2015-12-01"]
     event_name: Literal["CreateLoadBalancer"]
@@ -279,6 +312,8 @@ _HANDLED: dict[str, type[ElbCallDetail]] = {
     f"{CLASSIC_API_VERSION}/CreateLoadBalancerListeners": ClassicCreateLoadBalancerListeners,
     f"{CLASSIC_API_VERSION}/SetLoadBalancerPoliciesForBackendServer": ClassicSetBackendPolicies,
     f"{CLASSIC_API_VERSION}/DeleteLoadBalancerPolicy": ClassicDeletePolicy,
+    f"{CLASSIC_API_VERSION}/RegisterInstancesWithLoadBalancer": ClassicRegisterInstances,
+    f"{V2_API_VERSION}/RegisterTargets": V2RegisterTargets,
     f"{V2_API_VERSION}/CreateLoadBalancer": V2CreateLoadBalancer,
     f"{V2_API_VERSION}/CreateTargetGroup": V2CreateTargetGroup,
     f"{V2_API_VERSION}/CreateListener": V2CreateListener,
@@ -309,6 +344,8 @@ ElbDetail = Annotated[
     | Annotated[ClassicCreateLoadBalancerListeners, Tag(f"{_C}/CreateLoadBalancerListeners")]
     | Annotated[ClassicSetBackendPolicies, Tag(f"{_C}/SetLoadBalancerPoliciesForBackendServer")]
     | Annotated[ClassicDeletePolicy, Tag(f"{_C}/DeleteLoadBalancerPolicy")]
+    | Annotated[ClassicRegisterInstances, Tag(f"{_C}/RegisterInstancesWithLoadBalancer")]
+    | Annotated[V2RegisterTargets, Tag(f"{_V2}/RegisterTargets")]
     | Annotated[V2CreateLoadBalancer, Tag(f"{_V2}/CreateLoadBalancer")]
     | Annotated[V2CreateTargetGroup, Tag(f"{_V2}/CreateTargetGroup")]
     | Annotated[V2CreateListener, Tag(f"{_V2}/CreateListener")]
