@@ -19,7 +19,7 @@ from proxymx.local.document import InvalidDocumentParameters, resolve_parameters
 from proxymx.postfix_summary import parse_summary
 from proxymx.template import DOCUMENT_LOGICAL_ID, document, document_script, load_template
 
-EXPECTED_PARAMETERS = {"SmtpPorts", "ProxyProtocol", "UpstreamProxyTimeout", "DryRun"}
+EXPECTED_PARAMETERS = {"SmtpPorts", "ProxyProtocol", "UpstreamProxyTimeout", "DryRun", "Mode"}
 FALLBACK = re.compile(r'^if \[ -z "\$\{SSM_(\w+)\+x\}" \]; then SSM_(\w+)="\{\{(\w+)\}\}"; fi$')
 
 INJECTIONS = [
@@ -90,6 +90,7 @@ def test_defaults_are_the_documented_ones(parameters: dict[str, dict[str, Any]])
         "ProxyProtocol": "any",
         "UpstreamProxyTimeout": "5s",
         "DryRun": "false",
+        "Mode": "configure",
     }
 
 

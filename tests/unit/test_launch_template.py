@@ -67,11 +67,15 @@ def test_send_command_only_for_our_document_and_fleet_instances() -> None:
     }
 
 
-def test_only_check_outcome_completes_and_only_on_fleet_groups() -> None:
-    assert not any(
-        "autoscaling:CompleteLifecycleAction" in _actions(s)
-        for s in _statements("ConfigureInstanceFunction").values()
-    )
+def test_lifecycle_actions_are_completed_only_on_fleet_groups() -> None:
+    # ConfigureInstance ABANDONs a launch whose load balancers contradict each other (issue 7.4):
+    # only in its fleet-scoped lifecycle statement, never elsewhere in its role
+    configure = _statements("ConfigureInstanceFunction")
+    completing = [sid for sid, s in configure.items() if "autoscaling:CompleteLifecycleAction" in _actions(s)]
+    assert completing == ["HeartbeatFleetGroupsOnly"]
+    assert configure["HeartbeatFleetGroupsOnly"]["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/proxymx:fleet": {"Ref": "FleetTagValue"}
+    }
     complete = _statements("CheckOutcomeFunction")["CompleteFleetGroupsOnly"]
     assert _actions(complete) == {"autoscaling:CompleteLifecycleAction"}
     assert complete["Condition"]["StringEquals"] == {
