@@ -37,13 +37,15 @@ def test_json_report_of_a_classic_creation(capsys: pytest.CaptureFixture[str]) -
     assert report["functions"] == ["EnableProxyProtocolFunction"]
     assert report["outcome"] == "changed"
     assert report["error"] is None
-    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:4] == [
+    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:5] == [
         ("elb", "describe_load_balancers"),
         ("elb", "describe_tags"),
+        # the interlock: launches held by groups attached to the ELB (no registered instance)
+        ("autoscaling", "describe_auto_scaling_groups"),
         ("elb", "create_load_balancer_policy"),
         ("elb", "set_load_balancer_policies_for_backend_server"),
     ]
-    assert report["aws_calls"][2]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
+    assert report["aws_calls"][3]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
     assert all(list(call) == ["service", "operation", "params"] for call in report["aws_calls"])
 
 
@@ -331,3 +333,10 @@ def test_backend_current_runs_in_the_callers_world_with_extra_environment(aws: A
     # Then the handler saw that environment (port 25 is not SMTP now): reads only
     assert report.outcome == "compliant"
     assert report.writes == 0
+
+
+def test_a_blocked_outcome_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given the unready-fleet sample / When invoked / Then blocked is "needs attention": exit 2
+    code, report = invoke_json(capsys, str(EVENTS_DIR / "elb-create-listeners-unready-fleet.json"))
+    assert (code, report["outcome"]) == (2, "blocked")
+    assert not [c for c in report["aws_calls"] if c["operation"].startswith(("create_", "set_"))]

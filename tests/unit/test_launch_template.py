@@ -72,10 +72,10 @@ def test_lifecycle_actions_are_completed_only_on_fleet_groups() -> None:
     # only in its fleet-scoped lifecycle statement, never elsewhere in its role
     configure = _statements("ConfigureInstanceFunction")
     completing = [sid for sid, s in configure.items() if "autoscaling:CompleteLifecycleAction" in _actions(s)]
-    assert completing == ["HeartbeatFleetGroupsOnly"]
-    assert configure["HeartbeatFleetGroupsOnly"]["Condition"]["StringEquals"] == {
-        "aws:ResourceTag/proxymx:fleet": {"Ref": "FleetTagValue"}
-    }
+    assert completing == ["AbandonContradictedLaunchesFleetGroupsOnly"]
+    abandon = configure["AbandonContradictedLaunchesFleetGroupsOnly"]
+    assert abandon["Resource"] == configure["HeartbeatFleetGroupsOnly"]["Resource"]
+    assert abandon["Condition"]["StringEquals"] == {"aws:ResourceTag/proxymx:fleet": {"Ref": "FleetTagValue"}}
     complete = _statements("CheckOutcomeFunction")["CompleteFleetGroupsOnly"]
     assert _actions(complete) == {"autoscaling:CompleteLifecycleAction"}
     assert complete["Condition"]["StringEquals"] == {
