@@ -396,3 +396,31 @@ def test_an_unready_target_registered_behind_a_sending_target_group_is_reported(
     result = enable_proxy_protocol(event, SETTINGS, nlb=NetworkLoadBalancers())
     assert result.outcome == "blocked"
     assert result.unready_behind_header == [f"{instance} (port 2525 not proven; fleet)"]
+
+
+# ----- the pause tag (issue 7.5) -----------------------------------------------------------------
+
+
+def test_a_paused_elb_is_not_written_until_its_pause_expires(calls: CallRecorder) -> None:
+    # Given a new Classic ELB with no targets, paused by its operator for an hour
+    from datetime import UTC, datetime, timedelta
+
+    classic_world()
+    until = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:pause-until", "Value": until}])
+    # When it is reconciled / Then paused, with the plan it would apply, and nothing written
+    result = ensure_classic()
+    assert result.outcome == "paused" and until[:16] in result.reason
+    assert result.changes and [c for c in calls.writes if c.service == "elb"] == []
+    # And once the pause is over, it is switched as usual
+    past = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:pause-until", "Value": past}])
+    assert ensure_classic().outcome == "changed"
+
+
+def test_a_paused_target_group_is_not_written(aws: Any) -> None:
+    lb, tg, world = nlb_world()
+    world.elbv2.add_tags(ResourceArns=[tg], Tags=[{"Key": "proxymx:pause-until", "Value": "garbage"}])
+    result = EnableProxyProtocol(SETTINGS, nlb=NetworkLoadBalancers()).ensure_load_balancer_v2(lb)
+    assert result.outcome == "paused" and "unreadable" in result.reason
+    assert proxy_v2(world, tg) == "false"

@@ -67,7 +67,7 @@ SWEEP_BACKOFF: tuple[float, ...] = (1.0,)
 SWEEP_TOKEN = "unknown-to-the-sweep"  # noqa: S105 - a lifecycle token, not a secret
 
 LoadBalancerKind = Literal["classic", "network"]
-CheckOutcome = Literal["changed", "compliant", "ignored", "blocked", "vanished", "failed"]
+CheckOutcome = Literal["changed", "compliant", "ignored", "blocked", "paused", "vanished", "failed"]
 
 
 @dataclass(frozen=True)

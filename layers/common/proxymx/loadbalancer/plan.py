@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from proxymx.config import Settings
 from proxymx.loadbalancer.readiness import Requirement
@@ -56,6 +57,30 @@ def out_of_scope_reason(tag_sets: Sequence[Tags], settings: Settings) -> str | N
         key, wanted = required
         if not any(key in tags and (wanted is None or tags[key] == wanted) for tags in tag_sets):
             return f"lacks the required tag {settings.required_tag}"
+    return None
+
+
+# An operator's brake on one unit (issue 7.5): no write to it until this RFC 3339 UTC time.
+PAUSE_TAG_KEY = "proxymx:pause-until"
+
+
+def pause_reason(tag_sets: Sequence[Tags], now: datetime) -> str | None:
+    """Why these tags pause writes now, or None. An unreadable value pauses (the operator meant
+    to stop us; guessing an expiry would be worse) and says so."""
+    for tags in tag_sets:
+        value = tags.get(PAUSE_TAG_KEY)
+        if value is None:
+            continue
+        try:
+            until = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return (
+                f"paused by tag {PAUSE_TAG_KEY}={value!r} (unreadable: expected RFC 3339 UTC, paused anyway)"
+            )
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=UTC)
+        if now < until:
+            return f"paused by tag {PAUSE_TAG_KEY} until {until.astimezone(UTC).isoformat()}"
     return None
 
 

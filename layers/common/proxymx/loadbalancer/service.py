@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from proxymx.config import Settings
@@ -21,6 +22,7 @@ from proxymx.loadbalancer.plan import (
     TargetGroupPlan,
     TargetGroupState,
     interlock,
+    pause_reason,
     plan_classic,
     plan_target_groups,
     target_group_candidates,
@@ -46,7 +48,8 @@ from proxymx.models.cloudtrail import (
 log = logging.getLogger(__name__)
 
 # blocked: the header would go on in front of targets not ready for it (issue 7.2).
-Outcome = Literal["changed", "compliant", "ignored", "blocked"]
+# paused: the unit carries proxymx:pause-until in the future (an operator's brake, issue 7.5).
+Outcome = Literal["changed", "compliant", "ignored", "blocked", "paused"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,12 @@ class EnableProxyProtocol:
             return self._result(
                 detail, "compliant", f"PROXY protocol already on instance ports {ports}", name
             )
+        paused = pause_reason([state.tags], datetime.now(UTC))
+        if paused:
+            log.warning("%s: %s", name, paused, extra={"load_balancer": name})
+            return self._result(
+                detail, "paused", f"{paused}; would: {plan.describe()}", name, plan.describe()
+            )
         if plan.attach:
             # Ports agree: the requirement is the instance ports the ELB forwards to (25 -> 2525).
             requirement = Requirement(plan.eligible_ports, "v1")
@@ -331,6 +340,23 @@ class EnableProxyProtocol:
                 detail, "compliant", f"proxy_protocol_v2 already on {list(plan.compliant)}", subject
             )
         by_arn = {tg.arn: tg for tg in read}
+        now = datetime.now(UTC)
+        paused: dict[str, str] = {}
+        for arn in plan.enable:
+            why = pause_reason([by_arn[arn].tags, *by_arn[arn].load_balancer_tags], now)
+            if why:
+                paused[arn] = why
+                log.warning("%s: %s", arn, why, extra={"load_balancer": subject})
+        if paused:
+            if len(paused) == len(plan.enable):
+                whys = "; ".join(f"{arn}: {why}" for arn, why in paused.items())
+                return self._result(detail, "paused", whys, subject, plan.describe())
+            plan = TargetGroupPlan(
+                tuple(a for a in plan.enable if a not in paused),
+                plan.compliant,
+                plan.skipped,
+                plan.out_of_scope,
+            )
         blocked = [b for b in (self._interlock_target_group(by_arn[arn]) for arn in plan.enable) if b]
         if blocked:
             allowed = tuple(
