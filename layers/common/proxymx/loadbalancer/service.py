@@ -19,8 +19,10 @@ from proxymx.loadbalancer.plan import (
     NLB_PROXY_PROTOCOLS,
     Blocked,
     ClassicPlan,
+    ClassicState,
     TargetGroupPlan,
     TargetGroupState,
+    eligible_classic_ports,
     interlock,
     pause_reason,
     plan_classic,
@@ -283,13 +285,11 @@ class EnableProxyProtocol:
         )
         return ProxyProtocolResult(**{**result.to_dict(), "unready_behind_header": described})
 
-    def _eligible(self, state: Any) -> list[int]:
-        from proxymx.loadbalancer.plan import eligible_classic_ports
-
+    def _eligible(self, state: ClassicState) -> list[int]:
         return eligible_classic_ports(state.listeners, self.settings.smtp_ports)
 
     @staticmethod
-    def _sends_on(state: Any, port: int) -> bool:
+    def _sends_on(state: ClassicState, port: int) -> bool:
         proxy = {p.name for p in state.policies if p.enables_proxy_protocol}
         return bool(proxy & set(state.backend_policies.get(port, ())))
 
