@@ -123,7 +123,8 @@ class LaunchBatchReport:
             return "rejected"
         if any(status in ("failed", "rejected") for status in statuses):
             return "failed"
-        if "sent" in statuses:
+        # An ABANDON on a contradiction (issue 7.4) is a write, like a command sent.
+        if "sent" in statuses or "abandoned" in statuses:
             return "changed"
         if statuses and all(status == "ignored" for status in statuses):
             return "ignored"
