@@ -327,6 +327,46 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
     for status_event in world.launch.drain_status_events():
         check(status_event, notifying)
     check_calls = calls.iam_actions
+    # And a launch whose group's load balancers contradict each other (Classic sends on 25, an
+    # NLB target group on 25 does not): ABANDONed after reading both
+    from proxymx_tools.seed import _V2World
+
+    ensure_group("g-conflict", HOOK)
+    elb = clients.elb
+    elb.create_load_balancer(
+        LoadBalancerName="mx-proxy",
+        Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": 25}
+        ],
+        AvailabilityZones=["us-east-1a"],
+    )
+    elb.create_load_balancer_policy(
+        LoadBalancerName="mx-proxy",
+        PolicyName="proxymx-ProxyProtocol",
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+    )
+    elb.set_load_balancer_policies_for_backend_server(
+        LoadBalancerName="mx-proxy", InstancePort=25, PolicyNames=["proxymx-ProxyProtocol"]
+    )
+    v2 = _V2World()
+    tg = v2.target_group("mx-plain", "TCP", 25)
+    v2.listener(v2.load_balancer("mx-nlb"), "TCP", 25, tg)
+    asg = clients.autoscaling
+    asg.attach_load_balancers(AutoScalingGroupName="g-conflict", LoadBalancerNames=["mx-proxy"])
+    asg.attach_load_balancer_target_groups(AutoScalingGroupName="g-conflict", TargetGroupARNs=[tg])
+    calls.calls.clear()
+    configure(to_sqs_batch(world.launch.launch_into_wait("g-conflict", HOOK, 1)), notifying)
+    configure_calls |= calls.iam_actions
+    calls.calls.clear()
+    # And a proven launch, whose readiness is recorded on the instance
+    world.launch.script_outcome(CommandOutcome.configured())
+    configure(to_sqs_batch(world.launch.launch_into_wait(GROUP, HOOK, 1)), notifying)
+    configure_calls |= calls.iam_actions
+    calls.calls.clear()
+    for status_event in world.launch.drain_status_events():
+        check(status_event, notifying)
+    check_calls |= calls.iam_actions
     # Then each function's role grants exactly what it used
     assert configure_calls == role_actions("ConfigureInstanceFunction")
     assert check_calls == role_actions("CheckOutcomeFunction")
@@ -397,3 +437,38 @@ def test_an_invocation_of_the_previous_document_version_is_still_judged(
     assert result["decision"] == "continued"
     (completed,) = calls.of("complete_lifecycle_action")
     assert completed["LifecycleActionResult"] == "CONTINUE"
+
+
+def test_a_proven_launch_is_tagged_ready_before_it_is_released(
+    world: EmbeddedAws, calls: CallRecorder, configure: Handler, check: Handler, clients: Clients
+) -> None:
+    # Given a launch whose document proves the configuration (behind a unit that sends v1 on 25,
+    # so that the document is run with Mode=configure)
+    world.launch.script_outcome(CommandOutcome.configured())
+    (launch,) = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    configure(to_sqs_batch([launch]))
+    (status_event,) = world.launch.drain_status_events()
+    calls.calls.clear()
+    # When CheckOutcome handles it
+    result = check(status_event)
+    # Then the instance carries what was proven, written BEFORE the lifecycle action completed
+    instance = launch["detail"]["EC2InstanceId"]
+    tags = clients.ec2.describe_tags(
+        Filters=[
+            {"Name": "resource-id", "Values": [instance]},
+            {"Name": "key", "Values": ["proxymx:proxy-protocol"]},
+        ]
+    )["Tags"]
+    assert [t["Value"] for t in tags] == [result["readiness_tag"]]
+    assert result["readiness_tag"].startswith("ready;ports=25;v=any;doc=")
+    ops = [call.operation for call in calls.calls]
+    assert ops.index("create_tags") < ops.index("complete_lifecycle_action")
+
+
+def test_a_failed_run_records_no_readiness(world: EmbeddedAws, configure: Handler, check: Handler) -> None:
+    world.launch.script_outcome(CommandOutcome.failed())
+    (launch,) = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    configure(to_sqs_batch([launch]))
+    (status_event,) = world.launch.drain_status_events()
+    result = check(status_event)
+    assert (result["action"], result["readiness_tag"]) == ("ABANDON", None)

@@ -47,11 +47,14 @@ def test_launch_sends_our_document_with_context_and_output_to_logs(
     (sent,) = calls.of("send_command")
     assert sent["InstanceIds"] == [instance]
     assert sent["DocumentName"] == DOCUMENT
+    # (the group has no load balancer: nothing sends the header, so Postfix is proven plain --
+    # issue 7.4; configuring it would answer 421 forever)
     assert sent["Parameters"] == {
         "SmtpPorts": ["25"],
         "ProxyProtocol": ["any"],
         "UpstreamProxyTimeout": ["5s"],
         "DryRun": ["false"],
+        "Mode": ["revert"],
     }
     assert sent["CloudWatchOutputConfig"]["CloudWatchOutputEnabled"] is True
     assert 30 <= sent["TimeoutSeconds"] <= 3600
@@ -219,3 +222,62 @@ def test_sample_event_file_is_a_valid_queue_body(world: EmbeddedAws, invoke: Any
     seed(event)
     assert invoke(to_sqs_batch([event])) == []
     assert world.launch.sent_commands, "the sample event's instance got the document"
+
+
+# ----- the launch side agrees (issue 7.4) -----------------------------------------------------
+
+
+def _classic_behind_group(clients: Clients, name: str, *, sends: bool, opt_out: bool = False) -> None:
+    from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
+
+    elb = clients.elb
+    elb.create_load_balancer(
+        LoadBalancerName=name,
+        Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": 25}
+        ],
+        AvailabilityZones=["us-east-1a"],
+        **({"Tags": [{"Key": "proxymx:opt-out", "Value": "true"}]} if opt_out else {}),
+    )
+    if sends:
+        elb.create_load_balancer_policy(
+            LoadBalancerName=name,
+            PolicyName=PROXY_POLICY_NAME,
+            PolicyTypeName="ProxyProtocolPolicyType",
+            PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+        )
+        elb.set_load_balancer_policies_for_backend_server(
+            LoadBalancerName=name, InstancePort=25, PolicyNames=[PROXY_POLICY_NAME]
+        )
+    clients.autoscaling.attach_load_balancers(AutoScalingGroupName=GROUP, LoadBalancerNames=[name])
+
+
+def test_a_launch_behind_an_opted_out_elb_that_still_sends_is_configured_v1(
+    world: EmbeddedAws, calls: CallRecorder, clients: Clients, invoke: Any
+) -> None:
+    # Given the group's Classic ELB is opted out of proxymx but was switched on earlier
+    _classic_behind_group(clients, "mx-old", sends=True, opt_out=True)
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    # When the launch arrives
+    assert invoke(to_sqs_batch(events)) == []
+    # Then it is configured for what the ELB sends now: v1 on port 25
+    (sent,) = calls.of("send_command")
+    assert (sent["Parameters"]["Mode"], sent["Parameters"]["ProxyProtocol"]) == (["configure"], ["v1"])
+    assert sent["Parameters"]["SmtpPorts"] == ["25"]
+
+
+def test_a_launch_behind_one_elb_that_sends_and_one_that_does_not_is_abandoned(
+    world: EmbeddedAws, calls: CallRecorder, clients: Clients, invoke: Any
+) -> None:
+    # Given two Classic ELBs on port 25 in front of the group: one sends the header, one does not
+    _classic_behind_group(clients, "mx-proxy", sends=True)
+    _classic_behind_group(clients, "mx-plain", sends=False)
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    instance = events[0]["detail"]["EC2InstanceId"]
+    # When the launch arrives
+    assert invoke(to_sqs_batch(events)) == []
+    # Then no command is sent and the instance is ABANDONed with the reason
+    assert calls.of("send_command") == []
+    (completion,) = calls.of("complete_lifecycle_action")
+    assert (completion["InstanceId"], completion["LifecycleActionResult"]) == (instance, "ABANDON")
+    assert world.launch.lifecycle_state(instance) != "InService"

@@ -388,6 +388,24 @@ def local_postfix() -> Iterator[Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _classic_sending_v1(clients: Clients, name: str, port: int) -> None:
+    from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
+
+    listener = {"Protocol": "TCP", "LoadBalancerPort": port, "InstanceProtocol": "TCP", "InstancePort": port}
+    clients.elb.create_load_balancer(
+        LoadBalancerName=name, Listeners=[listener], AvailabilityZones=["us-east-1a"]
+    )
+    clients.elb.create_load_balancer_policy(
+        LoadBalancerName=name,
+        PolicyName=PROXY_POLICY_NAME,
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+    )
+    clients.elb.set_load_balancer_policies_for_backend_server(
+        LoadBalancerName=name, InstancePort=port, PolicyNames=[PROXY_POLICY_NAME]
+    )
+
+
 def test_real_document_runs_and_its_outcome_releases_the_instance(local_postfix: Any) -> None:
     # Given the embedded AWS running the document's real script against a private Postfix
     from proxymx_tools.embedded import embedded_aws
@@ -402,10 +420,14 @@ def test_real_document_runs_and_its_outcome_releases_the_instance(local_postfix:
     with embedded_aws(mail_config=local_postfix.config_dir) as world:
         ensure_group(GROUP, HOOK)
         ensure_document(DOCUMENT)
+        clients = Clients()
+        # And the group behind a Classic ELB that sends the header to that port: the launch is
+        # configured for what its units send now (issue 7.4; with no unit it is proven plain)
+        _classic_sending_v1(clients, "mx-real", local_postfix.smtp_port)
+        clients.autoscaling.attach_load_balancers(AutoScalingGroupName=GROUP, LoadBalancerNames=["mx-real"])
         events = world.launch.launch_into_wait(GROUP, HOOK, 1)
         instance = events[0]["detail"]["EC2InstanceId"]
         # When ConfigureInstance sends the document and CheckOutcome reads the real result
-        clients = Clients()
         report = configure_batch(parse_launch_batch(to_sqs_batch(events)), settings, clients)
         assert report.retried == []
         (status_event,) = world.launch.drain_status_events()

@@ -39,13 +39,15 @@ def test_json_report_of_a_classic_creation(capsys: pytest.CaptureFixture[str]) -
     assert report["functions"] == ["EnableProxyProtocolFunction"]
     assert report["outcome"] == "changed"
     assert report["error"] is None
-    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:4] == [
+    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:5] == [
         ("elb", "describe_load_balancers"),
         ("elb", "describe_tags"),
+        # the interlock: launches held by groups attached to the ELB (no registered instance)
+        ("autoscaling", "describe_auto_scaling_groups"),
         ("elb", "create_load_balancer_policy"),
         ("elb", "set_load_balancer_policies_for_backend_server"),
     ]
-    assert report["aws_calls"][2]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
+    assert report["aws_calls"][3]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
     assert all(list(call) == ["service", "operation", "params"] for call in report["aws_calls"])
 
 
@@ -513,3 +515,10 @@ def test_the_embedded_world_lives_in_the_events_own_account_and_region(
     assert places <= {("eu-west-1", "444455556666")}
     if name.startswith("nlb"):
         assert places == {("eu-west-1", "444455556666")}
+
+
+def test_a_blocked_outcome_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given the unready-fleet sample / When invoked / Then blocked is "needs attention": exit 2
+    code, report = invoke_json(capsys, str(EVENTS_DIR / "elb-create-listeners-unready-fleet.json"))
+    assert (code, report["outcome"]) == (2, "blocked")
+    assert not [c for c in report["aws_calls"] if c["operation"].startswith(("create_", "set_"))]

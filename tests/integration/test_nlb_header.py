@@ -110,7 +110,7 @@ def test_refused_placement_is_blocked_and_nothing_is_enabled(aws: Any) -> None:
         result = sweep(lb)
     # Then the header stays off: blocked, with the support request and the command to check it
     assert result.outcome == "blocked"
-    assert result.blocked == [tg]
+    assert result.placement_blocked == [tg]
     assert attributes(tg).get(ENABLED, "false") == "false"
     assert "Ask AWS Support" in result.reason
     assert f"aws elbv2 describe-target-group-attributes --target-group-arn {tg}" in result.reason

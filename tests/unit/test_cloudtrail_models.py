@@ -10,6 +10,7 @@ from proxymx.models.cloudtrail import (
     ClassicCreateLoadBalancer,
     ClassicCreateLoadBalancerListeners,
     ClassicDeletePolicy,
+    ClassicRegisterInstances,
     ClassicSetBackendPolicies,
     FailedElbCall,
     OtherElbCall,
@@ -18,6 +19,7 @@ from proxymx.models.cloudtrail import (
     V2CreateTargetGroup,
     V2ModifyListener,
     V2ModifyTargetGroupAttributes,
+    V2RegisterTargets,
     parse_elb_event,
 )
 from support import load_event
@@ -182,3 +184,64 @@ def test_modify_listener_without_a_listener_arn_is_malformed(listener_arn: Any) 
     # When parsed / Then one error names the field
     with pytest.raises(MalformedEvent, match="listenerArn"):
         parse_elb_event(event)
+
+
+def _registration(event_name: str, api_version: str, request: Any) -> dict[str, Any]:
+    event = load_event("elb-create-listeners")
+    event["detail"].update(eventName=event_name, apiVersion=api_version, requestParameters=request)
+    return event
+
+
+def test_registrations_parse_into_their_targets() -> None:
+    # Given the two registration calls (issue 7.2: registration is a write too)
+    classic = parse_elb_event(
+        _registration(
+            "RegisterInstancesWithLoadBalancer",
+            "2012-06-01",
+            {"loadBalancerName": "mx", "instances": [{"instanceId": "i-0a"}, {"instanceId": "i-0b"}]},
+        )
+    ).detail
+    v2 = parse_elb_event(
+        _registration(
+            "RegisterTargets",
+            "2015-12-01",
+            {"targetGroupArn": "arn:tg", "targets": [{"id": "i-0c", "port": 2525}, {"id": "10.0.0.9"}]},
+        )
+    ).detail
+    # Then each names its unit and its targets (a per-target port when the call gave one)
+    assert isinstance(classic, ClassicRegisterInstances)
+    assert classic.request_parameters.load_balancer_name == "mx"
+    assert [i.instance_id for i in classic.request_parameters.instances] == ["i-0a", "i-0b"]
+    assert isinstance(v2, V2RegisterTargets)
+    assert [(t.id, t.port) for t in v2.request_parameters.targets] == [("i-0c", 2525), ("10.0.0.9", None)]
+
+
+@pytest.mark.parametrize(
+    ("event_name", "api_version", "request_parameters", "field"),
+    [
+        (
+            "RegisterInstancesWithLoadBalancer",
+            "2012-06-01",
+            {"loadBalancerName": "mx", "instances": []},
+            "instances",
+        ),
+        (
+            "RegisterInstancesWithLoadBalancer",
+            "2012-06-01",
+            {"loadBalancerName": "mx", "instances": [{}]},
+            "instanceId",
+        ),
+        ("RegisterTargets", "2015-12-01", {"targetGroupArn": "arn:tg"}, "targets"),
+        (
+            "RegisterTargets",
+            "2015-12-01",
+            {"targetGroupArn": "arn:tg", "targets": [{"id": "i-0a", "port": 0}]},
+            "port",
+        ),
+    ],
+)
+def test_a_malformed_registration_names_the_field(
+    event_name: str, api_version: str, request_parameters: Any, field: str
+) -> None:
+    with pytest.raises(MalformedEvent, match=field):
+        parse_elb_event(_registration(event_name, api_version, request_parameters))

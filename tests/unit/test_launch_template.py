@@ -52,11 +52,17 @@ def test_send_command_only_for_our_document_and_fleet_instances() -> None:
     }
 
 
-def test_only_check_outcome_completes_and_only_on_fleet_groups() -> None:
-    assert not any(
-        "autoscaling:CompleteLifecycleAction" in statement_actions(s)
-        for s in role_statements("ConfigureInstanceFunction").values()
-    )
+def test_lifecycle_actions_are_completed_only_on_fleet_groups() -> None:
+    # ConfigureInstance ABANDONs a launch whose load balancers contradict each other (issue 7.4):
+    # only in its fleet-scoped lifecycle statement, never elsewhere in its role
+    configure = role_statements("ConfigureInstanceFunction")
+    completing = [
+        sid for sid, s in configure.items() if "autoscaling:CompleteLifecycleAction" in statement_actions(s)
+    ]
+    assert completing == ["AbandonContradictedLaunchesFleetGroupsOnly"]
+    abandon = configure["AbandonContradictedLaunchesFleetGroupsOnly"]
+    assert abandon["Resource"] == configure["HeartbeatFleetGroupsOnly"]["Resource"]
+    assert abandon["Condition"]["StringEquals"] == {"aws:ResourceTag/proxymx:fleet": {"Ref": "FleetTagValue"}}
     complete = role_statements("CheckOutcomeFunction")["CompleteFleetGroupsOnly"]
     assert statement_actions(complete) == {"autoscaling:CompleteLifecycleAction"}
     assert complete["Condition"]["StringEquals"] == {

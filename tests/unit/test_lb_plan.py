@@ -211,3 +211,27 @@ def test_the_required_tag_may_sit_on_the_target_group_or_its_load_balancer() -> 
     plan = plan_target_groups(groups, required)
     assert plan.enable == ("arn:tg/own", "arn:tg/lb")
     assert plan.skipped == ("target group none: lacks the required tag role=mx",)
+
+
+# ----- the pause tag (issue 7.5) -----------------------------------------------------------------
+
+
+def test_pause_tag_in_the_future_pauses_and_in_the_past_does_not() -> None:
+    from datetime import UTC, datetime
+
+    from proxymx.loadbalancer.plan import PAUSE_TAG_KEY, pause_reason
+
+    now = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
+    paused = pause_reason([{}, {PAUSE_TAG_KEY: "2026-11-30T22:00:00Z"}], now)
+    assert paused == f"paused by tag {PAUSE_TAG_KEY} until 2026-11-30T22:00:00+00:00"
+    assert pause_reason([{PAUSE_TAG_KEY: "2026-11-30T20:59:59Z"}], now) is None
+    assert pause_reason([{}], now) is None
+
+
+def test_an_unreadable_pause_tag_pauses_and_says_so() -> None:
+    from datetime import UTC, datetime
+
+    from proxymx.loadbalancer.plan import PAUSE_TAG_KEY, pause_reason
+
+    reason = pause_reason([{PAUSE_TAG_KEY: "tomorrow"}], datetime(2026, 11, 30, tzinfo=UTC))
+    assert reason is not None and "unreadable" in reason and "'tomorrow'" in reason

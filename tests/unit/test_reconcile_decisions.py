@@ -171,6 +171,7 @@ def test_summary_counts_metrics_and_answer() -> None:
         "ReconcileInstancesStuck": 2,
         "ReconcileInstancesRedriven": 1,
         "ReconcileFailures": 0,
+        "LoadBalancersBlocked": 0,
         "ProxyProtocolEnabled": 1,
     }
     answer = summary.to_dict()

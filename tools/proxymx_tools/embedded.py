@@ -28,6 +28,9 @@ no ``Targets``; all ``Success``, no script  (or ``Targets``); unregistered insta
                                            outcome (:class:`CommandOutcome`) or a REAL one
                                            (:class:`RealDocument`: the document's script runs
                                            on this machine against a private ``MAIL_CONFIG``)
+``ec2.describe_instances`` filter           mapped to moto's ``private-ip-address`` (its
+``network-interface.addresses.private-``    instances have one address: the primary one);
+``ip-address`` (NotImplementedError)        the interlock maps NLB IP targets with it
 ``get_command_invocation`` is never late   ``CommandOutcome.hidden_reads``: answers
                                            ``InvocationDoesNotExist`` that many times first
 no EventBridge events from SSM             :meth:`LaunchExtension.drain_status_events` returns
@@ -949,7 +952,15 @@ def embedded_aws(
     extension.refuse_header_placement(refuse_header_placement)
     if mail_config is not None:
         extension.use_real_document(mail_config, template_path)
-    with mock.patch.dict(os.environ, fake_env), mock_aws():
+    from moto.ec2 import utils as ec2_utils
+
+    # moto 5 raises NotImplementedError for this DescribeInstances filter (see the table above).
+    ip_filter = {"network-interface.addresses.private-ip-address": "private_ip"}
+    with (
+        mock.patch.dict(os.environ, fake_env),
+        mock.patch.dict(ec2_utils.filter_dict_attribute_mapping, ip_filter),
+        mock_aws(),
+    ):
         aws.add_client_observer(extension.attach)
         _current.append(extension)
         try:

@@ -88,8 +88,19 @@ def _located(region: str, account: str) -> Iterator[None]:
 STACK = "proxymx"
 OUTCOMES_OK = ("changed", "compliant", "ignored")
 # Worst first: the report's outcome is the worst of the handlers' outcomes.
-# blocked / broken: an NLB's header placement AWS refused (proxymx.loadbalancer.nlbheader).
-OUTCOME_SEVERITY = ("failed", "rejected", "broken", "blocked", "changed", "compliant", "ignored")
+OUTCOME_SEVERITY = (
+    "failed",
+    "rejected",
+    "broken",
+    "blocked",
+    "suspended",
+    "paused",
+    "changed",
+    "compliant",
+    "ignored",
+)
+# Needs attention, not an error (issue 7: the header stays off in front of unready targets).
+OUTCOMES_ATTENTION = ("blocked", "broken", "paused", "suspended")
 
 
 @dataclass(frozen=True)
@@ -128,11 +139,13 @@ class InvokeReport:
 
     @property
     def exit_code(self) -> int:
-        # 0: changed/compliant/ignored; 3: rejected (malformed event); 2: blocked/broken (AWS
-        # Support must allow the NLB header placement); 1: failed.
+        # 0: changed/compliant/ignored; 2: blocked/broken/paused/suspended (needs attention, not
+        # an error); 3: rejected (malformed event); 1: failed.
         if self.ok:
             return 0
-        return {"rejected": 3, "blocked": 2, "broken": 2}.get(self.outcome, 1)
+        if self.outcome in OUTCOMES_ATTENTION:
+            return 2
+        return 3 if self.outcome == "rejected" else 1
 
     @property
     def reads(self) -> int:

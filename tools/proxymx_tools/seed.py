@@ -82,6 +82,32 @@ def _classic_listeners(raw: Any) -> list[dict[str, Any]]:
     return listeners
 
 
+# A Classic ELB whose name ends so already takes mail through in-service fleet instances whose
+# Postfix was never configured (issue 7: the interlock must block, not switch).
+UNREADY_FLEET_SUFFIX = "-unready-fleet"
+
+
+def register_fleet_instances(name: str, count: int, tags: Mapping[str, str] | None = None) -> list[str]:
+    """Run ``count`` instances tagged ``proxymx:fleet=mx`` (plus ``tags``) and register them."""
+    ec2 = _client("ec2")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    all_tags = {"proxymx:fleet": "mx", **(tags or {})}
+    reservation = ec2.run_instances(
+        ImageId=image,
+        MinCount=count,
+        MaxCount=count,
+        InstanceType="t4g.small",
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in all_tags.items()]}
+        ],
+    )
+    ids = [i["InstanceId"] for i in reservation["Instances"]]
+    _client("elb").register_instances_with_load_balancer(
+        LoadBalancerName=name, Instances=[{"InstanceId": i} for i in ids]
+    )
+    return ids
+
+
 def _create_classic(
     name: str, listeners: list[dict[str, Any]], tags: list[dict[str, str]] | None = None
 ) -> Any:
@@ -115,6 +141,8 @@ def seed_classic(event: dict[str, Any]) -> None:
         # The load balancer existed with a status page; the event added the SMTP listener. moto
         # only creates backend entries for listeners given at creation, so create them all now.
         _create_classic(name, [STATUS_LISTENER, *_classic_listeners(request.get("listeners"))])
+        if name.endswith(UNREADY_FLEET_SUFFIX):
+            register_fleet_instances(name, count=2)
     elif event_name == "SetLoadBalancerPoliciesForBackendServer":
         port = request.get("instancePort")
         port = int(port) if isinstance(port, int | str) and str(port).isdigit() else 25

@@ -48,7 +48,7 @@ from proxymx.inventory import FleetGroup, Inventory
 from proxymx.launch.autoscaling import AutoScaling
 from proxymx.launch.configure import LaunchOutcome, configure
 from proxymx.launch.plan import Launch
-from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult
+from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult, blocked_notifier
 from proxymx.models.schedule import ScheduledEvent
 from proxymx.results import FailedResult, Metric, count
 from proxymx.scope import fleet_tag, launch_out_of_scope
@@ -68,7 +68,7 @@ SWEEP_BACKOFF: tuple[float, ...] = (1.0,)
 SWEPT_STATES = ("Pending:Wait",)
 
 LoadBalancerKind = Literal["classic", "network"]
-CheckOutcome = Literal["changed", "compliant", "ignored", "vanished", "failed", "blocked", "broken"]
+CheckOutcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused", "vanished", "failed"]
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,10 @@ class LoadBalancerCheck:
     reason: str
     changes: tuple[str, ...] = ()
     enabled_count: int = 0
-    # NLB target groups whose header placement AWS refused (proxymx.loadbalancer.nlbheader).
+    # Units kept off by the interlock (targets not ready, issue 7.2).
     blocked: tuple[str, ...] = ()
+    # NLB target groups whose header placement AWS refused (proxymx.loadbalancer.nlbheader).
+    placement_blocked: tuple[str, ...] = ()
     broken: tuple[str, ...] = ()
 
 
@@ -110,6 +112,11 @@ class ReconcileSummary:
     @property
     def changed(self) -> list[LoadBalancerCheck]:
         return [c for c in self.load_balancers if c.outcome == "changed"]
+
+    @property
+    def interlocked(self) -> int:
+        """Units whose header the interlock keeps off (not placement-blocked target groups)."""
+        return sum(len(c.blocked) for c in self.load_balancers)
 
     @property
     def failed(self) -> list[LoadBalancerCheck]:
@@ -151,6 +158,8 @@ class ReconcileSummary:
             "load_balancers_checked": self.checked,
             "load_balancers_changed": len(self.changed),
             "load_balancers_failed": len(self.failed),
+            # Header kept off in front of unready targets (issue 7.2): needs attention, not a failure.
+            "load_balancers_blocked": self.interlocked,
             "instances_redriven": len(self.redriven),
             "instances": {
                 "stuck": len(self.instances),
@@ -158,7 +167,7 @@ class ReconcileSummary:
                 **{status: number for status, number in sorted(instance_counts.items())},
             },
             "changed": [asdict(c) for c in self.changed],
-            "header_placement_blocked": [arn for c in self.load_balancers for arn in c.blocked],
+            "header_placement_blocked": [arn for c in self.load_balancers for arn in c.placement_blocked],
             "header_placement_broken": [arn for c in self.load_balancers for arn in c.broken],
             "redriven": self.redriven,
             "cloudtrail_blind": self.cloudtrail_blind,
@@ -170,7 +179,9 @@ class ReconcileSummary:
             f"{self.checked} load balancer(s) checked, {len(self.changed)} changed, "
             f"{len(self.failed)} failed; {len(self.redriven)} stuck instance(s) re-driven"
         )
-        blocked = sum(len(c.blocked) for c in self.load_balancers)
+        if self.interlocked:
+            text += f"; {self.interlocked} unit(s) blocked: targets not ready for the header"
+        blocked = sum(len(c.placement_blocked) for c in self.load_balancers)
         broken = sum(len(c.broken) for c in self.load_balancers)
         if blocked or broken:
             # Loud on every sweep until AWS Support allows on_first_ack (proxymx.loadbalancer.nlbheader).
@@ -191,10 +202,13 @@ class ReconcileSummary:
             count("ReconcileInstancesStuck", len(self.instances)),
             count("ReconcileInstancesRedriven", len(self.redriven)),
             count("ReconcileFailures", len(self.failures)),
+            # The same metric EnableProxyProtocol emits (one alarm on it): the header kept off in
+            # front of unready targets, found again by every sweep until agreement.
+            count("LoadBalancersBlocked", self.interlocked),
         ]
         # The same metrics (and alarms) as EnableProxyProtocol: loud on every sweep until fixed.
         for name, number in (
-            ("HeaderPlacementBlocked", sum(len(c.blocked) for c in self.load_balancers)),
+            ("HeaderPlacementBlocked", sum(len(c.placement_blocked) for c in self.load_balancers)),
             ("HeaderPlacementBroken", sum(len(c.broken) for c in self.load_balancers)),
         ):
             if number:
@@ -234,6 +248,7 @@ def _check(kind: LoadBalancerKind, name: str, result: ProxyProtocolResult) -> Lo
         changes=tuple(result.changes),
         enabled_count=result.enabled_count,
         blocked=tuple(result.blocked),
+        placement_blocked=tuple(result.placement_blocked),
         broken=tuple(result.broken),
     )
 
@@ -256,7 +271,11 @@ class Reconcile:
         self.clients = clients
         self.inventory = inventory or Inventory(clients)
         self.service = service or EnableProxyProtocol(
-            settings, clients, backoff=SWEEP_BACKOFF, sleep=sleep or time.sleep
+            settings,
+            clients,
+            backoff=SWEEP_BACKOFF,
+            sleep=sleep or time.sleep,
+            notifier=blocked_notifier(settings, clients),
         )
         self.now = now or datetime.now(UTC)
         self.summary = ReconcileSummary(dry_run=settings.dry_run)

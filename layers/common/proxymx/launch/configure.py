@@ -43,17 +43,18 @@ from proxymx.launch.plan import (
     Launch,
     admit,
     command_chunks,
-    document_parameters,
     launches_of,
     needs_heartbeat,
 )
 from proxymx.launch.runcommand import InstancesNotReady, RunCommand
+from proxymx.launch.sends import launch_decision
 from proxymx.models.lifecycle import LaunchQueueBatch
 from proxymx.results import Metric, count
 
 logger = Logger(child=True)
 
-LaunchStatus = Literal["sent", "ignored", "not-ready", "rejected", "failed"]
+# abandoned: the group's units contradict each other (issue 7.4); the lifecycle action is ABANDONed.
+LaunchStatus = Literal["sent", "ignored", "not-ready", "rejected", "failed", "abandoned"]
 RETRIED: frozenset[str] = frozenset({"not-ready", "rejected", "failed"})
 STATUS_METRICS = {
     "sent": "InstancesSent",
@@ -61,6 +62,7 @@ STATUS_METRICS = {
     "not-ready": "AgentsNotReady",
     "rejected": "MalformedLaunchEvents",
     "failed": "LaunchesFailed",
+    "abandoned": "LaunchConflicts",
 }
 
 
@@ -96,10 +98,12 @@ class LaunchBatchReport:
     outcomes: dict[str, LaunchOutcome] = field(default_factory=dict)
     commands: list[SentCommand] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
+    # Launches ABANDONed because their group's units contradict each other (issue 7.4).
+    conflicts: int = 0
 
     def add(self, outcome: LaunchOutcome) -> None:
         self.outcomes[outcome.key] = outcome
-        log = logger.warning if outcome.status in ("rejected", "failed") else logger.info
+        log = logger.warning if outcome.status in ("rejected", "failed", "abandoned") else logger.info
         log(
             f"launch {outcome.status}: {outcome.reason}",
             extra={
@@ -119,7 +123,8 @@ class LaunchBatchReport:
             return "rejected"
         if any(status in ("failed", "rejected") for status in statuses):
             return "failed"
-        if "sent" in statuses:
+        # An ABANDON on a contradiction (issue 7.4) is a write, like a command sent.
+        if "sent" in statuses or "abandoned" in statuses:
             return "changed"
         if statuses and all(status == "ignored" for status in statuses):
             return "ignored"
@@ -176,6 +181,8 @@ class _Apply:
         self.clients = clients
         self.report = report
         self.now = now
+        # Group -> (status, reason) of the launches that get no command (issue 7.4).
+        self.conflicts: dict[str, tuple[LaunchStatus, str]] = {}
 
     @cached_property
     def autoscaling(self) -> AutoScaling:
@@ -247,8 +254,14 @@ class _Apply:
         return ready
 
     def send(self, launches: list[Launch]) -> None:
-        parameters = document_parameters(self.settings)
+        parameters_of: dict[str, dict[str, str] | None] = {}
         for chunk in command_chunks(launches):
+            if chunk.group_name not in parameters_of:
+                parameters_of[chunk.group_name] = self.parameters_for(chunk.group_name)
+            parameters = parameters_of[chunk.group_name]
+            if parameters is None:
+                self.abandon(chunk)
+                continue
             # Give the command a full HeartbeatTimeout when the wait so far has eaten into it.
             kept = []
             for launch in chunk.launches:
@@ -258,6 +271,38 @@ class _Apply:
                     self.outcome(launch, "ignored", "the lifecycle action ended before the command was sent")
             if kept:
                 self.send_chunk(CommandChunk(chunk.group_name, chunk.hook_name, tuple(kept)), parameters)
+
+    def parameters_for(self, group_name: str) -> dict[str, str] | None:
+        """The run the group's units need (what they SEND NOW); None when they contradict or
+        cannot be read (``self.conflicts`` says which)."""
+        try:
+            decision = launch_decision(group_name, self.settings, self.clients)
+        except ProxymxError as exc:
+            self.conflicts[group_name] = (
+                "failed",
+                f"cannot read what the group's load balancers send: {exc}",
+            )
+            return None
+        if decision.conflict is not None:
+            self.conflicts[group_name] = ("abandoned", decision.conflict)
+            return None
+        return decision.parameters(self.settings)
+
+    def abandon(self, chunk: CommandChunk) -> None:
+        status, reason = self.conflicts[chunk.group_name]
+        if status == "failed":
+            self._each(chunk.launches, "failed", reason)
+            return
+        self.report.conflicts += len(chunk.launches)
+        for launch in chunk.launches:
+            try:
+                self.autoscaling.complete_lifecycle_action(
+                    launch.group_name, launch.hook_name, launch.instance_id, "ABANDON"
+                )
+            except ProxymxError as exc:
+                self.outcome(launch, "failed", f"{reason}; ABANDON failed: {exc}")
+                continue
+            self.outcome(launch, "abandoned", f"ABANDON: {reason}")
 
     def send_chunk(self, chunk: CommandChunk, parameters: dict[str, str]) -> None:
         try:

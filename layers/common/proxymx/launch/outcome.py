@@ -13,6 +13,11 @@ reads what they need and applies them:
 - The lifecycle action is found from the command's comment (:mod:`proxymx.launch.context`), or
   looked up; it must be in scope (:func:`proxymx.scope.launch_out_of_scope`).
 - An action that is already completed or expired is an idempotent success (``already-over``).
+- Readiness (issue 7.1): a run that proved its configuration (``Mode=configure``) or proved
+  Postfix plain (``Mode=revert``) is recorded on the instance as the tag
+  ``proxymx:proxy-protocol`` BEFORE the lifecycle action is completed, so that a load balancer
+  switch never sees an in-service instance without its proof. Runs outside a lifecycle action
+  (a refresh, an operator's run) are recorded too: the tag states what the instance speaks.
 - Failures are published to the notification topic, when one is configured, with the instance,
   the reason and the tail of the script's stderr.
 """
@@ -34,9 +39,12 @@ from proxymx.errors import NotReadyYet, ProxymxError
 from proxymx.launch.autoscaling import AutoScaling
 from proxymx.launch.context import ActionContext, decode_comment
 from proxymx.launch.plan import Invocation, LifecycleResult, configuration_seconds, judge, release
+from proxymx.launch.readiness_tag import ReadinessTags
 from proxymx.launch.runcommand import RunCommand
 from proxymx.launch.sns import Notifications
+from proxymx.loadbalancer.readiness import tag_value_from_summary
 from proxymx.models.ssm import TERMINAL_STATUSES, TIMED_OUT_STATUSES, CommandStatusChange, SsmStatusEvent
+from proxymx.postfix_summary import parse_summary
 from proxymx.results import Metric, count
 from proxymx.scope import launch_out_of_scope
 
@@ -67,6 +75,8 @@ class OutcomeReport:
     group_name: str | None = None
     hook_name: str | None = None
     notified: bool = False
+    # The proxymx:proxy-protocol value recorded on the instance (None: nothing proven or written).
+    readiness_tag: str | None = None
     measured: list[Metric] = field(default_factory=list)
 
     @property
@@ -143,6 +153,25 @@ class _Apply:
         except ProxymxError as exc:  # the lifecycle decision stands; the log has everything
             logger.error(f"failure notification not published: {exc}")
 
+    @cached_property
+    def readiness_tags(self) -> ReadinessTags:
+        return ReadinessTags(self.clients.ec2)
+
+    def record_readiness(self, instance_id: str, status: str, invocation: Invocation) -> str | None:
+        """Tag what a successful run proved; None when it proved nothing (or a dry run)."""
+        summary = parse_summary(invocation.stdout) if status == "Success" else None
+        value = tag_value_from_summary(summary) if summary is not None and not self.settings.dry_run else None
+        if value is None:
+            return None
+        try:
+            self.readiness_tags.record(instance_id, value)
+        except ProxymxError as exc:
+            # IAM allows the tag on fleet instances only: an operator's run elsewhere is not ours to
+            # record. Unrecorded, the instance counts as unready -- the safe side.
+            logger.warning(f"readiness not recorded on {instance_id}: {exc}")
+            return None
+        return value
+
 
 def _failure_message(report: OutcomeReport, invocation: Invocation, settings: Settings) -> str:
     tail = invocation.stderr[-STDERR_TAIL:] if invocation.stderr else "(empty)"
@@ -203,6 +232,7 @@ def _check(event: SsmStatusEvent, settings: Settings, work: _Apply) -> OutcomeRe
             f"GetCommandInvocation {detail.command_id}/{detail.instance_id}: still {invocation.status} "
             "after the Success event"
         )
+    base = replace(base, readiness_tag=work.record_readiness(detail.instance_id, detail.status, invocation))
     context = work.action_context(detail.instance_id, invocation.comment)
     if context is None:
         return ignored("no lifecycle action of ours for this instance (vanished, or not launched by a hook)")

@@ -224,6 +224,13 @@ def judge(status: str, invocation: Invocation | None) -> Verdict:
     if status == "Success":
         if summary is None:
             return Verdict("ABANDON", "the document succeeded but printed no summary line")
+        if summary.mode == "revert":
+            # A launch behind units that send no header (issue 7.4): proven plain is what it must be.
+            if summary.proves_plain:
+                return Verdict("CONTINUE", f"Postfix {summary.postfix_version or '?'} proven plain", summary)
+            return Verdict(
+                "ABANDON", f"the revert run does not prove Postfix plain (result={summary.result})", summary
+            )
         if summary.proves_configuration:
             version = summary.postfix_version or "?"
             return Verdict("CONTINUE", f"Postfix {version} {summary.result} and verified", summary)

@@ -68,6 +68,7 @@ class ClassicElb(ElbAdapter["ElasticLoadBalancingClient"]):
                 for p in policies
             ),
             tags=tags,
+            instances=tuple(i["InstanceId"] for i in description.get("Instances", []) if "InstanceId" in i),
         )
 
     # ----- write --------------------------------------------------------------------------

@@ -158,6 +158,12 @@ class NetworkLoadBalancers(ElbAdapter["ElasticLoadBalancingv2Client"]):
             for tg in groups
         ]
 
+    def dualstack(self, load_balancer_arns: Sequence[str]) -> bool:
+        """True when any of these NLBs takes IPv6 senders (then Postfix must accept IPv6 clients)."""
+        if not load_balancer_arns:
+            return False
+        return any(t.startswith("dualstack") for t in self.ip_address_types(load_balancer_arns))
+
     def with_proxy_protocol_state(self, state: TargetGroupState) -> TargetGroupState:
         """The state with its header attributes, read in ONE DescribeTargetGroupAttributes call."""
         header = header_attributes(self.attributes(state.arn), state.target_type, state.protocol)

@@ -23,15 +23,22 @@ Decisions (see docs/loadbalancers.md):
   balancer, or on a target group or any load balancer it serves, excludes it; the required tag,
   when set, must be on the load balancer (Classic) or on the target group or one of its load
   balancers (NLB).
+- The interlock (issue 7.2, docs/agreement.md): a plan that turns the header ON is allowed only
+  when every target of the unit covers the unit's requirement, or it has no target; otherwise
+  it is :class:`Blocked`. Header on + Postfix not configured answers every command ``500 5.5.2``
+  (senders may bounce mail); the opposite mismatch is only a retried ``421``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from proxymx.config import Settings
 from proxymx.loadbalancer.nlbheader import HeaderAttributes, decide_header
+from proxymx.loadbalancer.readiness import Requirement
+from proxymx.loadbalancer.targets import TargetReadiness, Unready, unready_targets
 from proxymx.scope import Tags, load_balancer_out_of_scope
 
 PROXY_POLICY_TYPE = "ProxyProtocolPolicyType"
@@ -39,6 +46,30 @@ PROXY_POLICY_NAME = "proxymx-ProxyProtocol"
 PROXY_PROTOCOL_V2 = "proxy_protocol_v2.enabled"
 CLASSIC_BACKEND_PROTOCOLS = frozenset({"TCP", "SSL"})
 NLB_PROXY_PROTOCOLS = frozenset({"TCP", "TLS"})
+
+
+# An operator's brake on one unit (issue 7.5): no write to it until this RFC 3339 UTC time.
+PAUSE_TAG_KEY = "proxymx:pause-until"
+
+
+def pause_reason(tag_sets: Sequence[Tags], now: datetime) -> str | None:
+    """Why these tags pause writes now, or None. An unreadable value pauses (the operator meant
+    to stop us; guessing an expiry would be worse) and says so."""
+    for tags in tag_sets:
+        value = tags.get(PAUSE_TAG_KEY)
+        if value is None:
+            continue
+        try:
+            until = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return (
+                f"paused by tag {PAUSE_TAG_KEY}={value!r} (unreadable: expected RFC 3339 UTC, paused anyway)"
+            )
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=UTC)
+        if now < until:
+            return f"paused by tag {PAUSE_TAG_KEY} until {until.astimezone(UTC).isoformat()}"
+    return None
 
 
 # ----- Classic ELB ---------------------------------------------------------------------------
@@ -77,6 +108,8 @@ class ClassicState:
     backend_policies: Mapping[int, tuple[str, ...]]
     policies: tuple[ClassicPolicy, ...]
     tags: Tags
+    # Registered instances (DescribeLoadBalancers ``Instances``): the targets of the interlock.
+    instances: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -287,3 +320,33 @@ def plan_target_groups(groups: Sequence[TargetGroupState], settings: Settings) -
         tuple(broken),
         tuple(preserved),
     )
+
+
+# ----- the interlock (issue 7.2) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A unit whose header may not be switched on: the targets that are not ready for it."""
+
+    unit: str
+    requirement: Requirement
+    unready: tuple[Unready, ...]
+
+    @property
+    def outside_fleet(self) -> tuple[Unready, ...]:
+        return tuple(u for u in self.unready if not u.in_fleet)
+
+    def describe(self) -> str:
+        shown = ", ".join(u.describe() for u in self.unready[:5])
+        more = f" (+{len(self.unready) - 5} more)" if len(self.unready) > 5 else ""
+        return (
+            f"{self.unit}: {len(self.unready)} target(s) not ready for {self.requirement.describe()}: "
+            f"{shown}{more}"
+        )
+
+
+def interlock(unit: str, requirement: Requirement, targets: Sequence[TargetReadiness]) -> Blocked | None:
+    """None when the header may go on (every target covers the requirement, or no target)."""
+    unready = unready_targets(requirement, targets)
+    return Blocked(unit, requirement, unready) if unready else None

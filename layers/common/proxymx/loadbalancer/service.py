@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from proxymx.aws import Clients
 from proxymx.config import Settings
@@ -25,17 +25,25 @@ from proxymx.loadbalancer.nlb import NetworkLoadBalancers, PlacementRefused
 from proxymx.loadbalancer.nlbheader import CLIENT_ADDRESS_PRESERVED, HEADER_PLACEMENT, support_request
 from proxymx.loadbalancer.plan import (
     NLB_PROXY_PROTOCOLS,
+    Blocked,
     ClassicPlan,
+    ClassicState,
     TargetGroupPlan,
     TargetGroupState,
+    eligible_classic_ports,
+    interlock,
+    pause_reason,
     plan_classic,
     plan_target_groups,
     target_group_candidates,
 )
+from proxymx.loadbalancer.readiness import Requirement
+from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
 from proxymx.models.cloudtrail import (
     ClassicCreateLoadBalancer,
     ClassicCreateLoadBalancerListeners,
     ClassicDeletePolicy,
+    ClassicRegisterInstances,
     ClassicSetBackendPolicies,
     ElbApiCallEvent,
     ElbCallDetail,
@@ -45,14 +53,18 @@ from proxymx.models.cloudtrail import (
     V2CreateTargetGroup,
     V2ModifyListener,
     V2ModifyTargetGroupAttributes,
+    V2RegisterTargets,
 )
 from proxymx.results import Metric, count
 
 log = logging.getLogger(__name__)
 
-# blocked: the header is needed but AWS refused the placement SMTP needs, so it stays off;
+# blocked: the header stays off -- in front of targets not ready for it (issue 7.2, the interlock;
+# field ``blocked``, metric LoadBalancersBlocked), or because AWS refused the placement SMTP needs
+# (issue 8; field ``placement_blocked``, metric HeaderPlacementBlocked).
 # broken: the header is on with a placement that hangs SMTP and proxymx could not repair it.
-Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken"]
+# paused: the unit carries proxymx:pause-until in the future (an operator's brake, issue 7.5).
+Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused"]
 
 
 @dataclass(frozen=True)
@@ -67,9 +79,13 @@ class ProxyProtocolResult:
     dry_run: bool = False
     drift_repaired: bool = False
     actor: str | None = None
+    # Blocked units (the interlock): "unit: N target(s) not ready for ...: i-... (why; fleet)".
+    blocked: list[str] = field(default_factory=list)
+    # Targets just registered behind a unit that already sends the header, not ready for it.
+    unready_behind_header: list[str] = field(default_factory=list)
     # NLB target groups left without the header (AWS refused on_first_ack) / with a header that
     # deadlocks SMTP (proxymx.loadbalancer.nlbheader).
-    blocked: list[str] = field(default_factory=list)
+    placement_blocked: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,9 +93,16 @@ class ProxyProtocolResult:
 
     def metrics(self) -> list[Metric]:
         """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored,
-        EventsCompliant, DryRunChangesPlanned, HeaderPlacementBlocked / HeaderPlacementBroken (target
-        groups) (so that no invocation publishes an empty set)."""
+        EventsCompliant, DryRunChangesPlanned, LoadBalancersBlocked (units kept off by the
+        interlock), UnreadyTargetsBehindHeader, HeaderPlacementBlocked / HeaderPlacementBroken
+        (target groups) (so that no invocation publishes an empty set)."""
         found: list[Metric] = []
+        if self.blocked:
+            # Units whose header stays off because a target is not ready (alarm: LoadBalancersBlocked).
+            found.append(count("LoadBalancersBlocked", len(self.blocked)))
+        if self.unready_behind_header:
+            # A registered target that answers 500 to the header: the alarm UnreadyTargetsBehindHeader.
+            found.append(count("UnreadyTargetsBehindHeader", len(self.unready_behind_header)))
         if self.outcome == "ignored":
             found.append(count("EventsIgnored"))
         elif self.outcome == "compliant":
@@ -91,11 +114,15 @@ class ProxyProtocolResult:
             found.append(count("ProxyProtocolEnabled", self.enabled_count))
         if self.drift_repaired:
             found.append(count("DriftRepaired"))
-        if self.blocked:
-            found.append(count("HeaderPlacementBlocked", len(self.blocked)))
+        if self.placement_blocked:
+            found.append(count("HeaderPlacementBlocked", len(self.placement_blocked)))
         if self.broken:
             found.append(count("HeaderPlacementBroken", len(self.broken)))
         return found
+
+
+class BlockedNotifier(Protocol):
+    def blocked(self, blocked: list[Blocked], *, sweep: bool) -> None: ...
 
 
 class EnableProxyProtocol:
@@ -109,11 +136,13 @@ class EnableProxyProtocol:
         *,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
         sleep: Callable[[float], Any] = time.sleep,
+        notifier: BlockedNotifier | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
         self._backoff = backoff
         self._sleep = sleep
+        self.notifier = notifier
 
     @cached_property
     def classic(self) -> ClassicElb:
@@ -122,6 +151,10 @@ class EnableProxyProtocol:
     @cached_property
     def nlb(self) -> NetworkLoadBalancers:
         return NetworkLoadBalancers(self.clients.elbv2, backoff=self._backoff, sleep=self._sleep)
+
+    @cached_property
+    def targets(self) -> TargetDiscovery:
+        return TargetDiscovery(self.settings.fleet_tag_value, self.clients)
 
     def handle(self, event: ElbApiCallEvent) -> ProxyProtocolResult:
         detail = event.detail
@@ -133,6 +166,11 @@ class EnableProxyProtocol:
             return self.ensure_classic(detail.request_parameters.load_balancer_name, detail)
         if isinstance(detail, ClassicSetBackendPolicies | ClassicDeletePolicy):
             return self.ensure_classic(detail.request_parameters.load_balancer_name, detail)
+        if isinstance(detail, ClassicRegisterInstances):
+            ids = [i.instance_id for i in detail.request_parameters.instances]
+            return self.registered_classic(detail.request_parameters.load_balancer_name, ids, detail)
+        if isinstance(detail, V2RegisterTargets):
+            return self.registered_targets(detail)
         if isinstance(detail, V2CreateLoadBalancer):
             arn = (
                 detail.response_elements.load_balancers[0].load_balancer_arn
@@ -191,6 +229,19 @@ class EnableProxyProtocol:
             return self._result(
                 detail, "compliant", f"PROXY protocol already on instance ports {ports}", name
             )
+        paused = pause_reason([state.tags], datetime.now(UTC))
+        if paused:
+            log.warning("%s: %s", name, paused, extra={"load_balancer": name})
+            return self._result(
+                detail, "paused", f"{paused}; would: {plan.describe()}", name, plan.describe()
+            )
+        if plan.attach:
+            # Ports agree: the requirement is the instance ports the ELB forwards to (25 -> 2525).
+            requirement = Requirement(plan.eligible_ports, "v1")
+            targets = self.targets.readiness(self.targets.classic_targets(name, state.instances))
+            blocked = interlock(f"classic/{name}", requirement, targets)
+            if blocked is not None:
+                return self._blocked(detail, name, [blocked])
         return self._apply_classic(detail, plan)
 
     def _apply_classic(self, detail: ElbCallDetail | None, plan: ClassicPlan) -> ProxyProtocolResult:
@@ -201,6 +252,74 @@ class EnableProxyProtocol:
         self.classic.apply(plan)
         self.classic.verify(plan)
         return self._changed(detail, plan.load_balancer, changes, len(plan.attach))
+
+    # ----- registration is a write too (issue 7.2) ---------------------------------------
+
+    def registered_classic(
+        self, name: str, instance_ids: list[str], detail: ElbCallDetail
+    ) -> ProxyProtocolResult:
+        """New instances behind a Classic ELB: if it sends the header, they must be ready for it;
+        if it does not, the normal plan decides (the interlock included)."""
+        state = self.classic.describe(name)
+        ports = [p for p in self._eligible(state) if self._sends_on(state, p)]
+        if not ports:
+            return self.ensure_classic(name, detail)
+        targets = [Target(i, None, "registered") for i in instance_ids]
+        return self._registered(detail, f"classic/{name}", Requirement(tuple(ports), "v1"), targets)
+
+    def registered_targets(self, detail: V2RegisterTargets) -> ProxyProtocolResult:
+        arn = detail.request_parameters.target_group_arn
+        group = self.nlb.target_group(arn)
+        (state,) = self.nlb.target_group_states([group])
+        sends = state.supports_proxy_protocol and self.nlb.proxy_protocol_v2(arn)
+        if not sends:
+            return self._target_group(detail, arn)
+        targets = [
+            Target(t.id, t.port or state.port, "registered")
+            for t in detail.request_parameters.targets
+            if t.id.startswith("i-")
+        ]
+        ips = {
+            t.id: t.port or state.port for t in detail.request_parameters.targets if not t.id.startswith("i-")
+        }
+        mapped = self.targets.instances_by_private_ip(ips)
+        targets += [Target(mapped.get(ip, f"unknown:{ip}"), port, "ip") for ip, port in ips.items()]
+        ports = tuple(sorted({t.port for t in targets if t.port is not None}))
+        requirement = Requirement(ports, "v2", ipv6=self.nlb.dualstack(state.load_balancer_arns))
+        return self._registered(detail, f"tg/{arn}", requirement, targets)
+
+    def _registered(
+        self, detail: ElbCallDetail, unit: str, requirement: Requirement, targets: list[Target]
+    ) -> ProxyProtocolResult:
+        unready = unready_targets(requirement, self.targets.readiness(targets))
+        if not unready:
+            return self._result(
+                detail, "compliant", f"registered targets are ready for {requirement.describe()}", unit
+            )
+        described = [u.describe() for u in unready]
+        # The header already reaches them: each session gets 500 5.5.2 until Postfix is configured.
+        # Fleet targets: run the document (Mode=configure) on them -- the automatic refresh is not
+        # built yet (docs/agreement.md); outside the fleet: the operator's to fix.
+        log.error(
+            "registered behind a unit that sends the PROXY header, not ready: %s",
+            "; ".join(described),
+            extra={"load_balancer": unit, "unready": described},
+        )
+        result = self._result(
+            detail,
+            "blocked",
+            f"{unit} sends {requirement.describe()}; registered target(s) not ready: " + ", ".join(described),
+            unit,
+        )
+        return ProxyProtocolResult(**{**result.to_dict(), "unready_behind_header": described})
+
+    def _eligible(self, state: ClassicState) -> list[int]:
+        return eligible_classic_ports(state.listeners, self.settings.smtp_ports)
+
+    @staticmethod
+    def _sends_on(state: ClassicState, port: int) -> bool:
+        proxy = {p.name for p in state.policies if p.enables_proxy_protocol}
+        return bool(proxy & set(state.backend_policies.get(port, ())))
 
     # ----- NLB --------------------------------------------------------------------------
 
@@ -246,7 +365,49 @@ class EnableProxyProtocol:
             return self._result(detail, outcome, reasons, subject)
         if not plan.has_changes:
             return self._result(detail, "compliant", _compliant_reason(plan), subject)
+        by_arn = {tg.arn: tg for tg in read}
+        now = datetime.now(UTC)
+        paused: dict[str, str] = {}
+        for arn in (*plan.enable, *plan.broken):
+            why = pause_reason([by_arn[arn].tags, *by_arn[arn].load_balancer_tags], now)
+            if why:
+                paused[arn] = why
+                log.warning("%s: %s", arn, why, extra={"load_balancer": subject})
+        if paused:
+            if len(paused) == len(plan.enable) + len(plan.broken):
+                whys = "; ".join(f"{arn}: {why}" for arn, why in paused.items())
+                return self._result(detail, "paused", whys, subject, plan.describe())
+            plan = replace(
+                plan,
+                enable=tuple(a for a in plan.enable if a not in paused),
+                broken=tuple(a for a in plan.broken if a not in paused),
+            )
+        # The interlock guards turning the header ON; a placement repair keeps an existing header.
+        blocked = [b for b in (self._interlock_target_group(by_arn[arn]) for arn in plan.enable) if b]
+        if blocked:
+            held = {b.unit.removeprefix("tg/") for b in blocked}
+            partial = replace(plan, enable=tuple(arn for arn in plan.enable if arn not in held))
+            applied: ProxyProtocolResult | None = None
+            if partial.has_changes:
+                applied = self._apply_target_groups(detail, partial, subject)
+            return self._blocked(detail, subject, blocked, applied)
         return self._apply_target_groups(detail, plan, subject)
+
+    def _interlock_target_group(self, tg: TargetGroupState) -> Blocked | None:
+        targets = self.targets.target_group_targets(tg.arn, tg.port)
+        # Ports agree: each target is checked for the port the group sends it to (per-target
+        # overrides); the requirement lists them all for the document.
+        ports = tuple(
+            sorted({t.port for t in targets if t.port is not None} or ({tg.port} if tg.port else set()))
+        )
+        # The IpAddressType already read for the header decision is reused (one read per NLB).
+        ip_types = tg.load_balancer_ip_address_types or (
+            self.nlb.ip_address_types(tg.load_balancer_arns) if tg.load_balancer_arns else ()
+        )
+        requirement = Requirement(
+            ports or (tg.port or 0,), "v2", ipv6=any(t.startswith("dualstack") for t in ip_types)
+        )
+        return interlock(f"tg/{tg.arn}", requirement, self.targets.readiness(targets))
 
     def _apply_target_groups(
         self, detail: ElbCallDetail | None, plan: TargetGroupPlan, subject: str
@@ -294,9 +455,45 @@ class EnableProxyProtocol:
         for reason in reasons:
             log.error("%s: %s", outcome, reason, extra={"load_balancer": result.load_balancer})
         fields = {**result.to_dict(), "outcome": outcome, "reason": " | ".join(reasons)}
-        return ProxyProtocolResult(**{**fields, "blocked": blocked, "broken": broken})
+        return ProxyProtocolResult(**{**fields, "placement_blocked": blocked, "broken": broken})
 
     # ----- results ----------------------------------------------------------------------
+
+    def _blocked(
+        self,
+        detail: ElbCallDetail | None,
+        subject: str,
+        blocked: list[Blocked],
+        applied: ProxyProtocolResult | None = None,
+    ) -> ProxyProtocolResult:
+        """The header stays off: the same outcome on the event path, in Reconcile and in a dry run.
+        ``applied``: what was done meanwhile to the other target groups of the same subject."""
+        described = [b.describe() for b in blocked]
+        log.warning(
+            "blocked: %s", "; ".join(described), extra={"load_balancer": subject, "blocked": described}
+        )
+        if self.notifier is not None and not self.settings.dry_run:
+            self.notifier.blocked(blocked, sweep=detail is None)
+        reasons = ["PROXY protocol not switched on: " + "; ".join(described)]
+        if applied is not None and applied.outcome in ("blocked", "broken"):
+            reasons.append(applied.reason)
+        result = self._result(
+            detail,
+            # A placement that hangs SMTP elsewhere is the louder of the two.
+            "broken" if applied is not None and applied.broken else "blocked",
+            " | ".join(reasons),
+            subject,
+            applied.changes if applied is not None else [],
+        )
+        extra: dict[str, Any] = {"blocked": described}
+        if applied is not None:
+            extra.update(
+                enabled_count=applied.enabled_count,
+                drift_repaired=applied.drift_repaired,
+                placement_blocked=applied.placement_blocked,
+                broken=applied.broken,
+            )
+        return ProxyProtocolResult(**{**result.to_dict(), **extra})
 
     def _changed(
         self,
@@ -397,7 +594,19 @@ def enable_proxy_protocol(
 ) -> ProxyProtocolResult:
     """The one domain call of the EnableProxyProtocol handler (``now`` is not needed here: every
     flow's entry point takes the same arguments)."""
-    service = EnableProxyProtocol(settings, clients, sleep=sleep or time.sleep)
+    service = EnableProxyProtocol(
+        settings, clients, sleep=sleep or time.sleep, notifier=blocked_notifier(settings, clients)
+    )
     result = service.handle(event)
     log.info("outcome %s: %s", result.outcome, result.reason, extra={"result": result.to_dict()})
     return result
+
+
+def blocked_notifier(settings: Settings, clients: Clients) -> BlockedNotifier | None:
+    """The SNS notice of a blocked unit, when NotificationTopicArn is set."""
+    if not settings.notification_topic_arn:
+        return None
+    from proxymx.launch.sns import Notifications
+    from proxymx.loadbalancer.notify import SnsBlockedNotifier
+
+    return SnsBlockedNotifier(settings.notification_topic_arn, Notifications(clients.sns))

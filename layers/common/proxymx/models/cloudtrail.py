@@ -38,6 +38,8 @@ HEADER_PLACEMENT_ATTRIBUTE = "proxy_protocol_v2.client_to_server.header_placemen
 NAME_MAX: Final = 32
 # Classic ELB: at most 100 listeners per load balancer (ELB quotas).
 LISTENERS_MAX: Final = 100
+# One registration call names its targets; a generous bound, not an AWS quota.
+TARGETS_MAX: Final = 1000
 _PROTOCOL = re.compile(r"[A-Za-z0-9_]{1,16}")
 
 
@@ -169,7 +171,48 @@ class ClassicDeletePolicyParams(Record):
         return cls(load_balancer_name=_lb_name(o), policy_name=o.text("policyName", max_len=SHORT_MAX))
 
 
+class ClassicInstanceRef(Record):
+    instance_id: str
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicInstanceRef:
+        return cls(instance_id=o.text("instanceId", max_len=SHORT_MAX))
+
+
+class ClassicRegisterInstancesParams(Record):
+    load_balancer_name: str
+    instances: list[ClassicInstanceRef]
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicRegisterInstancesParams:
+        instances = o.objs("instances", max_items=TARGETS_MAX, min_items=1)
+        return cls(load_balancer_name=_lb_name(o), instances=[ClassicInstanceRef.read(i) for i in instances])
+
+
 # ----- ELBv2 (2015-12-01) ----------------------------------------------------------------------
+
+
+class V2TargetRef(Record):
+    # An instance id, an IP address (IP targets) or a Lambda/ALB ARN.
+    id: str
+    port: int | None = None
+
+    @classmethod
+    def read(cls, o: Obj) -> V2TargetRef:
+        return cls(id=o.text("id", max_len=ARN_MAX), port=o.opt_port("port"))
+
+
+class V2RegisterTargetsParams(Record):
+    target_group_arn: str
+    targets: list[V2TargetRef]
+
+    @classmethod
+    def read(cls, o: Obj) -> V2RegisterTargetsParams:
+        targets = o.objs("targets", max_items=TARGETS_MAX, min_items=1)
+        return cls(
+            target_group_arn=o.text("targetGroupArn", max_len=ARN_MAX),
+            targets=[V2TargetRef.read(t) for t in targets],
+        )
 
 
 class V2CreateLoadBalancerParams(Record):
@@ -448,6 +491,26 @@ class ClassicDeletePolicy(ElbCallDetail):
         return True
 
 
+class ClassicRegisterInstances(ElbCallDetail):
+    """Registration is a write too (issue 7.2): a new target behind a unit that sends."""
+
+    request_parameters: ClassicRegisterInstancesParams
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicRegisterInstances:
+        params = ClassicRegisterInstancesParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
+
+
+class V2RegisterTargets(ElbCallDetail):
+    request_parameters: V2RegisterTargetsParams
+
+    @classmethod
+    def read(cls, o: Obj) -> V2RegisterTargets:
+        params = V2RegisterTargetsParams.read(o.obj("requestParameters"))
+        return cls(**cls.common(o), request_parameters=params)
+
+
 class V2CreateLoadBalancer(ElbCallDetail):
     request_parameters: V2CreateLoadBalancerParams
     response_elements: V2CreateLoadBalancerResponse | None = None
@@ -511,6 +574,8 @@ ElbDetail = (
     | ClassicCreateLoadBalancerListeners
     | ClassicSetBackendPolicies
     | ClassicDeletePolicy
+    | ClassicRegisterInstances
+    | V2RegisterTargets
     | V2CreateLoadBalancer
     | V2CreateTargetGroup
     | V2CreateListener
@@ -525,6 +590,8 @@ _HANDLED: Final[dict[tuple[str, str], Callable[[Obj], ElbDetail]]] = {
     (CLASSIC_API_VERSION, "CreateLoadBalancerListeners"): ClassicCreateLoadBalancerListeners.read,
     (CLASSIC_API_VERSION, "SetLoadBalancerPoliciesForBackendServer"): ClassicSetBackendPolicies.read,
     (CLASSIC_API_VERSION, "DeleteLoadBalancerPolicy"): ClassicDeletePolicy.read,
+    (CLASSIC_API_VERSION, "RegisterInstancesWithLoadBalancer"): ClassicRegisterInstances.read,
+    (V2_API_VERSION, "RegisterTargets"): V2RegisterTargets.read,
     (V2_API_VERSION, "CreateLoadBalancer"): V2CreateLoadBalancer.read,
     (V2_API_VERSION, "CreateTargetGroup"): V2CreateTargetGroup.read,
     (V2_API_VERSION, "CreateListener"): V2CreateListener.read,

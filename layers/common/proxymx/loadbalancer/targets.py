@@ -1,0 +1,234 @@
+"""Who is behind a unit, and is each of them ready? (issue 7.2; the only EC2 code of this flow)
+
+A *unit* is what the PROXY setting is switched on: a Classic ELB (all its SMTP instance ports at
+once) or one NLB target group. Its targets are:
+
+- Classic: the registered instances (DescribeLoadBalancers ``Instances``).
+- NLB: DescribeTargetHealth of the group minus ``draining`` targets (they take no new
+  connections); instance targets by id, IP targets mapped to an instance by private IP, or
+  ``unknown`` (never ready) when no instance has that address.
+- Both: instances in ``Pending:Wait``/``Warmed:Pending:Wait`` of every Auto Scaling group attached
+  to the unit (``LoadBalancerNames``, ``TargetGroupARNs``, ``TrafficSources``): a launch racing a
+  switch must count, or it is released plain behind a header.
+
+Tags, state and private IPs come from DescribeInstances with an ``instance-id`` filter, at most
+200 values a call: one call per 200 targets, never one per instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from proxymx.aws import Clients
+from proxymx.config import FLEET_TAG_KEY
+from proxymx.errors import aws_errors, translate
+from proxymx.loadbalancer.readiness import READINESS_TAG_KEY, Readiness, Requirement
+
+# A DescribeInstances filter takes at most 200 values.
+FILTER_VALUES_PER_CALL = 200
+WAITING_STATES = frozenset({"Pending:Wait", "Warmed:Pending:Wait"})
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of a unit: an instance id (or ``unknown:<ip>``) and the port it is sent to."""
+
+    target_id: str
+    port: int | None
+    source: str  # "registered", "ip", "pending-wait"
+
+
+@dataclass(frozen=True)
+class TargetReadiness:
+    target_id: str
+    readiness: Readiness
+    in_fleet: bool
+    # The port the unit sends to this target (an NLB per-target override); None: every port of
+    # the requirement (a Classic ELB sends to every eligible instance port).
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class Unready:
+    target_id: str
+    why: str
+    in_fleet: bool
+
+    def describe(self) -> str:
+        fleet = "fleet" if self.in_fleet else "outside the fleet"
+        return f"{self.target_id} ({self.why}; {fleet})"
+
+
+def unready_targets(requirement: Requirement, targets: Sequence[TargetReadiness]) -> tuple[Unready, ...]:
+    """Pure: the targets whose readiness does not cover the requirement (empty: switch allowed)."""
+    unready = []
+    for target in targets:
+        wanted = requirement if target.port is None else replace(requirement, ports=(target.port,))
+        covered, why = target.readiness.covers(wanted)
+        if not covered:
+            unready.append(Unready(target.target_id, why, target.in_fleet))
+    return tuple(unready)
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    instance_id: str
+    tags: Mapping[str, str]
+    state: str
+    private_ips: tuple[str, ...]
+
+
+class TargetDiscovery:
+    """Reads targets and their readiness through ``clients`` (EC2, ELB, ELBv2, Auto Scaling)."""
+
+    def __init__(self, fleet_tag_value: str, clients: Clients) -> None:
+        self.fleet_tag_value = fleet_tag_value
+        self.clients = clients
+
+    # ----- targets of a unit -----------------------------------------------------------------
+
+    def classic_targets(self, name: str, instance_ids: Sequence[str]) -> list[Target]:
+        """The registered instances (read with the load balancer) plus attached groups' launches."""
+        # A Classic ELB sends to every eligible instance port: the requirement's ports (port None).
+        registered = [Target(i, None, "registered") for i in instance_ids]
+        return _merge(registered, self.pending_wait(load_balancer_name=name))
+
+    def target_group_targets(self, arn: str, group_port: int | None) -> list[Target]:
+        try:
+            descriptions = self.clients.elbv2.describe_target_health(TargetGroupArn=arn)[
+                "TargetHealthDescriptions"
+            ]
+        except aws_errors() as exc:
+            raise translate(exc, f"targets of {arn}") from exc
+        instance_targets: list[Target] = []
+        ip_targets: dict[str, int | None] = {}
+        for description in descriptions:
+            # Draining targets take no new connection: the header does not reach them.
+            if (description.get("TargetHealth") or {}).get("State") == "draining":
+                continue
+            target = description["Target"]
+            port = target.get("Port") or group_port
+            if str(target["Id"]).startswith("i-"):
+                instance_targets.append(Target(target["Id"], port, "registered"))
+            elif "arn:" not in str(target["Id"]):  # a Lambda/ALB target is not an MTA
+                ip_targets[str(target["Id"])] = port
+        mapped = self.instances_by_private_ip(ip_targets)
+        for ip, port in ip_targets.items():
+            instance_targets.append(Target(mapped.get(ip, f"{UNKNOWN}:{ip}"), port, "ip"))
+        waiting = [Target(t.target_id, group_port, t.source) for t in self.pending_wait(target_group_arn=arn)]
+        return _merge(instance_targets, waiting)
+
+    def pending_wait(
+        self, *, load_balancer_name: str | None = None, target_group_arn: str | None = None
+    ) -> list[Target]:
+        """Instances held in Pending:Wait by a group attached to the unit (a launch racing a switch)."""
+        found: list[Target] = []
+        try:
+            for page in self.clients.autoscaling.get_paginator("describe_auto_scaling_groups").paginate():
+                for group in page["AutoScalingGroups"]:
+                    if not _attached(group, load_balancer_name, target_group_arn):
+                        continue
+                    found.extend(
+                        Target(i["InstanceId"], None, "pending-wait")
+                        for i in group.get("Instances", [])
+                        if i.get("LifecycleState") in WAITING_STATES
+                    )
+        except aws_errors() as exc:
+            raise translate(exc, "DescribeAutoScalingGroups") from exc
+        return found
+
+    # ----- instances --------------------------------------------------------------------------
+
+    def instances(self, instance_ids: Iterable[str]) -> dict[str, InstanceFacts]:
+        ids = sorted({i for i in instance_ids if i.startswith("i-")})
+        return self._describe([("instance-id", ids)])
+
+    def instances_by_private_ip(self, ips: Iterable[str]) -> dict[str, str]:
+        wanted = sorted(set(ips))
+        if not wanted:
+            return {}
+        facts = self._describe([("network-interface.addresses.private-ip-address", wanted)])
+        return {ip: fact.instance_id for fact in facts.values() for ip in fact.private_ips if ip in wanted}
+
+    def _describe(self, filters: list[tuple[str, list[str]]]) -> dict[str, InstanceFacts]:
+        found: dict[str, InstanceFacts] = {}
+        for name, values in filters:
+            for start in range(0, len(values), FILTER_VALUES_PER_CALL):
+                chunk = values[start : start + FILTER_VALUES_PER_CALL]
+                try:
+                    pages = self.clients.ec2.get_paginator("describe_instances").paginate(
+                        Filters=[{"Name": name, "Values": chunk}]
+                    )
+                    for page in pages:
+                        for reservation in page.get("Reservations", []):
+                            for instance in reservation.get("Instances", []):
+                                found[instance["InstanceId"]] = _facts(instance)
+                except aws_errors() as exc:
+                    raise translate(exc, "DescribeInstances") from exc
+        return found
+
+    def readiness(self, targets: Sequence[Target]) -> list[TargetReadiness]:
+        """Each target's readiness and fleet membership, read in pages of 200."""
+        facts = self.instances(t.target_id for t in targets)
+        result = []
+        for target in _merge(targets):
+            fact = facts.get(target.target_id)
+            if fact is None:
+                why = (
+                    "IP target with no instance (unknown)"
+                    if target.target_id.startswith(UNKNOWN)
+                    else "instance not found"
+                )
+                result.append(
+                    TargetReadiness(target.target_id, Readiness("unknown", why=why), False, target.port)
+                )
+                continue
+            result.append(
+                TargetReadiness(
+                    target.target_id,
+                    Readiness.parse(fact.tags.get(READINESS_TAG_KEY)),
+                    fact.tags.get(FLEET_TAG_KEY) == self.fleet_tag_value,
+                    target.port,
+                )
+            )
+        return result
+
+
+def _attached(group: Mapping[str, Any], load_balancer_name: str | None, target_group_arn: str | None) -> bool:
+    if load_balancer_name is not None and load_balancer_name in group.get("LoadBalancerNames", []):
+        return True
+    if target_group_arn is not None and target_group_arn in group.get("TargetGroupARNs", []):
+        return True
+    for source in group.get("TrafficSources", []) or []:
+        identifier = source.get("Identifier")
+        if identifier is not None and identifier in (load_balancer_name, target_group_arn):
+            return True
+    return False
+
+
+def _merge(*lists: Iterable[Target]) -> list[Target]:
+    merged: dict[str, Target] = {}
+    for items in lists:
+        for target in items:
+            merged.setdefault(target.target_id, target)
+    return list(merged.values())
+
+
+def _facts(instance: Mapping[str, Any]) -> InstanceFacts:
+    ips = [
+        address["PrivateIpAddress"]
+        for interface in instance.get("NetworkInterfaces", [])
+        for address in interface.get("PrivateIpAddresses", [])
+        if address.get("PrivateIpAddress")
+    ]
+    if instance.get("PrivateIpAddress"):
+        ips.append(instance["PrivateIpAddress"])
+    return InstanceFacts(
+        instance_id=instance["InstanceId"],
+        tags={t["Key"]: t.get("Value", "") for t in instance.get("Tags", [])},
+        state=(instance.get("State") or {}).get("Name", ""),
+        private_ips=tuple(dict.fromkeys(ips)),
+    )
