@@ -53,6 +53,8 @@ class Settings(BaseModel):
         default="ABANDON", alias="FAILURE_RESULT", pattern=r"^(ABANDON|HOOK_DEFAULT)$"
     )
     notification_topic_arn: str = Field(default="", alias="NOTIFICATION_TOPIC_ARN")
+    # The StateTable (template.yaml): one command per launch (proxymx.launch.claims).
+    state_table_name: str = Field(default="", alias="STATE_TABLE")
     heartbeat_after_seconds: int = Field(default=120, alias="HEARTBEAT_AFTER_SECONDS", ge=0)
     # --- Reconcile sweep (docs/lifecycle-hook.md): groups tagged FLEET_TAG_KEY=<this> are in scope.
     fleet_tag_value: str = Field(default="mx", alias="FLEET_TAG_VALUE", min_length=1)

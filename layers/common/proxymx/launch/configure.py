@@ -13,6 +13,10 @@ most 50 instances per ``SendCommand``, one command per group and hook). Per reco
   ``heartbeat_after_seconds``, each retry records a lifecycle heartbeat so the hook's
   ``HeartbeatTimeout`` does not abandon an instance whose agent is merely slow;
 - sent -> ``sent`` (the command id is logged; CheckOutcome takes it from there).
+- already sent by another delivery of the same launch (another batch, a Reconcile re-drive, a
+  redelivery) -> ``sent`` with that command's id, nothing sent again; another delivery is sending
+  it right now -> ``not-ready`` (retried; it then finds the command). One command per launch is a
+  conditional claim in the StateTable (:mod:`proxymx.launch.claims` says why it is race-free).
 
 Warm pools: every launch transition is configured. ``EC2 -> WarmPool`` configures the instance
 before it is stopped into the pool (the change lives on its disk), ``WarmPool ->
@@ -34,8 +38,10 @@ from aws_lambda_powertools import Logger
 from proxymx.config import Settings
 from proxymx.errors import MalformedEvent, ProxymxError
 from proxymx.launch import autoscaling, ssm
+from proxymx.launch.claims import Claim, LaunchClaims
 from proxymx.launch.context import encode_comment
 from proxymx.models.lifecycle import LaunchQueueBatch, LaunchQueueRecord, LifecycleLaunchEvent
+from proxymx.state import StateTable
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -170,7 +176,10 @@ class _Batch:
         now: datetime,
         ssm_client: SSMClient | None,
         autoscaling_client: AutoScalingClient | None,
+        *,
+        claims: LaunchClaims | None,
     ) -> None:
+        self.claims = claims
         self.settings = settings
         self.report = report
         self.now = now
@@ -260,10 +269,44 @@ class _Batch:
                         )
                     else:
                         kept.append(item)
-                if kept:
-                    self.send_chunk(group, hook, kept, parameters)
+                claimed = self.claim(kept)
+                if claimed:
+                    self.send_chunk(group, hook, claimed, parameters)
 
-    def send_chunk(self, group: str, hook: str, chunk: list[_Pending], parameters: dict[str, str]) -> None:
+    def claim(self, items: list[_Pending]) -> list[tuple[_Pending, Claim | None]]:
+        """The items this delivery may send (their claims won); the others get their outcome."""
+        if self.claims is None:
+            return [(item, None) for item in items]
+        won: list[tuple[_Pending, Claim | None]] = []
+        for item in items:
+            try:
+                claim = self.claims.claim(item.instance_id, item.launch.detail.destination, self.now)
+            except ProxymxError as exc:
+                self.outcome(item, "failed", f"cannot claim the launch (one command per launch): {exc}")
+                continue
+            if claim.won:
+                won.append((item, claim))
+            elif claim.state == "sent" and claim.command_id:
+                self.outcome(
+                    item,
+                    "sent",
+                    f"command {claim.command_id} already sent for this launch by another delivery: reused",
+                    claim.command_id,
+                )
+            else:
+                self.outcome(
+                    item, "not-ready", "another delivery of this launch is sending its command: retried later"
+                )
+        return won
+
+    def send_chunk(
+        self,
+        group: str,
+        hook: str,
+        claimed: list[tuple[_Pending, Claim | None]],
+        parameters: dict[str, str],
+    ) -> None:
+        chunk = [item for item, _ in claimed]
         ids = [item.instance_id for item in chunk]
         try:
             command_id = ssm.send_command(
@@ -276,16 +319,48 @@ class _Batch:
                 client=self.ssm_client,
             )
         except ssm.InstancesNotReady as exc:
+            self.release(claimed)
             for item in chunk:
                 self.outcome(item, "not-ready", str(exc))
             return
         except ProxymxError as exc:
+            self.release(claimed)
             for item in chunk:
                 self.outcome(item, "failed", str(exc))
             return
         self.report.commands.append(SentCommand(command_id, group, hook, tuple(ids)))
-        for item in chunk:
+        for item, claim in claimed:
+            if claim is not None and self.claims is not None:
+                try:
+                    self.claims.sent(claim, command_id)
+                except ProxymxError as exc:
+                    # The command is out: never fail the record (its redelivery would find the claim
+                    # "claiming" and wait until it goes stale). Other deliveries wait meanwhile.
+                    logger.warning(
+                        f"command {command_id} sent but not recorded on its claim: {exc}",
+                        extra={"instance_id": item.instance_id, "command_id": command_id},
+                    )
             self.outcome(item, "sent", f"document {self.settings.document_name} sent", command_id)
+
+    def release(self, claimed: list[tuple[_Pending, Claim | None]]) -> None:
+        for item, claim in claimed:
+            if claim is None or self.claims is None:
+                continue
+            try:
+                self.claims.release(claim, self.now)
+            except ProxymxError as exc:
+                # The claim then goes stale and a later delivery takes it over (claims.py).
+                logger.warning(f"claim not released: {exc}", extra={"instance_id": item.instance_id})
+
+
+def launch_claims(settings: Settings) -> LaunchClaims | None:
+    """The claims of the StateTable (none without a table: then only a batch's own duplicates are
+    removed; the template always sets STATE_TABLE)."""
+    if not settings.state_table_name:
+        return None
+    return LaunchClaims(
+        StateTable(settings.state_table_name), command_timeout_seconds=settings.command_timeout_seconds
+    )
 
 
 def configure_launches(
@@ -294,11 +369,19 @@ def configure_launches(
     *,
     ssm_client: SSMClient | None = None,
     autoscaling_client: AutoScalingClient | None = None,
+    claims: LaunchClaims | None = None,
     now: datetime | None = None,
 ) -> LaunchBatchReport:
     """Decide and act for one SQS batch of launch lifecycle events; one outcome per record."""
     report = LaunchBatchReport()
-    work = _Batch(settings, report, now or datetime.now(UTC), ssm_client, autoscaling_client)
+    work = _Batch(
+        settings,
+        report,
+        now or datetime.now(UTC),
+        ssm_client,
+        autoscaling_client,
+        claims=claims if claims is not None else launch_claims(settings),
+    )
     pending: dict[str, _Pending] = {}
     for record in batch.records:
         try:
