@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from proxymx import aws
-from proxymx.launch.awserrors import error_code, translate
+from proxymx.launch.awserrors import call_errors, error_code, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -74,13 +74,11 @@ class StateTable:
 
     def get(self, key: str, *, now: int) -> dict[str, Any] | None:
         """The record (strongly consistent read), or None when absent or expired."""
-        from botocore.exceptions import ClientError
-
         try:
             response = self.client.get_item(
                 TableName=self.table_name, Key=_serialize({KEY: key}), ConsistentRead=True
             )
-        except ClientError as exc:
+        except call_errors() as exc:
             raise translate(exc, "GetItem") from exc
         item = response.get("Item")
         if not item:
@@ -158,8 +156,6 @@ class StateTable:
         bindings: Mapping[str, Any] | None,
         **request: Any,
     ) -> Written:
-        from botocore.exceptions import ClientError
-
         if names:
             request["ExpressionAttributeNames"] = dict(names)
         if bindings:
@@ -174,7 +170,7 @@ class StateTable:
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             call(TableName=self.table_name, **request)
-        except ClientError as exc:
+        except call_errors() as exc:
             if error_code(exc) == CONDITION_FAILED:
                 old = getattr(exc, "response", {}).get("Item")
                 return Written(False, _deserialize(old) if old else None)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from proxymx import aws
-from proxymx.launch.awserrors import error_code, translate
+from proxymx.launch.awserrors import call_errors, error_code, translate
 from proxymx.launch.ssm import chunked
 
 if TYPE_CHECKING:
@@ -39,8 +39,6 @@ def lifecycle_states(
     instance_ids: Iterable[str], *, client: AutoScalingClient | None = None
 ) -> dict[str, InstanceLifecycle]:
     """Lifecycle state of each instance Auto Scaling still knows (absent = terminated and gone)."""
-    from botocore.exceptions import ClientError
-
     asg = _client(client)
     found: dict[str, InstanceLifecycle] = {}
     for chunk in chunked(sorted(set(instance_ids))):
@@ -48,7 +46,7 @@ def lifecycle_states(
         while True:
             try:
                 page = asg.describe_auto_scaling_instances(**kwargs)
-            except ClientError as exc:
+            except call_errors() as exc:
                 raise translate(exc, "DescribeAutoScalingInstances") from exc
             for item in page.get("AutoScalingInstances", []):
                 found[item["InstanceId"]] = InstanceLifecycle(
@@ -76,8 +74,6 @@ def complete_lifecycle_action(
     client: AutoScalingClient | None = None,
 ) -> Completion:
     """Complete the launch action by instance id (no token needed); idempotent."""
-    from botocore.exceptions import ClientError
-
     try:
         _client(client).complete_lifecycle_action(
             AutoScalingGroupName=group_name,
@@ -85,7 +81,7 @@ def complete_lifecycle_action(
             InstanceId=instance_id,
             LifecycleActionResult=result,
         )
-    except ClientError as exc:
+    except call_errors() as exc:
         if _no_active_action(exc):
             return "no-active-action"
         raise translate(exc, "CompleteLifecycleAction") from exc
@@ -96,13 +92,11 @@ def record_heartbeat(
     group_name: str, hook_name: str, instance_id: str, *, client: AutoScalingClient | None = None
 ) -> bool:
     """Restart the hook's heartbeat timer; False when there is no action left to keep alive."""
-    from botocore.exceptions import ClientError
-
     try:
         _client(client).record_lifecycle_action_heartbeat(
             AutoScalingGroupName=group_name, LifecycleHookName=hook_name, InstanceId=instance_id
         )
-    except ClientError as exc:
+    except call_errors() as exc:
         if _no_active_action(exc):
             return False
         raise translate(exc, "RecordLifecycleActionHeartbeat") from exc
@@ -114,11 +108,9 @@ def launch_hook_names(
 ) -> list[str]:
     """Which of our hook names exist on the group as launch hooks (fallback when a command's
     comment could not carry the hook)."""
-    from botocore.exceptions import ClientError
-
     try:
         hooks = _client(client).describe_lifecycle_hooks(AutoScalingGroupName=group_name)
-    except ClientError as exc:
+    except call_errors() as exc:
         raise translate(exc, "DescribeLifecycleHooks") from exc
     wanted = set(candidates)
     return [

@@ -192,7 +192,12 @@ class _Batch:
         self.report.add(RecordOutcome(item.record.message_id, status, reason, item.instance_id, command_id))
 
     def waited_long(self, item: _Pending) -> bool:
-        age = (self.now - item.launch.time).total_seconds()
+        launched = item.launch.time
+        # EventBridge always writes UTC; a time without an offset (a hand-made event) is read as
+        # UTC rather than raising TypeError for the whole batch (issue 9, finding 2).
+        if launched.tzinfo is None:
+            launched = launched.replace(tzinfo=UTC)
+        age = (self.now - launched).total_seconds()
         return age >= self.settings.heartbeat_after_seconds
 
     def heartbeat(self, item: _Pending) -> bool:
@@ -398,10 +403,18 @@ def configure_launches(
             work.outcome(item, "ignored", f"duplicate of message {first} in this batch")
         else:
             pending[item.instance_id] = item
-    if pending:
-        waiting = work.still_waiting(list(pending.values()))
-        if waiting:
-            ready = work.online(waiting)
-            if ready:
-                work.send(ready)
+    try:
+        if pending:
+            waiting = work.still_waiting(list(pending.values()))
+            if waiting:
+                ready = work.online(waiting)
+                if ready:
+                    work.send(ready)
+    except Exception as exc:
+        # A bug's path: the records already settled (a command sent) keep their outcome, so the
+        # queue does not bring them back; only the unsettled ones fail and come back.
+        logger.exception("launch batch: unexpected error; the unsettled records are retried")
+        for item in pending.values():
+            if item.record.message_id not in report.outcomes:
+                work.outcome(item, "failed", f"unexpected {type(exc).__name__}: {exc}")
     return report

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxymx import aws
 from proxymx.errors import PermanentAwsError, TransientAwsError
-from proxymx.launch.awserrors import error_code, translate
+from proxymx.launch.awserrors import call_errors, error_code, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -33,8 +33,6 @@ def _client(client: SSMClient | None) -> SSMClient:
 
 def online_instances(instance_ids: Iterable[str], *, client: SSMClient | None = None) -> set[str]:
     """The instances whose SSM agent is registered and ``Online`` (others: not yet, or gone)."""
-    from botocore.exceptions import ClientError
-
     ids = sorted(set(instance_ids))
     ssm = _client(client)
     online: set[str] = set()
@@ -43,7 +41,7 @@ def online_instances(instance_ids: Iterable[str], *, client: SSMClient | None = 
         while True:
             try:
                 page = ssm.describe_instance_information(**kwargs)
-            except ClientError as exc:
+            except call_errors() as exc:
                 if error_code(exc) == "InvalidInstanceId":
                     # Raised when none of the ids is known to SSM yet: nobody is Online.
                     break
@@ -121,8 +119,6 @@ def send_command(
     client: SSMClient | None = None,
 ) -> str:
     """Send our document to at most 50 instances; the command id."""
-    from botocore.exceptions import ClientError
-
     ssm = _client(client)
     cloudwatch: dict[str, Any] = {"CloudWatchOutputEnabled": True}
     if log_group:
@@ -141,7 +137,7 @@ def send_command(
     validate_request(ssm, "SendCommand", request)
     try:
         response = ssm.send_command(**request)
-    except ClientError as exc:
+    except call_errors() as exc:
         if error_code(exc) == "InvalidInstanceId":
             raise InstancesNotReady(f"SendCommand: InvalidInstanceId ({exc})") from exc
         raise translate(exc, "SendCommand") from exc
@@ -178,12 +174,10 @@ def get_invocation(
     command_id: str, instance_id: str, *, client: SSMClient | None = None
 ) -> Invocation | None:
     """The invocation, or None while SSM does not show it yet (``InvocationDoesNotExist``)."""
-    from botocore.exceptions import ClientError
-
     ssm = _client(client)
     try:
         data: Mapping[str, Any] = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
-    except ClientError as exc:
+    except call_errors() as exc:
         if error_code(exc) == "InvocationDoesNotExist":
             return None
         raise translate(exc, "GetCommandInvocation") from exc
