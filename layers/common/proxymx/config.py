@@ -33,6 +33,10 @@ class Settings(BaseModel):
     # Principals whose API calls are our own changes: never remediated again (no loops).
     self_role_arns: tuple[str, ...] = Field(default=(), alias="SELF_ROLE_ARNS")
 
+    # The function's own Timeout (template.yaml, beside it): every AWS call's retry and timeout
+    # budget derives from it (proxymx/budget.py). 60 s: the template's Globals.
+    function_timeout_seconds: int = Field(default=60, alias="FUNCTION_TIMEOUT_SECONDS", ge=1, le=900)
+
     # --- Launch flow (issue 3; see docs/lifecycle-hook.md) ---
     # Hooks whose launch events we act on; groups in scope ("" = every group carrying such a hook).
     lifecycle_hook_names: tuple[str, ...] = Field(

@@ -90,6 +90,9 @@ class LaunchBatchReport:
     outcomes: dict[str, RecordOutcome] = field(default_factory=dict)
     commands: list[SentCommand] = field(default_factory=list)
     heartbeats: list[str] = field(default_factory=list)
+    # Heartbeats that failed (AccessDenied, throttling past the budget): the alarm must see them,
+    # since a missed heartbeat lets the hook's HeartbeatTimeout abandon a healthy instance.
+    heartbeat_failures: list[str] = field(default_factory=list)
 
     def add(self, outcome: RecordOutcome) -> None:
         self.outcomes[outcome.message_id] = outcome
@@ -136,6 +139,8 @@ class LaunchBatchReport:
         }
         metrics = [Metric(names[status], "Count", count) for status, count in sorted(counts.items())]
         metrics.append(Metric("SendCommandCalls", "Count", len(self.commands)))
+        if self.heartbeat_failures:
+            metrics.append(Metric("HeartbeatsFailed", "Count", len(self.heartbeat_failures)))
         return metrics
 
 
@@ -210,6 +215,7 @@ class _Batch:
         except ProxymxError as exc:
             # A missed heartbeat is not fatal: the hook's HeartbeatTimeout still has slack.
             logger.warning(f"heartbeat failed: {exc}", extra={"instance_id": detail.instance_id})
+            self.report.heartbeat_failures.append(detail.instance_id)
             return True
         if alive:
             self.report.heartbeats.append(detail.instance_id)

@@ -260,6 +260,8 @@ def check_outcome(
             report.notified = True
         except ProxymxError as exc:  # the lifecycle decision stands; the log has everything
             logger.error(f"failure notification not published: {exc}")
+            # The operator relies on that notification: a lost one must reach an alarm.
+            report.metrics.append(Metric("NotificationsFailed", "Count", 1))
     log = logger.info if configured else logger.warning
     log(f"outcome {report.outcome}: {report.reason}", extra=report.as_dict())
     return report
