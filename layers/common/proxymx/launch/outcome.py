@@ -115,6 +115,13 @@ def judge(status: str, invocation: ssm.Invocation | None) -> Verdict:
     return Verdict("ABANDON", f"{status} (exit code {code})", summary)
 
 
+def settled_status(invocation: ssm.Invocation) -> str:
+    """The invocation's final status as the status event names it: GetCommandInvocation's Status has
+    no Undeliverable or DeliveryTimedOut (they are its StatusDetails, under Failed / TimedOut)."""
+    details = invocation.status_details
+    return details if details in TERMINAL_STATUSES else invocation.status
+
+
 def _read_invocation(
     command_id: str, instance_id: str, client: SSMClient | None, sleep: Callable[[float], None]
 ) -> ssm.Invocation:
@@ -199,13 +206,22 @@ def check_outcome(
         return about("ignored", f"status {detail.status} is not terminal")
 
     invocation = _read_invocation(detail.command_id, detail.instance_id, ssm_client, sleep)
-    if detail.status == "Success" and invocation.status not in TERMINAL_STATUSES:
-        # Only a complete output can prove the configuration: a lagging read (InProgress, the
-        # summary not written yet) would ABANDON a healthy instance. Lambda retries the event.
+    # The verdict comes from the invocation read back, never from the event (issue 9, finding 4):
+    # the event only says where to look. A Failed event ahead of (or forged over) a run still in
+    # progress must not ABANDON a healthy instance, and a Success event must not prove a run that
+    # failed. A lagging read is retried (Lambda retries the event), as is a lagging Success.
+    if invocation.status not in TERMINAL_STATUSES:
         raise NotReadyYet(
             f"GetCommandInvocation {detail.command_id}/{detail.instance_id}: still {invocation.status} "
-            "after the Success event"
+            f"after the {detail.status} event"
         )
+    if invocation.document_name and invocation.document_name != settings.document_name:
+        return about(
+            "ignored",
+            f"the invocation runs document {invocation.document_name!r}, not ours "
+            f"(the event said {detail.document_name!r})",
+        )
+    status = settled_status(invocation)
     context = _action_context(detail.instance_id, invocation.comment, settings, autoscaling_client)
     if context is None:
         return about(
@@ -215,7 +231,7 @@ def check_outcome(
         settings.launch_group_names and context.group_name not in settings.launch_group_names
     ):
         return about("ignored", f"group {context.group_name!r} / hook {context.hook_name!r} out of scope")
-    verdict = judge(detail.status, invocation)
+    verdict = judge(status, invocation)
     report = about("continued" if verdict.result == "CONTINUE" else "abandoned", verdict.reason)
     report.group_name, report.hook_name = context.group_name, context.hook_name
     configured = verdict.result == "CONTINUE"
@@ -223,7 +239,8 @@ def check_outcome(
     # that says instances were abandoned, on every launch.
     failed_metric = "DryRunReleased" if settings.dry_run else "ConfigurationFailed"
     report.metrics.append(Metric("InstancesConfigured" if configured else failed_metric, "Count", 1))
-    if detail.status in TIMED_OUT_STATUSES:
+    report.status = status
+    if status in TIMED_OUT_STATUSES:
         report.metrics.append(Metric("ConfigurationTimedOut", "Count", 1))
     duration = _duration_seconds(invocation, detail.requested_date_time, event.time)
     if duration is not None:
@@ -249,7 +266,7 @@ def check_outcome(
             report.metrics.append(Metric("LifecycleActionAlreadyOver", "Count", 1))
 
     if not configured and settings.notification_topic_arn:
-        subject = f"proxymx: Postfix not configured on {detail.instance_id} ({detail.status})"
+        subject = f"proxymx: Postfix not configured on {detail.instance_id} ({report.status})"
         try:
             sns.publish_failure(
                 settings.notification_topic_arn,
