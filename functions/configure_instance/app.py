@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from proxymx.config import settings
-from proxymx.launch.configure import configure_launches
+from proxymx.launch.configure import Home, configure_launches
 from proxymx.models.lifecycle import parse_launch_batch
 
 logger = Logger()
@@ -30,8 +30,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return process(event, context)
 
 
+def home(context: LambdaContext | None) -> Home | None:
+    """This function's account and region, from its own ARN (arn:aws:lambda:REGION:ACCOUNT:...)."""
+    arn = str(getattr(context, "invoked_function_arn", "") or "")
+    parts = arn.split(":")
+    return Home(account=parts[4], region=parts[3]) if len(parts) > 5 and parts[4] else None
+
+
 def process(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
-    report = configure_launches(parse_launch_batch(event), settings())
+    report = configure_launches(parse_launch_batch(event), settings(), home=home(context))
     for metric in report.metrics():
         metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
     # A batch of nothing but malformed records is rejected loudly (for SQS the effect is the same

@@ -148,9 +148,30 @@ def out_of_scope(launch: LifecycleLaunchEvent, settings: Settings) -> str | None
     detail = launch.detail
     if detail.hook_name not in settings.lifecycle_hook_names:
         return f"hook {detail.hook_name!r} is not one of ours {list(settings.lifecycle_hook_names)}"
-    if settings.launch_group_names and detail.group_name not in settings.launch_group_names:
-        return f"group {detail.group_name!r} is not in scope {list(settings.launch_group_names)}"
+    return out_of_scope_group(detail.group_name, settings)
+
+
+def out_of_scope_group(group_name: str, settings: Settings) -> str | None:
+    if settings.launch_group_names and group_name not in settings.launch_group_names:
+        return f"group {group_name!r} is not in scope {list(settings.launch_group_names)}"
     return None
+
+
+@dataclass(frozen=True)
+class Home:
+    """The function's own account and region: an event from anywhere else is forged or misrouted
+    (a cross-account event bus), and its instance id means nothing here (issue 9, finding 6)."""
+
+    account: str
+    region: str
+
+    def foreign(self, launch: LifecycleLaunchEvent) -> str | None:
+        if (launch.account, launch.region) != (self.account, self.region):
+            return (
+                f"event from account {launch.account} region {launch.region}, "
+                f"not this function's ({self.account} {self.region})"
+            )
+        return None
 
 
 def document_parameters(settings: Settings) -> dict[str, str]:
@@ -185,6 +206,8 @@ class _Batch:
         claims: LaunchClaims | None,
     ) -> None:
         self.claims = claims
+        # The instance's real group where the event named another (still_waiting).
+        self.groups: dict[str, str] = {}
         self.settings = settings
         self.report = report
         self.now = now
@@ -210,7 +233,7 @@ class _Batch:
         detail = item.launch.detail
         try:
             alive = autoscaling.record_heartbeat(
-                detail.group_name, detail.hook_name, detail.instance_id, client=self.autoscaling_client
+                self.group(item), detail.hook_name, detail.instance_id, client=self.autoscaling_client
             )
         except ProxymxError as exc:
             # A missed heartbeat is not fatal: the hook's HeartbeatTimeout still has slack.
@@ -241,9 +264,27 @@ class _Batch:
                 self.outcome(
                     item, "ignored", f"not waiting ({state.state}): the lifecycle action is already over"
                 )
+            elif state.group_name != item.launch.detail.group_name:
+                # The instance's real group decides (issue 9, finding 6): with the event's group the
+                # command's context would name a group that holds no action for it, and the verdict
+                # would find "No active Lifecycle Action" while the instance waited for the default.
+                reason = out_of_scope_group(state.group_name, self.settings)
+                if reason is not None:
+                    self.outcome(item, "ignored", f"out of scope (the instance's real group): {reason}")
+                    continue
+                logger.warning(
+                    f"launch event names group {item.launch.detail.group_name!r}, the instance is in "
+                    f"{state.group_name!r}: using the instance's group",
+                    extra={"instance_id": item.instance_id},
+                )
+                self.groups[item.instance_id] = state.group_name
+                waiting.append(item)
             else:
                 waiting.append(item)
         return waiting
+
+    def group(self, item: _Pending) -> str:
+        return self.groups.get(item.instance_id, item.launch.detail.group_name)
 
     def online(self, items: list[_Pending]) -> list[_Pending]:
         try:
@@ -265,7 +306,7 @@ class _Batch:
     def send(self, items: list[_Pending]) -> None:
         by_action: dict[tuple[str, str], list[_Pending]] = defaultdict(list)
         for item in items:
-            by_action[(item.launch.detail.group_name, item.launch.detail.hook_name)].append(item)
+            by_action[(self.group(item), item.launch.detail.hook_name)].append(item)
         parameters = document_parameters(self.settings)
         for (group, hook), members in sorted(by_action.items()):
             members.sort(key=lambda item: item.instance_id)
@@ -381,6 +422,7 @@ def configure_launches(
     ssm_client: SSMClient | None = None,
     autoscaling_client: AutoScalingClient | None = None,
     claims: LaunchClaims | None = None,
+    home: Home | None = None,
     now: datetime | None = None,
 ) -> LaunchBatchReport:
     """Decide and act for one SQS batch of launch lifecycle events; one outcome per record."""
@@ -401,8 +443,11 @@ def configure_launches(
             report.add(RecordOutcome(record.message_id, "rejected", str(exc)))
             continue
         item = _Pending(record, launch)
+        foreign = home.foreign(launch) if home is not None else None
         reason = out_of_scope(launch, settings)
-        if reason is not None:
+        if foreign is not None:
+            work.outcome(item, "rejected", foreign)
+        elif reason is not None:
             work.outcome(item, "ignored", f"out of scope: {reason}")
         elif item.instance_id in pending:
             first = pending[item.instance_id].record.message_id
