@@ -16,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from proxymx.config import settings
 from proxymx.errors import MalformedEvent
+from proxymx.launch.configure import Home
 from proxymx.launch.outcome import check_outcome
 from proxymx.models.ssm import parse_ssm_event
 
@@ -26,12 +27,18 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process(event)
+    return process(event, context)
 
 
-def process(event: dict[str, Any]) -> dict[str, Any]:
+def process(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
     try:
         parsed = parse_ssm_event(event)
+        # An event from another account or region is forged or misrouted: its instance and
+        # command ids mean nothing here (issue 9, finding 6).
+        home = Home.of(context)
+        foreign = home.foreign(parsed) if home is not None else None
+        if foreign is not None:
+            raise MalformedEvent(foreign)
     except MalformedEvent:
         # Counted so that an alarm can see a producer sending garbage; the event itself goes
         # to the on-failure destination with the message naming the field.

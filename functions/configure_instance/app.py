@@ -30,15 +30,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return process(event, context)
 
 
-def home(context: LambdaContext | None) -> Home | None:
-    """This function's account and region, from its own ARN (arn:aws:lambda:REGION:ACCOUNT:...)."""
-    arn = str(getattr(context, "invoked_function_arn", "") or "")
-    parts = arn.split(":")
-    return Home(account=parts[4], region=parts[3]) if len(parts) > 5 and parts[4] else None
-
-
 def process(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
-    report = configure_launches(parse_launch_batch(event), settings(), home=home(context))
+    report = configure_launches(parse_launch_batch(event), settings(), home=Home.of(context))
     for metric in report.metrics():
         metrics.add_metric(name=metric.name, unit=metric.unit, value=metric.value)
     # A batch of nothing but malformed records is rejected loudly (for SQS the effect is the same

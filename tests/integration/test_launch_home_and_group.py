@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from proxymx.errors import MalformedEvent
 from proxymx_tools.embedded import EmbeddedAws, to_sqs_batch
 from proxymx_tools.seed_launch import ensure_group
 from support import GROUP, HOOK, Calls, Context, load_app
@@ -69,3 +70,20 @@ def test_an_event_from_another_account_or_region_is_rejected_with_no_write(
     assert failures == [batch["Records"][1]["messageId"]]
     (sent,) = calls.of("SendCommand")
     assert sent["InstanceIds"] == [good["detail"]["EC2InstanceId"]]
+
+
+@pytest.mark.parametrize("field, value", [("account", "210987654321"), ("region", "eu-west-1")])
+def test_a_status_event_from_another_account_or_region_is_rejected_with_no_aws_call(
+    world: EmbeddedAws, calls: Calls, app: ModuleType, field: str, value: str
+) -> None:
+    # Given the status event of a real command, but from another account or region
+    events = world.launch.launch_into_wait(GROUP, HOOK, 1)
+    assert invoke(app, to_sqs_batch(events)) == []
+    (status_event,) = world.launch.drain_status_events()
+    status_event[field] = value
+    calls.made.clear()
+    # When CheckOutcome receives it, it is rejected before any AWS call
+    with pytest.raises(MalformedEvent, match="not this function's"):
+        load_app("check_outcome").lambda_handler(status_event, Context())
+    assert calls.made == []
+    assert world.launch.lifecycle_state(events[0]["detail"]["EC2InstanceId"]) == "Pending:Wait"

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
 from proxymx.config import Settings
 from proxymx.errors import MalformedEvent, ProxymxError
@@ -165,10 +166,16 @@ class Home:
     account: str
     region: str
 
-    def foreign(self, launch: LifecycleLaunchEvent) -> str | None:
-        if (launch.account, launch.region) != (self.account, self.region):
+    @classmethod
+    def of(cls, context: Any) -> Home | None:
+        """From the function's own ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)."""
+        parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+        return cls(account=parts[4], region=parts[3]) if len(parts) > 5 and parts[4] else None
+
+    def foreign(self, event: EventBridgeModel) -> str | None:
+        if (event.account, event.region) != (self.account, self.region):
             return (
-                f"event from account {launch.account} region {launch.region}, "
+                f"event from account {event.account} region {event.region}, "
                 f"not this function's ({self.account} {self.region})"
             )
         return None
