@@ -428,6 +428,15 @@ def invoke_event(
         report.notes.append("no rule of the template matches this event: nothing would run in AWS")
         report.seconds = time.monotonic() - started
         return report
+    malformed = _malformed(event, routes)
+    if malformed is not None:
+        # Rejected before anything is seeded (issue 9, finding 9): the seeders presume a
+        # well-formed event and used to raise on malformed ones, so `invoke` said "failed"
+        # (exit 1) where the functions say "rejected" (exit 3). No handler runs, no AWS call.
+        report.outcome = "rejected"
+        report.error = malformed
+        report.seconds = time.monotonic() - started
+        return report
     overrides = {**(env_overrides or {}), **({"DRY_RUN": "true"} if dry_run else {})}
     if backend == "current":
         backend, seed, enter_embedded = "moto", False, False
@@ -457,6 +466,30 @@ def invoke_event(
         raise ValueError(f"unknown backend {backend!r} (moto, current or aws)")
     report.seconds = time.monotonic() - started
     return report
+
+
+def _malformed(event: Any, routes: list[Route]) -> str | None:
+    """The reason the first routed function's own parser rejects ``event``, or None. The same
+    models the handlers parse with (the function's edge), so "rejected" means the same here."""
+    from proxymx.errors import MalformedEvent
+    from proxymx.models.cloudtrail import parse_elb_event
+    from proxymx.models.lifecycle import parse_lifecycle_event
+    from proxymx.models.ssm import parse_ssm_event
+
+    parsers: dict[str, Any] = {
+        "EnableProxyProtocolFunction": parse_elb_event,
+        "ConfigureInstanceFunction": parse_lifecycle_event,  # the queue's body is the event
+        "CheckOutcomeFunction": parse_ssm_event,
+    }
+    for route_ in routes:
+        parser = parsers.get(route_.function)
+        if parser is None:
+            continue
+        try:
+            parser(event)
+        except MalformedEvent as exc:
+            return str(exc)
+    return None
 
 
 def _run_all(
