@@ -117,7 +117,8 @@ class _Apply:
             raise NotReadyYet(
                 f"GetCommandInvocation {command_id}/{instance_id}: InvocationDoesNotExist (yet)"
             )
-        return invocation  # still not terminal there: a failure event's status is authority enough
+        # Still not terminal: _check retries the event whatever it says (the verdict is the run's).
+        return invocation
 
     def action_context(self, instance_id: str, comment: str) -> ActionContext | None:
         context = decode_comment(comment)
@@ -142,6 +143,15 @@ class _Apply:
             report.notified = True
         except ProxymxError as exc:  # the lifecycle decision stands; the log has everything
             logger.error(f"failure notification not published: {exc}")
+            # The operator relies on that notification: a lost one must reach an alarm.
+            report.measured.append(count("NotificationsFailed"))
+
+
+def settled_status(invocation: Invocation) -> str:
+    """The invocation's final status as the status event names it: GetCommandInvocation's Status has
+    no Undeliverable or DeliveryTimedOut (they are its StatusDetails, under Failed / TimedOut)."""
+    details = invocation.status_details
+    return details if details in TERMINAL_STATUSES else invocation.status
 
 
 def _failure_message(report: OutcomeReport, invocation: Invocation, settings: Settings) -> str:
@@ -196,13 +206,21 @@ def _check(event: SsmStatusEvent, settings: Settings, work: _Apply) -> OutcomeRe
         return ignored(f"status {detail.status} is not terminal")
 
     invocation = work.read_invocation(detail.command_id, detail.instance_id)
-    if detail.status == "Success" and invocation.status not in TERMINAL_STATUSES:
-        # Only a complete output can prove the configuration: a lagging read (InProgress, the
-        # summary not written yet) would ABANDON a healthy instance. Lambda retries the event.
+    # The verdict comes from the invocation read back, never from the event (issue 9, finding 4):
+    # the event only says where to look. A Failed event ahead of (or forged over) a run still in
+    # progress must not ABANDON a healthy instance, and a Success event must not prove a run that
+    # failed. A lagging read is retried (Lambda retries the event), as is a lagging Success.
+    if invocation.status not in TERMINAL_STATUSES:
         raise NotReadyYet(
             f"GetCommandInvocation {detail.command_id}/{detail.instance_id}: still {invocation.status} "
-            "after the Success event"
+            f"after the {detail.status} event"
         )
+    if invocation.document_name and invocation.document_name != settings.document_name:
+        return ignored(
+            f"the invocation runs document {invocation.document_name!r}, not ours "
+            f"(the event said {detail.document_name!r})"
+        )
+    status = settled_status(invocation)
     context = work.action_context(detail.instance_id, invocation.comment)
     if context is None:
         return ignored("no lifecycle action of ours for this instance (vanished, or not launched by a hook)")
@@ -210,18 +228,19 @@ def _check(event: SsmStatusEvent, settings: Settings, work: _Apply) -> OutcomeRe
     if out_of_scope is not None:
         return ignored(f"out of scope: {out_of_scope}")
 
-    verdict = judge(detail.status, invocation)
+    verdict = judge(status, invocation)
     plan = release(verdict, settings)
     report = replace(
         base,
         decision=plan.decision,
         reason=verdict.reason,
+        status=status,
         group_name=context.group_name,
         hook_name=context.hook_name,
         action=plan.action,
         measured=[count(plan.metric)],
     )
-    if detail.status in TIMED_OUT_STATUSES:
+    if status in TIMED_OUT_STATUSES:
         report.measured.append(count("ConfigurationTimedOut"))
     duration = configuration_seconds(invocation, detail.requested_date_time, event.time)
     if duration is not None:
