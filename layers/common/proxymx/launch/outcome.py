@@ -10,11 +10,15 @@ reads what they need and applies them:
   ``InvocationDoesNotExist`` or a non-terminal status for a moment. A few short, bounded re-reads,
   then :class:`~proxymx.errors.NotReadyYet` (the asynchronous invocation is retried by Lambda,
   then lands in the on-failure destination).
+- The verdict comes from the invocation read back (its status, StatusDetails, document name and
+  summary), never from the event, which only says where to look (issue 9, finding 4): a run still
+  in progress is retried whatever the event says; an invocation of another document is ignored.
 - The lifecycle action is found from the command's comment (:mod:`proxymx.launch.context`), or
   looked up; it must be in scope (:func:`proxymx.scope.launch_out_of_scope`).
 - An action that is already completed or expired is an idempotent success (``already-over``).
 - Failures are published to the notification topic, when one is configured, with the instance,
-  the reason and the tail of the script's stderr.
+  the reason and the tail of the script's stderr; a publish that fails counts
+  ``NotificationsFailed`` (SilentFailuresAlarm).
 """
 
 from __future__ import annotations
