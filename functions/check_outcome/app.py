@@ -3,7 +3,8 @@
 Thin by design, the shape of every proxymx handler: Powertools decorators, then
 :func:`proxymx.handler.handle` (parse at the edge, ONE domain call into
 :mod:`proxymx.launch.outcome`, the result's metrics). A malformed event counts ``EventsRejected``
-and raises MalformedEvent naming the field (no AWS call is made); like an invocation SSM cannot
+and raises MalformedEvent naming the field (no AWS call is made), as does an event from another
+account or region than the function's own; like an invocation SSM cannot
 show yet, it ends in the function's on-failure destination after Lambda's asynchronous retries.
 """
 
@@ -18,7 +19,8 @@ from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.handler import handle
 from proxymx.launch.outcome import check_outcome
-from proxymx.models.ssm import parse_ssm_event
+from proxymx.models.ssm import SsmStatusEvent, parse_ssm_event
+from proxymx.scope import Home, from_home
 
 logger = Logger()
 metrics = Metrics()
@@ -32,12 +34,20 @@ def lambda_handler(
     settings: Settings | None = None,
     clients: Clients | None = None,
 ) -> dict[str, Any]:
-    return process(event, settings, clients)
+    return process(event, settings, clients, context)
 
 
 def process(
-    event: dict[str, Any], settings: Settings | None = None, clients: Clients | None = None
+    event: dict[str, Any],
+    settings: Settings | None = None,
+    clients: Clients | None = None,
+    context: LambdaContext | None = None,
 ) -> dict[str, Any]:
-    return handle(
-        event, parse_ssm_event, check_outcome, metrics, settings=settings, clients=clients
-    ).to_dict()
+    home = Home.of(context)
+
+    def parse(raw: Any) -> SsmStatusEvent:
+        # An event from another account or region is rejected at the edge, like a malformed one:
+        # its instance and command ids mean nothing here (issue 9, finding 6).
+        return from_home(parse_ssm_event(raw), home)
+
+    return handle(event, parse, check_outcome, metrics, settings=settings, clients=clients).to_dict()

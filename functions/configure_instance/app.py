@@ -23,8 +23,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.handler import SQS_CORRELATION_ID, handle, partial_batch_response
-from proxymx.launch.configure import configure_batch
-from proxymx.models.lifecycle import parse_launch_batch
+from proxymx.launch.configure import LaunchBatchReport, configure_batch
+from proxymx.models.lifecycle import LaunchQueueBatch, parse_launch_batch
+from proxymx.scope import Home
 
 logger = Logger()
 metrics = Metrics()
@@ -47,5 +48,11 @@ def process(
     clients: Clients | None = None,
     context: LambdaContext | None = None,
 ) -> dict[str, Any]:
-    report = handle(event, parse_launch_batch, configure_batch, metrics, settings=settings, clients=clients)
+    home = Home.of(context)
+
+    def configure(batch: LaunchQueueBatch, settings: Settings, clients: Clients) -> LaunchBatchReport:
+        # A record from another account or region is rejected alone (issue 9, finding 6).
+        return configure_batch(batch, settings, clients, home=home)
+
+    report = handle(event, parse_launch_batch, configure, metrics, settings=settings, clients=clients)
     return partial_batch_response(event, report, context)

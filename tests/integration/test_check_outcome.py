@@ -15,7 +15,7 @@ from proxymx.launch.outcome import check_outcome
 from proxymx.launch.plan import Invocation
 from proxymx.launch.runcommand import RunCommand
 from proxymx.models.ssm import parse_ssm_event
-from proxymx_tools.embedded import CommandOutcome, EmbeddedAws, to_sqs_batch
+from proxymx_tools.embedded import STATE_TABLE_NAME, CommandOutcome, EmbeddedAws, to_sqs_batch
 from proxymx_tools.recorder import CallRecorder
 from proxymx_tools.seed_launch import ensure_group, seed
 from support import DOCUMENT, GROUP, HOOK, lambda_context, load_app, load_event, role_actions
@@ -312,7 +312,9 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
     # Given the widest paths: a late agent with a heartbeat, a failure published to SNS, and a
     # command whose comment could not carry the context
     topic = clients.sns.create_topic(Name="proxymx-failures")["TopicArn"]
-    notifying = load_settings({"DOCUMENT_NAME": DOCUMENT, "NOTIFICATION_TOPIC_ARN": topic})
+    notifying = load_settings(
+        {"DOCUMENT_NAME": DOCUMENT, "NOTIFICATION_TOPIC_ARN": topic, "STATE_TABLE": STATE_TABLE_NAME}
+    )
     long_group = "g" * 90
     ensure_group(long_group, HOOK)
     world.launch.script_outcome(CommandOutcome.failed())

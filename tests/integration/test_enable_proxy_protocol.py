@@ -110,22 +110,26 @@ def test_classic_create_enables_the_policy_on_the_smtp_port_only(calls: CallReco
     assert result.outcome == "changed"
     assert PROXY_POLICY_NAME in world.policy_names("mx-inbound")
     assert world.backend_policies("mx-inbound") == {25: [PROXY_POLICY_NAME]}
-    # And the calls are: read, create the policy, attach it, read it back
+    # And the calls are: read, create the policy, re-read the ports right before the write (issue 9:
+    # the write replaces the port's list), attach it, read it back
     assert ops(calls) == [
         *CLASSIC_READS,
         *CLASSIC_INTERLOCK,
         "elb.create_load_balancer_policy",
+        "elb.describe_load_balancers",
         "elb.set_load_balancer_policies_for_backend_server",
         *CLASSIC_VERIFY,
     ]
-    create = calls.calls[3].params
+    (create,) = calls.of("create_load_balancer_policy")
     assert create["PolicyTypeName"] == "ProxyProtocolPolicyType"
     assert create["PolicyAttributes"] == [{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}]
-    assert calls.calls[4].params == {
-        "LoadBalancerName": "mx-inbound",
-        "InstancePort": 25,
-        "PolicyNames": [PROXY_POLICY_NAME],
-    }
+    assert calls.of("set_load_balancer_policies_for_backend_server") == [
+        {
+            "LoadBalancerName": "mx-inbound",
+            "InstancePort": 25,
+            "PolicyNames": [PROXY_POLICY_NAME],
+        }
+    ]
 
 
 def test_classic_compliant_load_balancer_gets_reads_only(calls: CallRecorder) -> None:
@@ -622,3 +626,31 @@ def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
             assert wanted in json.dumps(statement["Resource"])
         else:
             assert statement["Sid"] == "ReadLoadBalancers"
+
+
+def test_classic_an_operators_policy_set_between_read_and_write_is_kept(calls: CallRecorder) -> None:
+    # Given a new Classic ELB, and an operator who sets their own policy on port 25 while
+    # EnableProxyProtocol runs: after its read, before its write (issue 9, finding 7)
+    event, world = seeded("elb-create-smtp")
+    world.elb.create_load_balancer_policy(
+        LoadBalancerName="mx-inbound",
+        PolicyName="mx-operator",
+        PolicyTypeName="BackendServerAuthenticationPolicyType",
+        PolicyAttributes=[{"AttributeName": "PublicKeyPolicyName", "AttributeValue": "k"}],
+    )
+
+    def operator_meanwhile(client: Any) -> None:
+        def before_call(model: Any, **_: Any) -> None:
+            if model.name == "CreateLoadBalancerPolicy":
+                world.elb.set_load_balancer_policies_for_backend_server(
+                    LoadBalancerName="mx-inbound", InstancePort=25, PolicyNames=["mx-operator"]
+                )
+
+        if client.meta.service_model.service_name == "elb":
+            client.meta.events.register("before-call", before_call)
+
+    # When the creation event is handled
+    result = handle(event, clients=Clients(observers=[operator_meanwhile]))
+    # Then both the operator's policy and ours are on the port
+    assert result.outcome == "changed"
+    assert world.backend_policies("mx-inbound") == {25: ["mx-operator", PROXY_POLICY_NAME]}

@@ -335,7 +335,9 @@ def test_the_function_has_its_log_group_an_errors_alarm_and_the_launch_scope() -
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
     assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ReconcileFunction"}}]
     env = props["Environment"]["Variables"]
-    configure = RES["ConfigureInstanceFunction"]["Properties"]["Environment"]["Variables"]
+    configure = dict(RES["ConfigureInstanceFunction"]["Properties"]["Environment"]["Variables"])
+    # Each function's own Timeout (its call budget, tests/unit/test_budget.py), not a shared setting
+    configure.pop("FUNCTION_TIMEOUT_SECONDS")
     # The same launch scope and document parameters as ConfigureInstance, plus the fleet tag value
     assert {k: v for k, v in env.items() if k in configure} == configure
     assert env["FLEET_TAG_VALUE"] == {"Ref": "FleetTagValue"}

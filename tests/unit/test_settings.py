@@ -31,6 +31,8 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("notification_topic_arn", "NOTIFICATION_TOPIC_ARN", TOPIC, TOPIC),
     ("heartbeat_after_seconds", "HEARTBEAT_AFTER_SECONDS", "300", 300),
     ("fleet_tag_value", "FLEET_TAG_VALUE", "mail", "mail"),
+    ("function_timeout_seconds", "FUNCTION_TIMEOUT_SECONDS", "30", 30),
+    ("state_table_name", "STATE_TABLE", "proxymx-StateTable", "proxymx-StateTable"),
     (
         "proxy_protocol_when_client_ip_preserved",
         "PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED",
@@ -56,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "notification_topic_arn": "",
     "heartbeat_after_seconds": 120,
     "fleet_tag_value": "mx",
+    "function_timeout_seconds": 60,
+    "state_table_name": "",
     "proxy_protocol_when_client_ip_preserved": False,
 }
 
@@ -72,6 +76,8 @@ BOUNDS: list[tuple[str, list[str], list[str]]] = [
     ("COMMAND_LOG_GROUP", ["", "l" * 512], ["l" * 513, "log group"]),
     ("OPT_OUT_TAG_KEY", ["k", "k" * 128], ["", "k" * 129, "a,b"]),
     ("FLEET_TAG_VALUE", ["v", "v" * 256], ["", "v" * 257]),
+    ("FUNCTION_TIMEOUT_SECONDS", ["1", "900"], ["0", "901", "", "060", "30.0"]),
+    ("STATE_TABLE", ["", "abc", "t" * 255, "my.table_1-x"], ["ab", "t" * 256, "my table", "a/b"]),
     ("REQUIRED_TAG", ["", "k", "k=", "k" * 128 + "=" + "v" * 256], ["k" * 129, "k=" + "v" * 257, "=v"]),
     ("PROXY_PROTOCOL", ["v1", "v2", "any"], ["v3", "V1", ""]),
     ("FAILURE_RESULT", ["ABANDON", "HOOK_DEFAULT"], ["CONTINUE", "abandon", ""]),

@@ -19,7 +19,8 @@ from botocore.parsers import ResponseParserError
 from proxymx import aws
 from proxymx.aws import Clients
 from proxymx.batching import chunked
-from proxymx.config import load_settings
+from proxymx.budget import call_budget
+from proxymx.config import load_settings, settings
 from proxymx.errors import (
     MalformedEvent,
     NotReadyYet,
@@ -49,7 +50,11 @@ def test_clients_are_built_once_per_service_with_the_one_config() -> None:
     assert first is again and other is not first
     assert [service for service, _ in made] == ["ssm", "elb"]
     config = made[0][1]
-    assert config.retries == {"mode": "standard", "max_attempts": aws.MAX_ATTEMPTS}
+    # (the call budget of the function's Timeout, proxymx/budget.py; "total_max_attempts" counts
+    # the first attempt too)
+    budget = call_budget(settings().function_timeout_seconds)
+    assert config.retries == {"mode": "standard", "total_max_attempts": budget.attempts}
+    assert (config.connect_timeout, config.read_timeout) == (budget.connect_timeout, budget.read_timeout)
     assert config.user_agent_extra == aws.USER_AGENT_EXTRA
 
 

@@ -908,6 +908,26 @@ def to_sqs_batch(events: Iterable[Mapping[str, Any]], queue_arn: str | None = No
 _current: list[LaunchExtension] = []
 
 
+# The StateTable as a fresh local stack "proxymx" names it (runner resolves !Ref StateTable so).
+STATE_TABLE_NAME = "proxymx-StateTable"
+
+
+def create_state_table(region: str, name: str = STATE_TABLE_NAME) -> None:
+    """The template's StateTable (pk + TTL expires_at), so that the launch claims work locally."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name=region)
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
 def current_extension() -> LaunchExtension | None:
     """The launch extension of the innermost active :func:`embedded_aws` (seeding, the demo)."""
     return _current[-1] if _current else None
@@ -961,6 +981,7 @@ def embedded_aws(
         mock.patch.dict(ec2_utils.filter_dict_attribute_mapping, ip_filter),
         mock_aws(),
     ):
+        create_state_table(region)
         aws.add_client_observer(extension.attach)
         _current.append(extension)
         try:

@@ -14,8 +14,10 @@ Nothing here is imported by a Lambda handler.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -277,22 +279,43 @@ class LocalPostfix:
         self.postfix("reload")
 
     def stop(self) -> None:
-        """Stop Postfix and the sink. Idempotent; safe in finalizers even when start failed."""
-        if self.config_dir.is_dir() and self.is_running():
+        """Stop Postfix and the sink. Idempotent; safe in finalizers even when start failed.
+
+        ``postfix status`` and ``postfix stop`` parse main.cf first: with a configuration that does
+        not parse (a test that broke it on purpose, a script that failed half-way) both fail and
+        the master used to be left running (issue 9, finding 9). The master's own pid file and its
+        working directory (master chdirs to queue_directory) find it whatever main.cf says."""
+        if self.config_dir.is_dir() and (self._master_pid() is not None or self.is_running()):
             result = self.postfix("stop", check=False)
             if result.returncode != 0:
                 self._kill_master()
             # postfix stop returns once master got the signal; wait for it to be gone.
             deadline = time.monotonic() + 10
-            while self.is_running() and time.monotonic() < deadline:
+            while self._master_pid() is not None and time.monotonic() < deadline:
                 time.sleep(0.1)
+            if self._master_pid() is not None:
+                self._kill_master()
         if self.sink is not None:
             self.sink.stop()
 
-    def _kill_master(self) -> None:
+    def _master_pid(self) -> int | None:
+        """The pid of THIS instance's running master (pid file, and its cwd is our queue), or None."""
         pid_file = self.queue_dir / "pid" / "master.pid"
-        with contextlib.suppress(OSError, ValueError):
-            subprocess.run(["kill", "-9", str(int(pid_file.read_text().split()[0]))], check=False)
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            cwd = Path(f"/proc/{pid}/cwd").readlink()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, ValueError, IndexError):
+            return None
+        if state == "Z" or cwd.resolve() != self.queue_dir.resolve():
+            return None
+        return pid
+
+    def _kill_master(self) -> None:
+        pid = self._master_pid()
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def _run_env(self) -> dict[str, str]:
         import os

@@ -18,11 +18,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from proxymx import __version__
+from proxymx.budget import CallBudget, call_budget
+from proxymx.config import settings
 
 if TYPE_CHECKING:
     from boto3.session import Session
     from botocore.config import Config
     from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_elb import ElasticLoadBalancingClient
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
@@ -33,11 +36,9 @@ ClientObserver = Callable[[Any], None]
 
 USER_AGENT_EXTRA = f"proxymx/{__version__}"
 # Throttling, 5xx and connection errors are retried by botocore's "standard" mode with bounded
-# exponential backoff; what outlives it reaches the adapter, which translates it once
-# (proxymx.errors.translate).
-MAX_ATTEMPTS = 5
-CONNECT_TIMEOUT_SECONDS = 5
-READ_TIMEOUT_SECONDS = 20
+# exponential backoff, within the function's call budget (proxymx/budget.py: one call's worst case
+# fits in half the function's Timeout); what outlives it reaches the adapter, which translates it
+# once (proxymx.errors.translate).
 
 _observers: list[ClientObserver] = []
 
@@ -48,15 +49,19 @@ class ClientFactory(Protocol):
     def __call__(self, service: str, *, config: Config) -> Any: ...
 
 
-def botocore_config() -> Config:
-    """The configuration of every client proxymx creates."""
+def botocore_config(budget: CallBudget | None = None) -> Config:
+    """The configuration of every client proxymx creates: the function's call budget."""
     from botocore.config import Config
 
+    if budget is None:
+        budget = call_budget(settings().function_timeout_seconds)
     return Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        # total_max_attempts counts the first attempt; Config's "max_attempts" counts only the
+        # retries (measured: max_attempts=2 made 3 requests; tests/integration/test_call_budget.py).
+        retries={"mode": "standard", "total_max_attempts": budget.attempts},
         user_agent_extra=USER_AGENT_EXTRA,
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
+        connect_timeout=budget.connect_timeout,
+        read_timeout=budget.read_timeout,
     )
 
 
@@ -157,6 +162,14 @@ class Clients:
     @sns.setter
     def sns(self, value: SNSClient) -> None:
         self._made["sns"] = value
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return self.client("dynamodb")  # type: ignore[no-any-return]
+
+    @dynamodb.setter
+    def dynamodb(self, value: DynamoDBClient) -> None:
+        self._made["dynamodb"] = value
 
 
 _default: list[Clients] = []

@@ -46,6 +46,10 @@ HEARTBEAT_RANGE: Final = (0, 7200)
 # postscreen_upstream_proxy_timeout, as the document accepts it: 1s to 999s.
 TIMEOUT_RANGE: Final = (1, 999)
 LAUNCH_GROUPS_MAX: Final = 3
+# A Lambda function's Timeout: 1 to 900 seconds.
+FUNCTION_TIMEOUT_RANGE: Final = (1, 900)
+# DynamoDB table names: letters, digits, "_", "-", "." (3-255); "" = no table.
+TABLE_NAME: Final = re.compile(r"([A-Za-z0-9_.-]{3,255})?")
 
 
 class InvalidSetting(ValueError):
@@ -152,6 +156,10 @@ class Settings:
         "PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED", boolean, False
     )
 
+    # The function's own Timeout (template.yaml, beside it): every AWS call's retry and timeout
+    # budget derives from it (proxymx/budget.py). 60 s: the template's Globals.
+    function_timeout_seconds: int = setting("FUNCTION_TIMEOUT_SECONDS", integer(*FUNCTION_TIMEOUT_RANGE), 60)
+
     # --- Launch flow (issue 3; see docs/lifecycle-hook.md) ---
     # Hooks whose launch events we act on; groups in scope ("" = every group carrying such a hook).
     lifecycle_hook_names: tuple[str, ...] = setting(
@@ -172,6 +180,9 @@ class Settings:
     # ABANDON (replace the instance now) or HOOK_DEFAULT (leave it to the hook's DefaultResult).
     failure_result: str = setting("FAILURE_RESULT", choice("ABANDON", "HOOK_DEFAULT"), "ABANDON")
     notification_topic_arn: str = setting("NOTIFICATION_TOPIC_ARN", matching(TOPIC_ARN), "")
+    # The StateTable (template.yaml): one command per launch (proxymx.launch.claims); "" locally
+    # and in tests without a table (claims are then skipped, see launch/claims.py).
+    state_table_name: str = setting("STATE_TABLE", matching(TABLE_NAME), "")
     heartbeat_after_seconds: int = setting("HEARTBEAT_AFTER_SECONDS", integer(*HEARTBEAT_RANGE), 120)
     # --- Reconcile sweep (docs/lifecycle-hook.md): groups tagged FLEET_TAG_KEY=<this> are in scope.
     fleet_tag_value: str = setting("FLEET_TAG_VALUE", matching(TAG_VALUE), "mx")

@@ -9,6 +9,9 @@
   groups of ``LaunchGroupNames`` when it is set. ConfigureInstance asks before it sends the
   document, CheckOutcome before it completes a lifecycle action (the comment of a command may
   name a group that left the scope meanwhile), the sweep before it re-drives an instance.
+- Events, by origin (:class:`Home`): an event from another account or region than the
+  function's own is forged or misrouted (a cross-account event bus); its instance and command
+  ids mean nothing here, so it is rejected before any AWS call (issue 9, finding 6).
 - The fleet (:func:`fleet_tag`): groups and instances tagged ``proxymx:fleet=<FleetTagValue>``.
   IAM enforces it on every write (SendCommand, CompleteLifecycleAction); the sweep lists only
   such groups.
@@ -19,8 +22,14 @@ Pure: tags and names in, a reason out (None means in scope).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from proxymx.config import FLEET_TAG_KEY, Settings
+from proxymx.errors import MalformedEvent
+from proxymx.models.envelope import EventBridgeEvent
+
+Event = TypeVar("Event", bound=EventBridgeEvent)
 
 Tags = Mapping[str, str]
 
@@ -51,3 +60,35 @@ def launch_out_of_scope(group_name: str, hook_name: str, settings: Settings) -> 
 def fleet_tag(settings: Settings) -> tuple[str, str]:
     """The (key, value) of the tag that puts a group and its instances in the fleet."""
     return FLEET_TAG_KEY, settings.fleet_tag_value
+
+
+@dataclass(frozen=True)
+class Home:
+    """The function's own account and region, from its ARN."""
+
+    account: str
+    region: str
+
+    @classmethod
+    def of(cls, context: Any) -> Home | None:
+        """From ``context.invoked_function_arn`` (arn:aws:lambda:REGION:ACCOUNT:function:NAME);
+        None without one (a test's or a tool's context): then nothing is foreign."""
+        parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+        return cls(account=parts[4], region=parts[3]) if len(parts) > 5 and parts[4] else None
+
+    def foreign(self, event: EventBridgeEvent) -> str | None:
+        """Why the event is not from here, or None."""
+        if (event.account, event.region) != (self.account, self.region):
+            return (
+                f"event from account {event.account} region {event.region}, "
+                f"not this function's ({self.account} {self.region})"
+            )
+        return None
+
+
+def from_home(event: Event, home: Home | None) -> Event:
+    """The event, or MalformedEvent when it comes from another account or region."""
+    reason = home.foreign(event) if home is not None else None
+    if reason is not None:
+        raise MalformedEvent(reason)
+    return event

@@ -14,6 +14,14 @@ handled as a whole, so that they share commands. One outcome per launch:
   once the launch is old (see the plan);
 - an AWS error -> ``failed`` (the record comes back);
 - sent -> ``sent`` (the command id is logged; CheckOutcome takes it from there).
+- already sent by another delivery of the same launch (another batch, a Reconcile re-drive, a
+  redelivery) -> ``sent`` with that command's id, nothing sent again; another delivery is sending
+  it right now -> ``not-ready`` (retried; it then finds the command). One command per launch is a
+  conditional claim in the StateTable (:mod:`proxymx.launch.claims` says why it is race-free).
+- the instance is in another group than the event names -> the instance's real group
+  (DescribeAutoScalingInstances) names the command's context and decides the scope.
+- an unexpected error (a bug) -> the launches already settled keep their outcome (a command sent
+  is never sent again by a redelivery); only the unsettled ones fail and come back.
 
 Warm pools: every launch transition is configured. ``EC2 -> WarmPool`` configures the instance
 before it is stopped into the pool (the change lives on its disk), ``WarmPool ->
@@ -26,7 +34,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal
@@ -37,6 +45,7 @@ from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.errors import ProxymxError
 from proxymx.launch.autoscaling import AutoScaling
+from proxymx.launch.claims import Claim, LaunchClaims
 from proxymx.launch.context import encode_comment
 from proxymx.launch.plan import (
     CommandChunk,
@@ -50,6 +59,8 @@ from proxymx.launch.runcommand import InstancesNotReady, RunCommand
 from proxymx.launch.sends import launch_decision
 from proxymx.models.lifecycle import LaunchQueueBatch
 from proxymx.results import Metric, count
+from proxymx.scope import Home, launch_out_of_scope
+from proxymx.state import StateTable
 
 logger = Logger(child=True)
 
@@ -100,6 +111,9 @@ class LaunchBatchReport:
     heartbeats: list[str] = field(default_factory=list)
     # Launches ABANDONed because their group's units contradict each other (issue 7.4).
     conflicts: int = 0
+    # Heartbeats that failed (AccessDenied, throttling past the budget): the alarm must see them,
+    # since a missed heartbeat lets the hook's HeartbeatTimeout abandon a healthy instance.
+    heartbeat_failures: list[str] = field(default_factory=list)
 
     def add(self, outcome: LaunchOutcome) -> None:
         self.outcomes[outcome.key] = outcome
@@ -143,6 +157,8 @@ class LaunchBatchReport:
         counts = Counter(outcome.status for outcome in self.outcomes.values())
         found = [count(STATUS_METRICS[status], number) for status, number in sorted(counts.items())]
         found.append(count("SendCommandCalls", len(self.commands)))
+        if self.heartbeat_failures:
+            found.append(count("HeartbeatsFailed", len(self.heartbeat_failures)))
         return found
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,7 +191,12 @@ class _Apply:
     """Applies the plan for one set of launches; every AWS error becomes the launches' outcome."""
 
     def __init__(
-        self, settings: Settings, clients: Clients, report: LaunchBatchReport, now: datetime
+        self,
+        settings: Settings,
+        clients: Clients,
+        report: LaunchBatchReport,
+        now: datetime,
+        claims: LaunchClaims | None,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -183,6 +204,7 @@ class _Apply:
         self.now = now
         # Group -> (status, reason) of the launches that get no command (issue 7.4).
         self.conflicts: dict[str, tuple[LaunchStatus, str]] = {}
+        self.claims = claims
 
     @cached_property
     def autoscaling(self) -> AutoScaling:
@@ -208,6 +230,7 @@ class _Apply:
         except ProxymxError as exc:
             # A missed heartbeat is not fatal: the hook's HeartbeatTimeout still has slack.
             logger.warning(f"heartbeat failed: {exc}", extra={"instance_id": launch.instance_id})
+            self.report.heartbeat_failures.append(launch.instance_id)
             return True
         if alive:
             self.report.heartbeats.append(launch.instance_id)
@@ -233,6 +256,20 @@ class _Apply:
                 self.outcome(
                     launch, "ignored", f"not waiting ({state.state}): the lifecycle action is already over"
                 )
+            elif state.group_name != launch.group_name:
+                # The instance's real group decides (issue 9, finding 6): with the event's group the
+                # command's context would name a group that holds no action for it, and the verdict
+                # would find "No active Lifecycle Action" while the instance waited for the default.
+                reason = launch_out_of_scope(state.group_name, launch.hook_name, self.settings)
+                if reason is not None:
+                    self.outcome(launch, "ignored", f"out of scope (the instance's real group): {reason}")
+                    continue
+                logger.warning(
+                    f"launch names group {launch.group_name!r}, the instance is in "
+                    f"{state.group_name!r}: using the instance's group",
+                    extra={"instance_id": launch.instance_id},
+                )
+                waiting.append(replace(launch, group_name=state.group_name))
             else:
                 waiting.append(launch)
         return waiting
@@ -269,8 +306,13 @@ class _Apply:
                     kept.append(launch)
                 else:
                     self.outcome(launch, "ignored", "the lifecycle action ended before the command was sent")
-            if kept:
-                self.send_chunk(CommandChunk(chunk.group_name, chunk.hook_name, tuple(kept)), parameters)
+            claimed = self.claim(kept)
+            if claimed:
+                self.send_chunk(
+                    CommandChunk(chunk.group_name, chunk.hook_name, tuple(claimed)),
+                    parameters,
+                    claimed,
+                )
 
     def parameters_for(self, group_name: str) -> dict[str, str] | None:
         """The run the group's units need (what they SEND NOW); None when they contradict or
@@ -304,7 +346,47 @@ class _Apply:
                 continue
             self.outcome(launch, "abandoned", f"ABANDON: {reason}")
 
-    def send_chunk(self, chunk: CommandChunk, parameters: dict[str, str]) -> None:
+    def claim(self, launches: list[Launch]) -> dict[Launch, Claim | None]:
+        """The launches this delivery may send (their claims won); the others get their outcome."""
+        if self.claims is None:
+            return dict.fromkeys(launches)
+        won: dict[Launch, Claim | None] = {}
+        for launch in launches:
+            try:
+                claim = self.claims.claim(launch.instance_id, launch.destination, self.now)
+            except ProxymxError as exc:
+                self.outcome(launch, "failed", f"cannot claim the launch (one command per launch): {exc}")
+                continue
+            if claim.won:
+                won[launch] = claim
+            elif claim.state == "sent" and claim.command_id:
+                self.outcome(
+                    launch,
+                    "sent",
+                    f"command {claim.command_id} already sent for this launch by another delivery: reused",
+                    claim.command_id,
+                )
+            else:
+                self.outcome(
+                    launch,
+                    "not-ready",
+                    "another delivery of this launch is sending its command: retried later",
+                )
+        return won
+
+    def release(self, claimed: Mapping[Launch, Claim | None]) -> None:
+        for launch, claim in claimed.items():
+            if claim is None or self.claims is None:
+                continue
+            try:
+                self.claims.release(claim, self.now)
+            except ProxymxError as exc:
+                # The claim then goes stale and a later delivery takes it over (claims.py).
+                logger.warning(f"claim not released: {exc}", extra={"instance_id": launch.instance_id})
+
+    def send_chunk(
+        self, chunk: CommandChunk, parameters: dict[str, str], claimed: Mapping[Launch, Claim | None]
+    ) -> None:
         try:
             command_id = self.runcommand.send_command(
                 chunk.instance_ids,
@@ -315,16 +397,40 @@ class _Apply:
                 log_group=self.settings.command_log_group,
             )
         except InstancesNotReady as exc:
+            self.release(claimed)
             self._each(chunk.launches, "not-ready", str(exc))
             return
         except ProxymxError as exc:
+            self.release(claimed)
             self._each(chunk.launches, "failed", str(exc))
             return
         self.report.commands.append(
             SentCommand(command_id, chunk.group_name, chunk.hook_name, tuple(chunk.instance_ids))
         )
         for launch in chunk.launches:
+            claim = claimed.get(launch)
+            if claim is not None and self.claims is not None:
+                try:
+                    self.claims.sent(claim, command_id)
+                except ProxymxError as exc:
+                    # The command is out: never fail the record (its redelivery would find the claim
+                    # "claiming" and wait until it goes stale). Other deliveries wait meanwhile.
+                    logger.warning(
+                        f"command {command_id} sent but not recorded on its claim: {exc}",
+                        extra={"instance_id": launch.instance_id, "command_id": command_id},
+                    )
             self.outcome(launch, "sent", f"document {self.settings.document_name} sent", command_id)
+
+
+def launch_claims(settings: Settings, clients: Clients) -> LaunchClaims | None:
+    """The claims of the StateTable (none without a table: then only a batch's own duplicates are
+    removed; the template always sets STATE_TABLE)."""
+    if not settings.state_table_name:
+        return None
+    return LaunchClaims(
+        StateTable(settings.state_table_name, clients.dynamodb),
+        command_timeout_seconds=settings.command_timeout_seconds,
+    )
 
 
 def configure(
@@ -334,20 +440,36 @@ def configure(
     *,
     now: datetime | None = None,
     report: LaunchBatchReport | None = None,
+    claims: LaunchClaims | None = None,
 ) -> LaunchBatchReport:
-    """Decide and act for launches found together (a batch, or the sweep's); one outcome each."""
+    """Decide and act for launches found together (a batch, or the sweep's); one outcome each.
+    ``claims``: one command per launch (default: the StateTable's, when STATE_TABLE is set)."""
     report = report if report is not None else LaunchBatchReport()
-    work = _Apply(settings, clients, report, now or datetime.now(UTC))
+    work = _Apply(
+        settings,
+        clients,
+        report,
+        now or datetime.now(UTC),
+        claims if claims is not None else launch_claims(settings, clients),
+    )
     intake = admit(launches, settings)
     for ignored in intake.ignored:
         work.outcome(ignored.launch, "ignored", ignored.reason)
     pending = list(intake.pending)
-    if pending:
-        waiting = work.still_waiting(pending)
-        if waiting:
-            ready = work.online(waiting)
-            if ready:
-                work.send(ready)
+    try:
+        if pending:
+            waiting = work.still_waiting(pending)
+            if waiting:
+                ready = work.online(waiting)
+                if ready:
+                    work.send(ready)
+    except Exception as exc:
+        # A bug's path: the launches already settled (a command sent) keep their outcome, so the
+        # queue does not bring them back; only the unsettled ones fail and come back.
+        logger.exception("launch batch: unexpected error; the unsettled launches are retried")
+        for launch in pending:
+            if launch.key not in report.outcomes:
+                work.outcome(launch, "failed", f"unexpected {type(exc).__name__}: {exc}")
     return report
 
 
@@ -358,11 +480,13 @@ def configure_batch(
     *,
     now: datetime | None = None,
     sleep: Callable[[float], Any] | None = None,
+    claims: LaunchClaims | None = None,
+    home: Home | None = None,
 ) -> LaunchBatchReport:
     """The one domain call of the ConfigureInstance handler: one SQS batch of launch events.
     (``sleep`` is never used: a late agent is retried by SQS, never waited for.)"""
-    launches, rejected = launches_of(batch)
+    launches, rejected = launches_of(batch, home)
     report = LaunchBatchReport()
     for record in rejected:
         report.add(LaunchOutcome(record.message_id, "rejected", record.reason))
-    return configure(launches, settings, clients, now=now, report=report)
+    return configure(launches, settings, clients, now=now, report=report, claims=claims)

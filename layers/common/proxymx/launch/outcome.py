@@ -10,6 +10,9 @@ reads what they need and applies them:
   ``InvocationDoesNotExist`` or a non-terminal status for a moment. A few short, bounded re-reads,
   then :class:`~proxymx.errors.NotReadyYet` (the asynchronous invocation is retried by Lambda,
   then lands in the on-failure destination).
+- The verdict comes from the invocation read back (its status, StatusDetails, document name and
+  summary), never from the event, which only says where to look (issue 9, finding 4): a run still
+  in progress is retried whatever the event says; an invocation of another document is ignored.
 - The lifecycle action is found from the command's comment (:mod:`proxymx.launch.context`), or
   looked up; it must be in scope (:func:`proxymx.scope.launch_out_of_scope`).
 - An action that is already completed or expired is an idempotent success (``already-over``).
@@ -19,7 +22,8 @@ reads what they need and applies them:
   switch never sees an in-service instance without its proof. Runs outside a lifecycle action
   (a refresh, an operator's run) are recorded too: the tag states what the instance speaks.
 - Failures are published to the notification topic, when one is configured, with the instance,
-  the reason and the tail of the script's stderr.
+  the reason and the tail of the script's stderr; a publish that fails counts
+  ``NotificationsFailed`` (SilentFailuresAlarm).
 """
 
 from __future__ import annotations
@@ -127,7 +131,8 @@ class _Apply:
             raise NotReadyYet(
                 f"GetCommandInvocation {command_id}/{instance_id}: InvocationDoesNotExist (yet)"
             )
-        return invocation  # still not terminal there: a failure event's status is authority enough
+        # Still not terminal: _check retries the event whatever it says (the verdict is the run's).
+        return invocation
 
     def action_context(self, instance_id: str, comment: str) -> ActionContext | None:
         context = decode_comment(comment)
@@ -152,6 +157,8 @@ class _Apply:
             report.notified = True
         except ProxymxError as exc:  # the lifecycle decision stands; the log has everything
             logger.error(f"failure notification not published: {exc}")
+            # The operator relies on that notification: a lost one must reach an alarm.
+            report.measured.append(count("NotificationsFailed"))
 
     @cached_property
     def readiness_tags(self) -> ReadinessTags:
@@ -171,6 +178,13 @@ class _Apply:
             logger.warning(f"readiness not recorded on {instance_id}: {exc}")
             return None
         return value
+
+
+def settled_status(invocation: Invocation) -> str:
+    """The invocation's final status as the status event names it: GetCommandInvocation's Status has
+    no Undeliverable or DeliveryTimedOut (they are its StatusDetails, under Failed / TimedOut)."""
+    details = invocation.status_details
+    return details if details in TERMINAL_STATUSES else invocation.status
 
 
 def _failure_message(report: OutcomeReport, invocation: Invocation, settings: Settings) -> str:
@@ -225,14 +239,22 @@ def _check(event: SsmStatusEvent, settings: Settings, work: _Apply) -> OutcomeRe
         return ignored(f"status {detail.status} is not terminal")
 
     invocation = work.read_invocation(detail.command_id, detail.instance_id)
-    if detail.status == "Success" and invocation.status not in TERMINAL_STATUSES:
-        # Only a complete output can prove the configuration: a lagging read (InProgress, the
-        # summary not written yet) would ABANDON a healthy instance. Lambda retries the event.
+    # The verdict comes from the invocation read back, never from the event (issue 9, finding 4):
+    # the event only says where to look. A Failed event ahead of (or forged over) a run still in
+    # progress must not ABANDON a healthy instance, and a Success event must not prove a run that
+    # failed. A lagging read is retried (Lambda retries the event), as is a lagging Success.
+    if invocation.status not in TERMINAL_STATUSES:
         raise NotReadyYet(
             f"GetCommandInvocation {detail.command_id}/{detail.instance_id}: still {invocation.status} "
-            "after the Success event"
+            f"after the {detail.status} event"
         )
-    base = replace(base, readiness_tag=work.record_readiness(detail.instance_id, detail.status, invocation))
+    if invocation.document_name and invocation.document_name != settings.document_name:
+        return ignored(
+            f"the invocation runs document {invocation.document_name!r}, not ours "
+            f"(the event said {detail.document_name!r})"
+        )
+    status = settled_status(invocation)
+    base = replace(base, readiness_tag=work.record_readiness(detail.instance_id, status, invocation))
     context = work.action_context(detail.instance_id, invocation.comment)
     if context is None:
         return ignored("no lifecycle action of ours for this instance (vanished, or not launched by a hook)")
@@ -240,18 +262,19 @@ def _check(event: SsmStatusEvent, settings: Settings, work: _Apply) -> OutcomeRe
     if out_of_scope is not None:
         return ignored(f"out of scope: {out_of_scope}")
 
-    verdict = judge(detail.status, invocation)
+    verdict = judge(status, invocation)
     plan = release(verdict, settings)
     report = replace(
         base,
         decision=plan.decision,
         reason=verdict.reason,
+        status=status,
         group_name=context.group_name,
         hook_name=context.hook_name,
         action=plan.action,
         measured=[count(plan.metric)],
     )
-    if detail.status in TIMED_OUT_STATUSES:
+    if status in TIMED_OUT_STATUSES:
         report.measured.append(count("ConfigurationTimedOut"))
     duration = configuration_seconds(invocation, detail.requested_date_time, event.time)
     if duration is not None:

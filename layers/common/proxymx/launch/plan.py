@@ -40,7 +40,7 @@ from proxymx.batching import chunked
 from proxymx.config import Settings
 from proxymx.errors import MalformedEvent
 from proxymx.models.lifecycle import LaunchQueueBatch, LifecycleLaunchEvent
-from proxymx.scope import launch_out_of_scope
+from proxymx.scope import Home, from_home, launch_out_of_scope
 
 if TYPE_CHECKING:
     from proxymx.postfix_summary import PostfixConfigResult
@@ -96,14 +96,17 @@ class RejectedRecord:
     reason: str
 
 
-def launches_of(batch: LaunchQueueBatch) -> tuple[list[Launch], list[RejectedRecord]]:
-    """The batch's records as launches; a malformed body rejects its record alone (one bad record
-    must not sink its batch)."""
+def launches_of(
+    batch: LaunchQueueBatch, home: Home | None = None
+) -> tuple[list[Launch], list[RejectedRecord]]:
+    """The batch's records as launches; a malformed body, or an event from another account or
+    region than ``home`` (issue 9, finding 6), rejects its record alone (one bad record must not
+    sink its batch)."""
     launches: list[Launch] = []
     rejected: list[RejectedRecord] = []
     for record in batch.records:
         try:
-            launches.append(Launch.from_event(record.launch(), record.message_id))
+            launches.append(Launch.from_event(from_home(record.launch(), home), record.message_id))
         except MalformedEvent as exc:
             rejected.append(RejectedRecord(record.message_id, str(exc)))
     return launches, rejected

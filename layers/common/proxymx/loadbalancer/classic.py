@@ -97,8 +97,20 @@ class ClassicElb(ElbAdapter["ElasticLoadBalancingClient"]):
     def apply(self, plan: ClassicPlan) -> None:
         if plan.create_policy:
             self.ensure_proxy_policy(plan.load_balancer, plan.policy_name)
+        if not plan.attach:
+            return
+        # SetLoadBalancerPoliciesForBackendServer REPLACES the port's list, and the plan's list was
+        # read before (issue 9, finding 7: an operator's policy set in between was dropped). Re-read
+        # right before the write and add ours to what is there NOW; verify() reads it back after.
+        # What remains is the window of this one read and write (milliseconds); Classic ELB offers
+        # no conditional write to close it.
+        current = _backend_policies(self._description(plan.load_balancer))
         for backend in plan.attach:
-            self.set_backend_policies(plan.load_balancer, backend.instance_port, backend.policy_names)
+            now = current.get(backend.instance_port, ())
+            if plan.policy_name in now:
+                continue  # someone (a concurrent run) attached it meanwhile: nothing to write
+            merged = (*now, plan.policy_name)
+            self.set_backend_policies(plan.load_balancer, backend.instance_port, merged)
 
     def verify(self, plan: ClassicPlan) -> None:
         """Read back: the policy exists with ProxyProtocol=true and is on every planned port."""
@@ -111,7 +123,9 @@ class ClassicElb(ElbAdapter["ElasticLoadBalancingClient"]):
             )
         for backend in plan.attach:
             actual = state.backend_policies.get(backend.instance_port, ())
-            missing = [name for name in backend.policy_names if name not in actual]
+            # Ours must be there; the others are whatever the port held at our write (apply merged
+            # them), which an operator may have changed since the plan was made.
+            missing = [name for name in (plan.policy_name,) if name not in actual]
             if missing:
                 raise VerificationFailed(
                     f"{plan.load_balancer}: instance port {backend.instance_port} has {list(actual)} "

@@ -1,0 +1,171 @@
+"""DynamoDB adapter of the StateTable (template.yaml): small records keyed by one string.
+
+Generic on purpose: the launch flow claims ``LAUNCH#<instance>#<destination>`` here (one command
+per launch, :mod:`proxymx.launch.claims`), and other flows may keep their own records under other
+key prefixes. Every write that matters is *conditional*: DynamoDB evaluates the condition and the
+write atomically, so two concurrent writers can never both win (the basis of every "exactly once"
+proxymx promises). A failed condition is an answer (``False``), not an error.
+
+The table has one string hash key ``pk`` and TTL on the number attribute ``expires_at`` (epoch
+seconds). DynamoDB deletes expired items only eventually (within days), so readers treat an
+item whose ``expires_at`` is in the past as absent (conditions below compare it too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from proxymx.errors import aws_errors, error_code, translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+KEY = "pk"
+TTL_ATTRIBUTE = "expires_at"
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def _serialize(values: Mapping[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {name: serializer.serialize(value) for name, value in values.items()}
+
+
+def _deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    plain = {name: deserializer.deserialize(value) for name, value in item.items()}
+    # Numbers come back as Decimal; the records here only hold integers (epoch seconds).
+    return {name: int(value) if _is_decimal(value) else value for name, value in plain.items()}
+
+
+def _is_decimal(value: Any) -> bool:
+    from decimal import Decimal
+
+    return isinstance(value, Decimal)
+
+
+@dataclass(frozen=True)
+class Written:
+    """The answer to a conditional write: ``won`` (this call wrote), else the record that stood in
+    the way, read in the same atomic step (``ReturnValuesOnConditionCheckFailure``)."""
+
+    won: bool
+    existing: dict[str, Any] | None = None
+
+
+class StateTable:
+    """put_if_absent / update_if / get / delete on one table (the only DynamoDB boto3 code)."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+        self.table_name = table_name
+        self.client = client
+
+    def get(self, key: str, *, now: int) -> dict[str, Any] | None:
+        """The record (strongly consistent read), or None when absent or expired."""
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key=_serialize({KEY: key}), ConsistentRead=True
+            )
+        except aws_errors() as exc:
+            raise translate(exc, "GetItem") from exc
+        item = response.get("Item")
+        if not item:
+            return None
+        record = _deserialize(item)
+        if int(record.get(TTL_ATTRIBUTE, now + 1)) <= now:
+            return None
+        return record
+
+    def put_if_absent(
+        self,
+        key: str,
+        values: Mapping[str, Any],
+        *,
+        now: int,
+        expires_at: int,
+        or_if: str = "",
+        names: Mapping[str, str] | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> Written:
+        """Write the record unless one exists and has not expired (or ``or_if`` holds on it)."""
+        condition = f"attribute_not_exists({KEY}) OR {TTL_ATTRIBUTE} <= :proxymx_now"
+        if or_if:
+            condition = f"{condition} OR ({or_if})"
+        item = {**values, KEY: key, TTL_ATTRIBUTE: expires_at}
+        return self._conditional(
+            "PutItem",
+            Item=_serialize(item),
+            ConditionExpression=condition,
+            names=names,
+            bindings={**(bindings or {}), ":proxymx_now": now},
+        )
+
+    def update_if(
+        self,
+        key: str,
+        values: Mapping[str, Any],
+        *,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> Written:
+        """Set ``values`` on the record when ``condition`` holds."""
+        sets = {f"#proxymx_set{i}": name for i, name in enumerate(values)}
+        assignments = ", ".join(f"{alias} = :proxymx_set{i}" for i, alias in enumerate(sets))
+        set_bindings = {f":proxymx_set{i}": value for i, value in enumerate(values.values())}
+        return self._conditional(
+            "UpdateItem",
+            Key=_serialize({KEY: key}),
+            UpdateExpression=f"SET {assignments}",
+            ConditionExpression=condition,
+            names={**sets, **(names or {})},
+            bindings={**set_bindings, **(bindings or {})},
+        )
+
+    def delete(
+        self,
+        key: str,
+        *,
+        condition: str = "",
+        names: Mapping[str, str] | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> Written:
+        """Delete the record (when ``condition`` holds, if given)."""
+        extra: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
+        return self._conditional(
+            "DeleteItem", Key=_serialize({KEY: key}), names=names, bindings=bindings, **extra
+        )
+
+    def _conditional(
+        self,
+        operation: str,
+        *,
+        names: Mapping[str, str] | None,
+        bindings: Mapping[str, Any] | None,
+        **request: Any,
+    ) -> Written:
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if bindings:
+            request["ExpressionAttributeValues"] = _serialize(bindings)
+        calls: dict[str, Callable[..., Any]] = {
+            "PutItem": self.client.put_item,
+            "UpdateItem": self.client.update_item,
+            "DeleteItem": self.client.delete_item,
+        }
+        call = calls[operation]
+        if "ConditionExpression" in request:
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        try:
+            call(TableName=self.table_name, **request)
+        except aws_errors() as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                old = getattr(exc, "response", {}).get("Item")
+                return Written(False, _deserialize(old) if old else None)
+            raise translate(exc, operation) from exc
+        return Written(True)
