@@ -46,6 +46,8 @@ from proxymx_tools.demo import Demo, DemoContext, StepResult
 from proxymx_tools.nlb import DEFAULT_HEADER_PLACEMENT, HEADER_PLACEMENTS, HeaderPlacement
 
 CLASSIC_NAME = "mx-demo-classic"
+# The MX group's own load balancer (step 5): it forwards to the local Postfix's loopback port.
+FLEET_ELB = "mx-demo-fleet"
 NLB_NAME = "mx-demo-nlb"
 TARGET_GROUP_NAME = "mx-demo-smtp"
 GROUP_NAME = "mx-demo-fleet"
@@ -56,6 +58,12 @@ DEADLOCK_CLIENT = "127.0.0.4"
 # Longer than postscreen_upstream_proxy_timeout (5 s as the document sets it), so that the wait
 # covers postscreen's own answer: through the default placement, even that never arrives.
 DEADLOCK_WAIT = 7.0
+
+
+def world_client(service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name="us-east-1")
 
 
 def _data_plane_missing() -> str | None:
@@ -330,6 +338,33 @@ def launch_instance(context: DemoContext) -> StepResult:
     if "postfix" in context.shared:
         # The instance's SMTP service is the local Postfix's loopback port (port 25 in AWS).
         overrides["SMTP_PORTS"] = str(context.shared["postfix"].smtp_port)
+    if "postfix" in context.shared:
+        # The launch side configures an instance for what its group's load balancers SEND (issue
+        # 7.4): put the group behind a Classic ELB that sends PROXY v1 to the local Postfix's port,
+        # as the one of step 3 does to port 25 in AWS. With no load balancer the instance would
+        # rightly be left plain (Mode=revert).
+        port = context.shared["postfix"].smtp_port
+        elb = world_client("elb")
+        elb.create_load_balancer(
+            LoadBalancerName=FLEET_ELB,
+            Listeners=[
+                {"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": port}
+            ],
+            AvailabilityZones=["us-east-1a"],
+        )
+        elb.create_load_balancer_policy(
+            LoadBalancerName=FLEET_ELB,
+            PolicyName="proxymx-ProxyProtocol",
+            PolicyTypeName="ProxyProtocolPolicyType",
+            PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+        )
+        elb.set_load_balancer_policies_for_backend_server(
+            LoadBalancerName=FLEET_ELB, InstancePort=port, PolicyNames=["proxymx-ProxyProtocol"]
+        )
+        world_client("autoscaling").attach_load_balancers(
+            AutoScalingGroupName=GROUP_NAME, LoadBalancerNames=[FLEET_ELB]
+        )
+        lines.append(f"group {GROUP_NAME} behind Classic ELB {FLEET_ELB}: PROXY v1 on instance port {port}")
     events = world.launch.launch_into_wait(GROUP_NAME, hook, 1)
     instance_id = events[0]["detail"]["EC2InstanceId"]
     lines.append(
