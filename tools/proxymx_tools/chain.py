@@ -63,7 +63,7 @@ DEADLOCK_WAIT = 7.0
 def world_client(service: str) -> Any:
     import boto3
 
-    return boto3.client(service, region_name="us-east-1")
+    return boto3.client(service, region_name="us-east-1")  # type: ignore[call-overload]
 
 
 def _data_plane_missing() -> str | None:
