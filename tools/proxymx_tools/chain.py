@@ -60,12 +60,6 @@ DEADLOCK_CLIENT = "127.0.0.4"
 DEADLOCK_WAIT = 7.0
 
 
-def world_client(service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, region_name="us-east-1")  # type: ignore[call-overload]
-
-
 def _data_plane_missing() -> str | None:
     """Why the data plane cannot run here, or None when it can."""
     from proxymx_tools.postfix import INSTALL_HINT, missing_tools
@@ -344,7 +338,8 @@ def launch_instance(context: DemoContext) -> StepResult:
         # as the one of step 3 does to port 25 in AWS. With no load balancer the instance would
         # rightly be left plain (Mode=revert).
         port = context.shared["postfix"].smtp_port
-        elb = world_client("elb")
+        clients: Clients = context.shared["clients"]
+        elb = clients.elb
         elb.create_load_balancer(
             LoadBalancerName=FLEET_ELB,
             Listeners=[
@@ -361,7 +356,7 @@ def launch_instance(context: DemoContext) -> StepResult:
         elb.set_load_balancer_policies_for_backend_server(
             LoadBalancerName=FLEET_ELB, InstancePort=port, PolicyNames=["proxymx-ProxyProtocol"]
         )
-        world_client("autoscaling").attach_load_balancers(
+        clients.autoscaling.attach_load_balancers(
             AutoScalingGroupName=GROUP_NAME, LoadBalancerNames=[FLEET_ELB]
         )
         lines.append(f"group {GROUP_NAME} behind Classic ELB {FLEET_ELB}: PROXY v1 on instance port {port}")
