@@ -43,6 +43,15 @@ def test_make_demo_shows_each_clients_own_address_in_the_mail_log() -> None:
     assert re.search(r"postscreen\[\d+\]: warning: haproxy read: time limit exceeded", text), text
     assert "dropped by the NLB before the client's first byte: '421 " in text
     assert "deadlock, as proxymx prevents" in text
+    # and a fleet already taking mail was cut over fleet first: blocked by the interlock, each member
+    # configured by the document, then switched, with every message delivered and no 5xx
+    assert re.search(r"EnableProxyProtocol -> blocked: .*2 target\(s\) not ready", text), text
+    assert len(re.findall(r"document on i-\w+ \(127\.0\.1\.[12]:\d+\): configured; tag ready;", text)) == 2
+    assert "HAProxy reloaded gracefully: send-proxy" in text
+    cutover = re.search(r"submitted (\d+), accepted (\d+), delivered (\d+), bounced 0, 5xx 0, 421 \d+", text)
+    assert cutover, text
+    assert cutover.group(1) == cutover.group(2) == cutover.group(3)
+    assert re.search(r"gap \(first member configured -> header on\): \d+\.\ds", text), text
     # and nothing it started is left running (Postfix's daemons name the demo's directory in their
     # environment, HAProxy and smtp-sink on their command line), and its directory is gone
     root = re.search(r"MAIL_CONFIG=(/\S+?)/postfix/etc", text)

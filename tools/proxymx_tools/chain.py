@@ -55,6 +55,9 @@ SMTP_PORT = 25
 CLIENTS = {"v1": "127.0.0.2", "v2": "127.0.0.3"}
 PROXY_NAMES = {"v1": "HAProxy for the Classic ELB", "v2": "NLB stand-in"}
 DEADLOCK_CLIENT = "127.0.0.4"
+# The fleet of the cutover step (issue 7.6), and how many messages it takes before and after.
+CUTOVER_ELB = "mx-demo-cutover"
+CUTOVER_WARM_UP = 5
 # Longer than postscreen_upstream_proxy_timeout (5 s as the document sets it), so that the wait
 # covers postscreen's own answer: through the default placement, even that never arrives.
 DEADLOCK_WAIT = 7.0
@@ -527,6 +530,90 @@ def default_placement(context: DemoContext) -> StepResult:
     return StepResult("ok", "deadlock, as proxymx prevents (it sets on_first_ack, or does not enable)", lines)
 
 
+def fleet_cutover(context: DemoContext) -> StepResult:
+    """A fleet already taking mail turns to the PROXY protocol, fleet first, under load (issue 7.6).
+
+    Two local Postfix instances (not configured) behind HAProxy round-robin, which follows a
+    Classic ELB's backend policy on the embedded AWS; four senders keep sending. EnableProxyProtocol
+    is blocked by the interlock; the document configures each member; then the switch.
+    """
+    if "skipped" in context.shared:
+        return StepResult("skipped", f"not shown: {context.shared['skipped']}", [])
+    from proxymx.loadbalancer.readiness import tag_value_from_summary
+
+    from proxymx_tools.cutover_wire import CutoverBench, MailLoad
+
+    clients: Clients = context.shared["clients"]
+    stack: contextlib.ExitStack = context.shared["stack"]
+    bench = CutoverBench(context.shared["root"] / "cutover", elb_name=CUTOVER_ELB)
+    stack.callback(bench.stop)
+    bench.start(clients.elb)
+    lines = [
+        f"Classic ELB {CUTOVER_ELB}: listener 25 -> instance port {bench.fleet.port}, "
+        f"instances {', '.join(bench.instance_ids)} (proxymx:fleet=mx)",
+        f"  HAProxy 127.0.0.1:{bench.proxy.port} round-robin -> "
+        + ", ".join(f"{p.smtp_service}" for p in bench.fleet.members)
+        + " (plain; it follows the ELB's backend policy)",
+    ]
+    load = MailLoad(bench.proxy.port).start()
+    stack.callback(load.stop)
+    load.wait_for(CUTOVER_WARM_UP)
+    lines.append(
+        f"4 senders (127.0.0.2-5) through it: {len(load.counts.accepted)} message(s) accepted so far"
+    )
+    blocked = _ensure_classic(CUTOVER_ELB)
+    lines.append(f"EnableProxyProtocol -> {blocked.outcome}: {blocked.reason}")
+    for index, instance_id in enumerate(bench.instance_ids):
+        run = bench.configure(index)
+        value = tag_value_from_summary(run.summary)
+        lines.append(
+            f"document on {instance_id} ({bench.fleet.members[index].smtp_service}): "
+            f"{run.summary.result if run.summary else f'exit {run.exit_code}'}; tag {value}"
+        )
+        if value is None:
+            load.stop()
+            return StepResult("failed", f"the document did not prove {instance_id}", lines)
+        clients.ec2.create_tags(
+            Resources=[instance_id], Tags=[{"Key": "proxymx:proxy-protocol", "Value": value}]
+        )
+    switched = _ensure_classic(CUTOVER_ELB)
+    lines.append(f"EnableProxyProtocol -> {switched.outcome}: {switched.reason}")
+    try:
+        bench.wait_switched()
+    except TimeoutError as exc:
+        load.stop()
+        return StepResult("failed", str(exc), lines)
+    lines.append(f"HAProxy reloaded gracefully: send-proxy ({bench.timeline.describe()})")
+    load.wait_for(len(load.counts.accepted) + CUTOVER_WARM_UP)
+    load.stop()
+    counts = load.counts
+    delivered = bench.fleet.wait_delivered(counts.accepted)
+    gap = bench.timeline.gap or 0.0
+    lines.append(
+        f"submitted {counts.submitted}, accepted {len(counts.accepted)}, delivered {len(set(delivered))}, "
+        f"bounced {len(counts.bounced)}, 5xx {counts.replies_5xx}, 421 {counts.replies_421} (retried)"
+    )
+    lines.append(f"gap (first member configured -> header on): {gap:.1f}s")
+    lost = counts.accepted - set(delivered)
+    if counts.replies_5xx or counts.bounced or lost or counts.submitted != len(counts.accepted):
+        return StepResult(
+            "failed", f"mail lost: {len(lost)} undelivered, {len(counts.bounced)} bounced", lines
+        )
+    return StepResult(
+        "ok",
+        f"every message delivered, 0 5xx, {counts.replies_421} 421, gap {gap:.1f}s",
+        lines,
+    )
+
+
+def _ensure_classic(name: str) -> Any:
+    """EnableProxyProtocol for one Classic ELB: the code the event path and Reconcile share."""
+    from proxymx.config import load_settings
+    from proxymx.loadbalancer.service import EnableProxyProtocol
+
+    return EnableProxyProtocol(load_settings({}), Clients(), sleep=lambda _s: None).ensure_classic(name)
+
+
 def add_chain(demo: Demo) -> None:
     demo.add("start the embedded AWS and the local Postfix (the instance)", start_world)
     demo.add("create a Classic ELB and an NLB target group -> EnableProxyProtocol", create_load_balancers)
@@ -536,3 +623,4 @@ def add_chain(demo: Demo) -> None:
     demo.add("launch an instance -> ConfigureInstance -> SSM Run Command -> CheckOutcome", launch_instance)
     demo.add("send mail through each proxy from distinct client addresses", send_mail)
     demo.add("the NLB's default placement, which proxymx never sets: one SMTP client", default_placement)
+    demo.add("cut over a fleet that takes mail: blocked -> fleet configured -> switched", fleet_cutover)
