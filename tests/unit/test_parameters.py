@@ -205,6 +205,15 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
         "FLEET_TAG_VALUE",
         ["mx", "v" * 256, "v" * 257, "a=b", "mx fleet", "mx,eu", "mx;eu"],
     ),
+    "Cutover": ("CUTOVER", ["auto", "off", "on", "Auto", "OFF", "auto "]),
+    "MaxCutoversInFlight": (
+        "MAX_CUTOVERS_IN_FLIGHT",
+        ["1", "2", "9", "10", "11", "0", "01", "100", "-1", "1.0"],
+    ),
+    "MaxCutoversPerHour": (
+        "MAX_CUTOVERS_PER_HOUR",
+        ["1", "6", "9", "10", "99", "100", "101", "0", "06", "1000", "-6", "6.0"],
+    ),
     "NotificationTopicArn": (
         "NOTIFICATION_TOPIC_ARN",
         [

@@ -33,6 +33,9 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("fleet_tag_value", "FLEET_TAG_VALUE", "mail", "mail"),
     ("function_timeout_seconds", "FUNCTION_TIMEOUT_SECONDS", "30", 30),
     ("state_table_name", "STATE_TABLE", "proxymx-StateTable", "proxymx-StateTable"),
+    ("cutover", "CUTOVER", "off", "off"),
+    ("max_cutovers_in_flight", "MAX_CUTOVERS_IN_FLIGHT", "3", 3),
+    ("max_cutovers_per_hour", "MAX_CUTOVERS_PER_HOUR", "12", 12),
     (
         "proxy_protocol_when_client_ip_preserved",
         "PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED",
@@ -60,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "fleet_tag_value": "mx",
     "function_timeout_seconds": 60,
     "state_table_name": "",
+    "cutover": "auto",
+    "max_cutovers_in_flight": 1,
+    "max_cutovers_per_hour": 6,
     "proxy_protocol_when_client_ip_preserved": False,
 }
 
@@ -80,6 +86,9 @@ BOUNDS: list[tuple[str, list[str], list[str]]] = [
     ("STATE_TABLE", ["", "abc", "t" * 255, "my.table_1-x"], ["ab", "t" * 256, "my table", "a/b"]),
     ("REQUIRED_TAG", ["", "k", "k=", "k" * 128 + "=" + "v" * 256], ["k" * 129, "k=" + "v" * 257, "=v"]),
     ("PROXY_PROTOCOL", ["v1", "v2", "any"], ["v3", "V1", ""]),
+    ("CUTOVER", ["auto", "off"], ["on", "Auto", "", "false"]),
+    ("MAX_CUTOVERS_IN_FLIGHT", ["1", "10"], ["0", "11", "", "01"]),
+    ("MAX_CUTOVERS_PER_HOUR", ["1", "100"], ["0", "101", "", "06"]),
     ("FAILURE_RESULT", ["ABANDON", "HOOK_DEFAULT"], ["CONTINUE", "abandon", ""]),
     ("DRY_RUN", ["true", "false"], ["True", "1", "yes", ""]),
     ("PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED", ["true", "false"], ["True", "1", "yes", ""]),

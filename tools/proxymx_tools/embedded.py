@@ -147,7 +147,45 @@ class RealDocument:
         return CommandOutcome("Success" if code == 0 else "Failed", str(run.stdout), str(run.stderr), code)
 
 
-Outcome = CommandOutcome | RealDocument
+@dataclass(frozen=True)
+class ObedientDocument:
+    """A stand-in for the document that does what each run asks (``Mode``, ``SmtpPorts``,
+    ``ProxyProtocol``) and proves it with a schema-2 summary at the current configuration level:
+    what the cutover and the way back need from a fleet (no Postfix runs). ``failing``: instances
+    whose run fails as the real script's rollback would report it."""
+
+    failing: frozenset[str] = frozenset()
+    ipv6_clients: bool = True
+
+    def run(self, parameters: Mapping[str, str], instance_id: str = "") -> CommandOutcome:
+        if instance_id in self.failing:
+            return CommandOutcome.failed("postfix check: fatal: scripted failure")
+        from proxymx.loadbalancer.readiness import REQUIRED_CONFIG_LEVEL
+
+        mode = parameters.get("Mode", "configure")
+        ports = [int(p) for p in parameters.get("SmtpPorts", "25").split(",")]
+        summary = {
+            "proxymx": "postfix-summary",
+            "schema": 2,
+            "result": "configured" if mode == "configure" else "reverted",
+            "mode": mode,
+            "postfix_version": "3.7.11",
+            "proxy_protocol": parameters.get("ProxyProtocol", "any"),
+            "accepts": "any" if mode == "configure" else None,
+            "config_level": REQUIRED_CONFIG_LEVEL,
+            "ipv6_clients": self.ipv6_clients and mode == "configure",
+            "smtp_ports": ports,
+            "changed": ["main.cf:postscreen_upstream_proxy_protocol"],
+            "verified": {"postscreen_upstream_proxy_protocol": "haproxy"} if mode == "configure" else {},
+            "listening": True,
+            "running": True,
+            "dry_run": parameters.get("DryRun") == "true",
+            "reason": None,
+        }
+        return CommandOutcome("Success", f"postfix: {mode}\n{json.dumps(summary, separators=(',', ':'))}\n")
+
+
+Outcome = CommandOutcome | RealDocument | ObedientDocument
 
 
 # The invocation Status the API reports for a status that is only a StatusDetails value there
@@ -746,6 +784,8 @@ class LaunchExtension:
         outcome = self.outcomes.get(instance_id, self.default_outcome)
         if isinstance(outcome, RealDocument):
             return outcome.run(parameters)
+        if isinstance(outcome, ObedientDocument):
+            return outcome.run(parameters, instance_id)
         return outcome
 
     def _list_command_invocations(self, params: Mapping[str, Any]) -> dict[str, Any]:

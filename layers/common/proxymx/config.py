@@ -50,6 +50,10 @@ LAUNCH_GROUPS_MAX: Final = 3
 FUNCTION_TIMEOUT_RANGE: Final = (1, 900)
 # DynamoDB table names: letters, digits, "_", "-", "." (3-255); "" = no table.
 TABLE_NAME: Final = re.compile(r"([A-Za-z0-9_.-]{3,255})?")
+# Cutovers (issue 7.3): at most 10 in flight (each is up to 50 targets a SendCommand), at most 100
+# started an hour.
+CUTOVERS_IN_FLIGHT_RANGE: Final = (1, 10)
+CUTOVERS_PER_HOUR_RANGE: Final = (1, 100)
 
 
 class InvalidSetting(ValueError):
@@ -186,6 +190,11 @@ class Settings:
     heartbeat_after_seconds: int = setting("HEARTBEAT_AFTER_SECONDS", integer(*HEARTBEAT_RANGE), 120)
     # --- Reconcile sweep (docs/lifecycle-hook.md): groups tagged FLEET_TAG_KEY=<this> are in scope.
     fleet_tag_value: str = setting("FLEET_TAG_VALUE", matching(TAG_VALUE), "mx")
+    # --- Fleet-first cutover (issue 7.3, docs/agreement.md): a unit blocked by unready fleet
+    # targets is cut over automatically (auto) or only reported (off).
+    cutover: str = setting("CUTOVER", choice("auto", "off"), "auto")
+    max_cutovers_in_flight: int = setting("MAX_CUTOVERS_IN_FLIGHT", integer(*CUTOVERS_IN_FLIGHT_RANGE), 1)
+    max_cutovers_per_hour: int = setting("MAX_CUTOVERS_PER_HOUR", integer(*CUTOVERS_PER_HOUR_RANGE), 6)
 
     @property
     def required_tag_pair(self) -> tuple[str, str | None] | None:

@@ -48,6 +48,8 @@ from proxymx.inventory import FleetGroup, Inventory
 from proxymx.launch.autoscaling import AutoScaling
 from proxymx.launch.configure import LaunchOutcome, configure
 from proxymx.launch.plan import Launch
+from proxymx.loadbalancer.cutover_flow import Cutovers
+from proxymx.loadbalancer.cutover_flow import cutovers_for as cutover_engine
 from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult, blocked_notifier
 from proxymx.models.schedule import ScheduledEvent
 from proxymx.results import FailedResult, Metric, count
@@ -84,6 +86,7 @@ class LoadBalancerCheck:
     # NLB target groups whose header placement AWS refused (proxymx.loadbalancer.nlbheader).
     placement_blocked: tuple[str, ...] = ()
     broken: tuple[str, ...] = ()
+    cutovers_started: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,11 @@ class ReconcileSummary:
     errors: list[str] = field(default_factory=list)
     # No logging CloudTrail trail in the region (proxymx.trail); None when it could not be read.
     cloudtrail_blind: bool | None = None
+    # Cutovers (issue 7.3): started by this sweep, and what the safety net did (lost events
+    # replayed, stale slots released, switches retried).
+    cutovers_started: int = 0
+    cutover_repairs: list[str] = field(default_factory=list)
+    cutover_metrics: list[Metric] = field(default_factory=list)
 
     @property
     def checked(self) -> int:
@@ -171,6 +179,8 @@ class ReconcileSummary:
             "header_placement_broken": [arn for c in self.load_balancers for arn in c.broken],
             "redriven": self.redriven,
             "cloudtrail_blind": self.cloudtrail_blind,
+            "cutovers_started": self.cutovers_started,
+            "cutover_repairs": self.cutover_repairs,
             "failures": self.failures,
         }
 
@@ -181,6 +191,10 @@ class ReconcileSummary:
         )
         if self.interlocked:
             text += f"; {self.interlocked} unit(s) blocked: targets not ready for the header"
+        if self.cutovers_started:
+            text += f"; {self.cutovers_started} cutover(s) started"
+        if self.cutover_repairs:
+            text += f"; {len(self.cutover_repairs)} cutover repair(s)"
         blocked = sum(len(c.placement_blocked) for c in self.load_balancers)
         broken = sum(len(c.broken) for c in self.load_balancers)
         if blocked or broken:
@@ -221,6 +235,9 @@ class ReconcileSummary:
             metrics.append(count("ProxyProtocolEnabled", enabled))
         if self.dry_run and self.changed:
             metrics.append(count("DryRunChangesPlanned", sum(len(c.changes) for c in self.changed)))
+        if self.cutovers_started:
+            metrics.append(count("CutoversStarted", self.cutovers_started))
+        metrics.extend(self.cutover_metrics)
         return metrics
 
     def raise_if_failed(self) -> None:
@@ -250,6 +267,7 @@ def _check(kind: LoadBalancerKind, name: str, result: ProxyProtocolResult) -> Lo
         blocked=tuple(result.blocked),
         placement_blocked=tuple(result.placement_blocked),
         broken=tuple(result.broken),
+        cutovers_started=result.cutovers_started,
     )
 
 
@@ -270,12 +288,14 @@ class Reconcile:
         self.settings = settings
         self.clients = clients
         self.inventory = inventory or Inventory(clients)
+        self.cutovers: Cutovers | None = cutover_engine(settings, clients, sleep=sleep or time.sleep)
         self.service = service or EnableProxyProtocol(
             settings,
             clients,
             backoff=SWEEP_BACKOFF,
             sleep=sleep or time.sleep,
             notifier=blocked_notifier(settings, clients),
+            cutovers=self.cutovers,
         )
         self.now = now or datetime.now(UTC)
         self.summary = ReconcileSummary(dry_run=settings.dry_run)
@@ -286,9 +306,24 @@ class Reconcile:
 
     def run(self) -> ReconcileSummary:
         self.check_event_path()
+        self.sweep_cutovers()
         self.sweep_load_balancers()
         self.sweep_stuck_instances()
+        if self.cutovers is not None:
+            self.summary.cutover_metrics = list(self.cutovers.measured)
         return self.summary
+
+    # ----- 0b. cutovers whose status events were lost (the safety net, issue 7.3) -------------
+
+    def sweep_cutovers(self) -> None:
+        if self.cutovers is None or self.settings.dry_run:
+            return
+        try:
+            self.summary.cutover_repairs = self.cutovers.sweep()
+        except ProxymxError as exc:
+            self._error(f"cutover safety net failed: {exc}")
+        for line in self.summary.cutover_repairs:
+            logger.warning(f"reconcile: cutover {line}")
 
     # ----- 0. can the load-balancer events arrive at all? ----------------------------------
 
@@ -336,6 +371,7 @@ class Reconcile:
             logger.exception(f"reconcile: {kind} load balancer {name} failed", extra={"load_balancer": name})
             check = LoadBalancerCheck(kind, name, "failed", f"{type(exc).__name__}: {exc}")
         self.summary.load_balancers.append(check)
+        self.summary.cutovers_started += check.cutovers_started
 
     # ----- 2. instances stuck in Pending:Wait ------------------------------------------------
 

@@ -56,6 +56,8 @@ class Written:
 
     won: bool
     existing: dict[str, Any] | None = None
+    # The record as this write left it (``ReturnValues=ALL_NEW``), for updates that won.
+    item: dict[str, Any] | None = None
 
 
 class StateTable:
@@ -127,6 +129,28 @@ class StateTable:
             bindings={**set_bindings, **(bindings or {})},
         )
 
+    def update_expression_if(
+        self,
+        key: str,
+        expression: str,
+        *,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> Written:
+        """Any update expression (``ADD`` to a set or a counter, ``SET`` on a map entry) when
+        ``condition`` holds; the record as left (``item``) when it won. UpdateItem creates the
+        record when absent, so ``condition`` decides whether that is allowed."""
+        return self._conditional(
+            "UpdateItem",
+            Key=_serialize({KEY: key}),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ReturnValues="ALL_NEW",
+            names=names,
+            bindings=bindings,
+        )
+
     def delete(
         self,
         key: str,
@@ -162,10 +186,11 @@ class StateTable:
         if "ConditionExpression" in request:
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            call(TableName=self.table_name, **request)
+            response = call(TableName=self.table_name, **request)
         except aws_errors() as exc:
             if error_code(exc) == CONDITION_FAILED:
                 old = getattr(exc, "response", {}).get("Item")
                 return Written(False, _deserialize(old) if old else None)
             raise translate(exc, operation) from exc
-        return Written(True)
+        new = response.get("Attributes") if request.get("ReturnValues") == "ALL_NEW" else None
+        return Written(True, item=_deserialize(new) if new else None)

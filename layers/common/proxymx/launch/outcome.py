@@ -46,6 +46,7 @@ from proxymx.launch.plan import Invocation, LifecycleResult, configuration_secon
 from proxymx.launch.readiness_tag import ReadinessTags
 from proxymx.launch.runcommand import RunCommand
 from proxymx.launch.sns import Notifications
+from proxymx.loadbalancer.cutover import CommentKind, parse_comment
 from proxymx.loadbalancer.readiness import tag_value_from_summary
 from proxymx.models.ssm import TERMINAL_STATUSES, TIMED_OUT_STATUSES, CommandStatusChange, SsmStatusEvent
 from proxymx.postfix_summary import parse_summary
@@ -54,7 +55,11 @@ from proxymx.scope import launch_out_of_scope
 
 logger = Logger(child=True)
 
-Decision = Literal["continued", "abandoned", "left-to-hook-default", "already-over", "ignored"]
+# cutover-progress: a run of a cutover command (issue 7.3), which has no lifecycle action: its
+# target's entry in the cutover was updated (proxymx.loadbalancer.cutover_flow).
+Decision = Literal[
+    "continued", "abandoned", "left-to-hook-default", "already-over", "ignored", "cutover-progress"
+]
 # The decision in the vocabulary every flow shares (proxymx.results).
 SHARED_OUTCOME: dict[str, str] = {
     "continued": "changed",
@@ -62,6 +67,7 @@ SHARED_OUTCOME: dict[str, str] = {
     "left-to-hook-default": "compliant",
     "already-over": "compliant",
     "ignored": "ignored",
+    "cutover-progress": "changed",
 }
 STDERR_TAIL = 2000
 READ_ATTEMPTS = 4
@@ -179,6 +185,37 @@ class _Apply:
             return None
         return value
 
+    def cutover_progress(
+        self, comment: tuple[CommentKind, str], instance_id: str, status: str, base: OutcomeReport
+    ) -> OutcomeReport:
+        """A run of a cutover command: advance its cutover (the proof is already tagged)."""
+        kind, digest_hex = comment
+        tag = base.readiness_tag
+        if kind == "off":
+            # The way back: the unit is already off; the plain tag above is all there is to do.
+            plain = tag is not None and tag.startswith("plain")
+            why = "tagged plain" if plain else f"not proven plain ({status}); it stays unready"
+            return replace(
+                base, decision="cutover-progress", reason=f"way back: {instance_id} {why}", status=status
+            )
+        from proxymx.loadbalancer.cutover_flow import cutovers_for
+
+        engine = cutovers_for(self.settings, self.clients, sleep=self.sleep)
+        if engine is None:
+            return replace(
+                base,
+                reason="a cutover command, but no StateTable is configured",
+                measured=[count("StatusEventsIgnored")],
+            )
+        progress = engine.on_invocation(kind, digest_hex, instance_id, status, tag)
+        return replace(
+            base,
+            decision="cutover-progress",
+            reason=progress.reason,
+            status=status,
+            measured=[count("CutoverProgress"), *progress.measured],
+        )
+
 
 def settled_status(invocation: Invocation) -> str:
     """The invocation's final status as the status event names it: GetCommandInvocation's Status has
@@ -215,7 +252,8 @@ def check_outcome(
     """The one domain call of the CheckOutcome handler (the event's own time dates it: ``now``
     is not needed)."""
     report = _check(event, settings, _Apply(settings, clients, sleep or time.sleep))
-    log = logger.info if report.decision in ("continued", "already-over", "ignored") else logger.warning
+    quiet = ("continued", "already-over", "ignored", "cutover-progress")
+    log = logger.info if report.decision in quiet else logger.warning
     log(f"outcome {report.decision}: {report.reason}", extra=report.to_dict())
     return report
 
@@ -255,6 +293,10 @@ def _check(event: SsmStatusEvent, settings: Settings, work: _Apply) -> OutcomeRe
         )
     status = settled_status(invocation)
     base = replace(base, readiness_tag=work.record_readiness(detail.instance_id, status, invocation))
+    cutover = parse_comment(invocation.comment)
+    if cutover is not None:
+        # No lifecycle action to complete: the launch verdict below is for launches only.
+        return work.cutover_progress(cutover, detail.instance_id, status, base)
     context = work.action_context(detail.instance_id, invocation.comment)
     if context is None:
         return ignored("no lifecycle action of ours for this instance (vanished, or not launched by a hook)")

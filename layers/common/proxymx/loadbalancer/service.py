@@ -21,6 +21,7 @@ from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.loadbalancer.backoff import DEFAULT_BACKOFF
 from proxymx.loadbalancer.classic import ClassicElb
+from proxymx.loadbalancer.cutover_flow import StartOutcome
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers, PlacementRefused
 from proxymx.loadbalancer.nlbheader import CLIENT_ADDRESS_PRESERVED, HEADER_PLACEMENT, support_request
 from proxymx.loadbalancer.plan import (
@@ -87,6 +88,10 @@ class ProxyProtocolResult:
     # deadlocks SMTP (proxymx.loadbalancer.nlbheader).
     placement_blocked: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
+    # Cutovers this call started (issue 7.3): blocked units whose fleet is being configured first;
+    # and ended as failed at once (SSM refused every target).
+    cutovers_started: int = 0
+    cutovers_failed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,11 +123,24 @@ class ProxyProtocolResult:
             found.append(count("HeaderPlacementBlocked", len(self.placement_blocked)))
         if self.broken:
             found.append(count("HeaderPlacementBroken", len(self.broken)))
+        if self.cutovers_started:
+            found.append(count("CutoversStarted", self.cutovers_started))
+        if self.cutovers_failed:
+            found.append(count("CutoversFailed", self.cutovers_failed))
         return found
 
 
 class BlockedNotifier(Protocol):
     def blocked(self, blocked: list[Blocked], *, sweep: bool) -> None: ...
+
+
+class CutoverStarter(Protocol):
+    """The cutover hook (proxymx.loadbalancer.cutover_flow.Cutovers): a blocked unit whose unready
+    targets are all in the fleet is cut over; the answer's reason joins the blocked outcome."""
+
+    measured: list[Metric]
+
+    def start(self, blocked: Blocked) -> StartOutcome: ...
 
 
 class EnableProxyProtocol:
@@ -137,12 +155,14 @@ class EnableProxyProtocol:
         backoff: Sequence[float] = DEFAULT_BACKOFF,
         sleep: Callable[[float], Any] = time.sleep,
         notifier: BlockedNotifier | None = None,
+        cutovers: CutoverStarter | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
         self._backoff = backoff
         self._sleep = sleep
         self.notifier = notifier
+        self.cutovers = cutovers
 
     @cached_property
     def classic(self) -> ClassicElb:
@@ -191,6 +211,15 @@ class EnableProxyProtocol:
         if isinstance(detail, V2ModifyTargetGroupAttributes):
             return self._target_group(detail, detail.request_parameters.target_group_arn)
         return self._result(detail, "ignored", f"{detail.event_name} is not an event this function acts on")
+
+    def ensure_unit(self, unit: str) -> ProxyProtocolResult:
+        """One unit by its key (``classic/<name>``, ``tg/<arn>``), as the sweep would see it."""
+        kind, _, name = unit.partition("/")
+        if kind == "classic":
+            return self.ensure_classic(name)
+        if kind == "tg":
+            return self._target_group(None, name)
+        raise ValueError(f"not a unit key: {unit!r}")
 
     # ----- what is ignored without reading anything ----------------------------------------
 
@@ -475,6 +504,14 @@ class EnableProxyProtocol:
         if self.notifier is not None and not self.settings.dry_run:
             self.notifier.blocked(blocked, sweep=detail is None)
         reasons = ["PROXY protocol not switched on: " + "; ".join(described)]
+        started = failed = 0
+        if self.cutovers is not None:
+            # The fleet-first cutover (issue 7.3): the outcome stays blocked until the switch.
+            for unit in blocked:
+                answer = self.cutovers.start(unit)
+                started += answer.started
+                reasons.append(f"{unit.unit}: {answer.reason}")
+            failed = sum(1 for m in self.cutovers.measured if m.name == "CutoversFailed")
         if applied is not None and applied.outcome in ("blocked", "broken"):
             reasons.append(applied.reason)
         result = self._result(
@@ -485,7 +522,7 @@ class EnableProxyProtocol:
             subject,
             applied.changes if applied is not None else [],
         )
-        extra: dict[str, Any] = {"blocked": described}
+        extra: dict[str, Any] = {"blocked": described, "cutovers_started": started, "cutovers_failed": failed}
         if applied is not None:
             extra.update(
                 enabled_count=applied.enabled_count,
@@ -595,11 +632,22 @@ def enable_proxy_protocol(
     """The one domain call of the EnableProxyProtocol handler (``now`` is not needed here: every
     flow's entry point takes the same arguments)."""
     service = EnableProxyProtocol(
-        settings, clients, sleep=sleep or time.sleep, notifier=blocked_notifier(settings, clients)
+        settings,
+        clients,
+        sleep=sleep or time.sleep,
+        notifier=blocked_notifier(settings, clients),
+        cutovers=cutovers_for(settings, clients),
     )
     result = service.handle(event)
     log.info("outcome %s: %s", result.outcome, result.reason, extra={"result": result.to_dict()})
     return result
+
+
+def cutovers_for(settings: Settings, clients: Clients) -> CutoverStarter | None:
+    """The cutover engine, when the StateTable is configured (the template always sets it)."""
+    from proxymx.loadbalancer.cutover_flow import cutovers_for as engine
+
+    return engine(settings, clients)
 
 
 def blocked_notifier(settings: Settings, clients: Clients) -> BlockedNotifier | None:
