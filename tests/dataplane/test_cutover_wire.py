@@ -26,10 +26,13 @@ import boto3
 import pytest
 from proxymx.aws import Clients
 from proxymx.config import load_settings
+from proxymx.launch.outcome import check_outcome
 from proxymx.loadbalancer.readiness import tag_value_from_summary
-from proxymx.loadbalancer.service import EnableProxyProtocol
+from proxymx.loadbalancer.service import EnableProxyProtocol, cutovers_for
+from proxymx.models.ssm import parse_ssm_event
 from proxymx_tools.cutover_wire import CutoverBench, LoadCounts, MailLoad
-from proxymx_tools.embedded import embedded_aws
+from proxymx_tools.embedded import STATE_TABLE_NAME, current_extension, embedded_aws
+from proxymx_tools.seed_launch import ensure_document
 
 REGION = "us-east-1"
 # Accepted before anything changes (the fleet takes mail), and after the switch (it still does).
@@ -157,3 +160,55 @@ def test_fleet_first_loses_no_mail(bench: tuple[CutoverBench, Any]) -> None:
     # and after the switch both members read the senders' own addresses from the header
     for postfix in wire.fleet.members:
         assert re.search(r"postscreen\[\d+\]: CONNECT from \[127\.0\.0\.[2-5]\]:\d+", postfix.log_text())
+
+
+def test_the_real_chain_cuts_over_a_fleet_under_load(bench: tuple[CutoverBench, Any]) -> None:
+    wire, _elb = bench
+    # Given the fleet registered with the embedded SSM, whose commands run the document's real
+    # script on each member's own Postfix, and the cutover engine on (Cutover=auto, the default)
+    world = current_extension()
+    assert world is not None
+    config = load_settings({"STATE_TABLE": STATE_TABLE_NAME})
+    ensure_document(config.document_name)
+    wire.use_real_documents(world)
+    load = MailLoad(wire.proxy.port).start()
+    try:
+        load.wait_for(WARM_UP)
+        assert len(load.counts.accepted) >= WARM_UP, load.counts
+
+        # When EnableProxyProtocol meets the unready fleet (the event path; the sweep does the same):
+        # it starts the cutover, and the embedded SSM runs the document on both members while mail flows
+        clients = Clients()
+        service = EnableProxyProtocol(
+            config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+        )
+        started = service.ensure_classic(wire.elb_name)
+        # and each status event reaches CheckOutcome, the last one switching the ELB, which the proxy follows
+        reports = []
+        while events := world.drain_status_events():
+            for event in events:
+                reports.append(
+                    check_outcome(parse_ssm_event(event), config, Clients(), sleep=lambda _s: None)
+                )
+        wire.wait_switched()
+        after = len(load.counts.accepted)
+        load.wait_for(after + AFTER)
+    finally:
+        load.stop()
+    counts = load.counts
+    delivered = wire.fleet.wait_delivered(counts.accepted)
+    gap = wire.timeline.gap
+    print(summary("real chain", counts, delivered, gap))
+    print(f"real chain timeline: {wire.timeline.describe()}")
+
+    # Then the cutover went blocked -> both members configured and proven -> switched
+    assert started.outcome == "blocked" and "cutover started: 2 target(s)" in started.reason, started.reason
+    assert [report.decision for report in reports] == ["cutover-progress"] * 2
+    assert len(wire.timeline.configured) == 2
+    assert gap is not None
+    # and every message submitted was accepted and reached a sink, with zero 5xx
+    assert counts.replies_5xx == 0, counts.replies
+    assert not counts.bounced
+    assert counts.submitted == len(counts.accepted)
+    assert set(delivered) == counts.accepted
+    assert len(counts.accepted) >= after + AFTER

@@ -37,11 +37,12 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proxymx_tools.embedded import CommandOutcome, RealDocument
 from proxymx_tools.haproxy import client_address
 from proxymx_tools.postfix import LocalPostfix, is_listening, stop_process, wait_for_port
 
@@ -560,3 +561,27 @@ class CutoverBench:
             time.sleep(0.02)
         self.timeline.switched = self.proxy.switched_at
         return self.proxy.switched_at
+
+    # ----- the real chain (issue 7.3): EnableProxyProtocol -> SSM -> CheckOutcome -> switch
+    def use_real_documents(self, launch: Any) -> None:
+        """Register each instance with the embedded SSM (Online) and run the document's real script
+        on its own Postfix when a command targets it, recording when each run ended."""
+        for index, instance_id in enumerate(self.instance_ids):
+            launch.register_instance(instance_id)
+            launch.script_outcome(
+                TimedDocument(self.fleet.members[index].config_dir, timeline=self.timeline), instance_id
+            )
+
+
+@dataclass(frozen=True)
+class TimedDocument(RealDocument):
+    """The embedded SSM's real document, noting in ``timeline`` when each run started and proved."""
+
+    timeline: Timeline = field(default_factory=Timeline, compare=False)
+
+    def run(self, parameters: Mapping[str, str]) -> CommandOutcome:
+        self.timeline.configuring.append(time.monotonic())
+        outcome = super().run(parameters)
+        if outcome.status == "Success" and parameters.get("Mode", "configure") == "configure":
+            self.timeline.configured.append(time.monotonic())
+        return outcome
