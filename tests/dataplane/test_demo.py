@@ -45,8 +45,12 @@ def test_make_demo_shows_each_clients_own_address_in_the_mail_log() -> None:
     assert "deadlock, as proxymx prevents" in text
     # and a fleet already taking mail was cut over fleet first: blocked by the interlock, each member
     # configured by the document, then switched, with every message delivered and no 5xx
-    assert re.search(r"EnableProxyProtocol -> blocked: .*2 target\(s\) not ready", text), text
-    assert len(re.findall(r"document on i-\w+ \(127\.0\.1\.[12]:\d+\): configured; tag ready;", text)) == 2
+    assert re.search(r"EnableProxyProtocol -> blocked: .*cutover started: 2 target\(s\)", text), text
+    assert (
+        len(re.findall(r"SSM \(real document\) on i-\w+: Success; result=configured mode=configure", text))
+        == 2
+    )
+    assert text.count("CheckOutcome -> cutover-progress") == 2
     assert "HAProxy reloaded gracefully: send-proxy" in text
     cutover = re.search(r"submitted (\d+), accepted (\d+), delivered (\d+), bounced 0, 5xx 0, 421 \d+", text)
     assert cutover, text

@@ -534,23 +534,34 @@ def fleet_cutover(context: DemoContext) -> StepResult:
     """A fleet already taking mail turns to the PROXY protocol, fleet first, under load (issue 7.6).
 
     Two local Postfix instances (not configured) behind HAProxy round-robin, which follows a
-    Classic ELB's backend policy on the embedded AWS; four senders keep sending. EnableProxyProtocol
-    is blocked by the interlock; the document configures each member; then the switch.
+    Classic ELB's backend policy on the embedded AWS; four senders keep sending. The production
+    chain does the rest: EnableProxyProtocol is blocked by the interlock and starts the cutover
+    (SendCommand Mode=configure), the embedded SSM runs the document's real script on each member,
+    each status event goes to CheckOutcome, and the last proof switches the ELB.
     """
     if "skipped" in context.shared:
         return StepResult("skipped", f"not shown: {context.shared['skipped']}", [])
-    from proxymx.loadbalancer.readiness import tag_value_from_summary
+    from proxymx.config import load_settings
+    from proxymx.launch.outcome import check_outcome
+    from proxymx.loadbalancer.service import EnableProxyProtocol, cutovers_for
+    from proxymx.models.ssm import parse_ssm_event
 
     from proxymx_tools.cutover_wire import CutoverBench, MailLoad
+    from proxymx_tools.embedded import STATE_TABLE_NAME
+    from proxymx_tools.seed_launch import ensure_document
 
     clients: Clients = context.shared["clients"]
     stack: contextlib.ExitStack = context.shared["stack"]
+    world = context.shared["world"]
+    settings = load_settings({"STATE_TABLE": STATE_TABLE_NAME})
+    ensure_document(settings.document_name)
     bench = CutoverBench(context.shared["root"] / "cutover", elb_name=CUTOVER_ELB)
     stack.callback(bench.stop)
     bench.start(clients.elb)
+    bench.use_real_documents(world.launch)
     lines = [
         f"Classic ELB {CUTOVER_ELB}: listener 25 -> instance port {bench.fleet.port}, "
-        f"instances {', '.join(bench.instance_ids)} (proxymx:fleet=mx)",
+        f"instances {', '.join(bench.instance_ids)} (proxymx:fleet=mx, never configured)",
         f"  HAProxy 127.0.0.1:{bench.proxy.port} round-robin -> "
         + ", ".join(f"{p.smtp_service}" for p in bench.fleet.members)
         + " (plain; it follows the ELB's backend policy)",
@@ -561,23 +572,20 @@ def fleet_cutover(context: DemoContext) -> StepResult:
     lines.append(
         f"4 senders (127.0.0.2-5) through it: {len(load.counts.accepted)} message(s) accepted so far"
     )
-    blocked = _ensure_classic(CUTOVER_ELB)
-    lines.append(f"EnableProxyProtocol -> {blocked.outcome}: {blocked.reason}")
-    for index, instance_id in enumerate(bench.instance_ids):
-        run = bench.configure(index)
-        value = tag_value_from_summary(run.summary)
-        lines.append(
-            f"document on {instance_id} ({bench.fleet.members[index].smtp_service}): "
-            f"{run.summary.result if run.summary else f'exit {run.exit_code}'}; tag {value}"
-        )
-        if value is None:
-            load.stop()
-            return StepResult("failed", f"the document did not prove {instance_id}", lines)
-        clients.ec2.create_tags(
-            Resources=[instance_id], Tags=[{"Key": "proxymx:proxy-protocol", "Value": value}]
-        )
-    switched = _ensure_classic(CUTOVER_ELB)
-    lines.append(f"EnableProxyProtocol -> {switched.outcome}: {switched.reason}")
+    service_clients = Clients()
+    service = EnableProxyProtocol(
+        settings, service_clients, sleep=lambda _s: None, cutovers=cutovers_for(settings, service_clients)
+    )
+    started = service.ensure_classic(CUTOVER_ELB)
+    lines.append(f"EnableProxyProtocol -> {started.outcome}: {started.reason}")
+    while status_events := world.launch.drain_status_events():
+        for status_event in status_events:
+            detail = status_event["detail"]
+            summary = _last_invocation(clients, detail["command-id"], detail["instance-id"]) or "{}"
+            instance = detail["instance-id"]
+            lines.append(f"SSM (real document) on {instance}: {detail['status']}; {_brief_summary(summary)}")
+            report = check_outcome(parse_ssm_event(status_event), settings, Clients(), sleep=lambda _s: None)
+            lines.append(f"  CheckOutcome -> {report.decision}")
     try:
         bench.wait_switched()
     except TimeoutError as exc:
@@ -593,7 +601,10 @@ def fleet_cutover(context: DemoContext) -> StepResult:
         f"submitted {counts.submitted}, accepted {len(counts.accepted)}, delivered {len(set(delivered))}, "
         f"bounced {len(counts.bounced)}, 5xx {counts.replies_5xx}, 421 {counts.replies_421} (retried)"
     )
-    lines.append(f"gap (first member configured -> header on): {gap:.1f}s")
+    lines.append(
+        f"gap (first member configured -> header on): {gap:.1f}s "
+        "(the embedded SSM runs the members one after the other; SSM runs them in parallel)"
+    )
     lost = counts.accepted - set(delivered)
     if counts.replies_5xx or counts.bounced or lost or counts.submitted != len(counts.accepted):
         return StepResult(
@@ -606,12 +617,13 @@ def fleet_cutover(context: DemoContext) -> StepResult:
     )
 
 
-def _ensure_classic(name: str) -> Any:
-    """EnableProxyProtocol for one Classic ELB: the code the event path and Reconcile share."""
-    from proxymx.config import load_settings
-    from proxymx.loadbalancer.service import EnableProxyProtocol
-
-    return EnableProxyProtocol(load_settings({}), Clients(), sleep=lambda _s: None).ensure_classic(name)
+def _brief_summary(line: str) -> str:
+    """The summary's result, mode and ports (the launch step shows a whole summary line)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return line[:120]
+    return f"result={data.get('result')} mode={data.get('mode')} ports={data.get('smtp_ports')}"
 
 
 def add_chain(demo: Demo) -> None:
