@@ -19,6 +19,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from proxymx.launch.outcome import check_outcome
 from proxymx.loadbalancer.readiness import tag_value_from_summary
 from proxymx.loadbalancer.service import EnableProxyProtocol, cutovers_for
 from proxymx.models.ssm import parse_ssm_event
-from proxymx_tools.cutover_wire import CutoverBench, LoadCounts, MailLoad
+from proxymx_tools.cutover_wire import CutoverBench, MailLoad, describe_counts
 from proxymx_tools.embedded import STATE_TABLE_NAME, current_extension, embedded_aws
 from proxymx_tools.seed_launch import ensure_document
 
@@ -62,16 +63,6 @@ def ensure_classic(bench: CutoverBench) -> Any:
     return EnableProxyProtocol(settings, Clients(), sleep=lambda _s: None).ensure_classic(bench.elb_name)
 
 
-def summary(label: str, counts: LoadCounts, delivered: list[bytes], gap: float | None) -> str:
-    return (
-        f"{label}: submitted={counts.submitted} accepted={len(counts.accepted)} "
-        f"bounced={len(counts.bounced)} delivered={len(set(delivered))} "
-        f"(duplicates {len(delivered) - len(set(delivered))}) 5xx={counts.replies_5xx} "
-        f"421={counts.replies_421} connection_errors={counts.connection_errors} "
-        f"gap={'-' if gap is None else f'{gap:.2f}s'} replies={dict(sorted(counts.replies.items()))}"
-    )
-
-
 def wait_for_bounces(load: MailLoad, timeout: float = 20.0) -> int:
     deadline = time.monotonic() + timeout
     while not load.counts.bounced and time.monotonic() < deadline:
@@ -101,7 +92,7 @@ def test_switch_first_bounces_mail(bench: tuple[CutoverBench, Any]) -> None:
         load.stop()
     counts = load.counts
     delivered = wire.fleet.wait_delivered(counts.accepted)
-    print(summary("switch first", counts, delivered, None))
+    print(describe_counts("switch first", counts, delivered, None))
 
     # Then the configuration itself worked, and mail flows again afterwards
     assert [run.exit_code for run in runs] == [0, 0], [run.stderr for run in runs]
@@ -115,7 +106,8 @@ def test_switch_first_bounces_mail(bench: tuple[CutoverBench, Any]) -> None:
     assert counts.submitted == len(counts.accepted) + len(counts.bounced)
 
 
-def test_fleet_first_loses_no_mail(bench: tuple[CutoverBench, Any]) -> None:
+@pytest.mark.parametrize("parallel", [False, True], ids=["one-after-the-other", "in-parallel"])
+def test_fleet_first_loses_no_mail(bench: tuple[CutoverBench, Any], parallel: bool) -> None:
     wire, _elb = bench
     # Given the fleet taking mail through the proxy, no header anywhere
     load = MailLoad(wire.proxy.port).start()
@@ -123,11 +115,11 @@ def test_fleet_first_loses_no_mail(bench: tuple[CutoverBench, Any]) -> None:
         load.wait_for(WARM_UP)
         assert len(load.counts.accepted) >= WARM_UP, load.counts
 
-        # When the document configures each member, one after the other, while mail flows
-        runs = []
-        for index, instance_id in enumerate(wire.instance_ids):
-            run = wire.configure(index)
-            runs.append(run)
+        # When the document configures each member while mail flows: one after the other (as the
+        # embedded SSM does), or both at once (as SSM runs the targets of one command)
+        with ThreadPoolExecutor(max_workers=2 if parallel else 1) as pool:
+            runs = list(pool.map(wire.configure, range(len(wire.instance_ids))))
+        for instance_id, run in zip(wire.instance_ids, runs, strict=True):
             value = tag_value_from_summary(run.summary)
             assert value is not None, run.stdout + run.stderr
             # (the readiness CheckOutcome records from the document's proof)
@@ -144,8 +136,9 @@ def test_fleet_first_loses_no_mail(bench: tuple[CutoverBench, Any]) -> None:
     counts = load.counts
     delivered = wire.fleet.wait_delivered(counts.accepted)
     gap = wire.timeline.gap
-    print(summary("fleet first", counts, delivered, gap))
-    print(f"fleet first timeline: {wire.timeline.describe()}")
+    label = "fleet first, " + ("in parallel" if parallel else "one after the other")
+    print(describe_counts(label, counts, delivered, gap))
+    print(f"{label} timeline: {wire.timeline.describe()}")
 
     # Then the switch happened only once every member was proven
     assert [run.summary.result if run.summary else None for run in runs] == ["configured"] * 2
@@ -198,7 +191,7 @@ def test_the_real_chain_cuts_over_a_fleet_under_load(bench: tuple[CutoverBench, 
     counts = load.counts
     delivered = wire.fleet.wait_delivered(counts.accepted)
     gap = wire.timeline.gap
-    print(summary("real chain", counts, delivered, gap))
+    print(describe_counts("real chain", counts, delivered, gap))
     print(f"real chain timeline: {wire.timeline.describe()}")
 
     # Then the cutover went blocked -> both members configured and proven -> switched

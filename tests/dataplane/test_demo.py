@@ -55,7 +55,7 @@ def test_make_demo_shows_each_clients_own_address_in_the_mail_log() -> None:
     cutover = re.search(r"submitted (\d+), accepted (\d+), delivered (\d+), bounced 0, 5xx 0, 421 \d+", text)
     assert cutover, text
     assert cutover.group(1) == cutover.group(2) == cutover.group(3)
-    assert re.search(r"gap \(first member configured -> header on\): \d+\.\ds", text), text
+    assert re.search(r"gap \(first member proven -> header on\): \d+\.\ds", text), text
     # and nothing it started is left running (Postfix's daemons name the demo's directory in their
     # environment, HAProxy and smtp-sink on their command line), and its directory is gone
     root = re.search(r"MAIL_CONFIG=(/\S+?)/postfix/etc", text)

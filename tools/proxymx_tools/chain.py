@@ -602,9 +602,11 @@ def fleet_cutover(context: DemoContext) -> StepResult:
         f"bounced {len(counts.bounced)}, 5xx {counts.replies_5xx}, 421 {counts.replies_421} (retried)"
     )
     lines.append(
-        f"gap (first member configured -> header on): {gap:.1f}s "
+        f"gap (first member proven -> header on): {gap:.1f}s "
         "(the embedded SSM runs the members one after the other; SSM runs them in parallel)"
     )
+    window = counts.window_421 or 0.0
+    lines.append(f"421 window at the senders (first -> last session deferred): {window:.1f}s")
     lost = counts.accepted - set(delivered)
     if counts.replies_5xx or counts.bounced or lost or counts.submitted != len(counts.accepted):
         return StepResult(

@@ -293,6 +293,15 @@ class LoadCounts:
     ambiguous: int = 0
     first_5xx: float | None = None
     times_421: list[float] = field(default_factory=list)
+    # When each session that ended with 421 began (it waited for the header timeout first).
+    starts_421: list[float] = field(default_factory=list)
+
+    @property
+    def window_421(self) -> float | None:
+        """Seconds from the first to the last session that met a configured Postfix with no header."""
+        if not self.starts_421:
+            return None
+        return max(self.starts_421) - min(self.starts_421)
 
     @property
     def replies_5xx(self) -> int:
@@ -359,6 +368,7 @@ class MailLoad:
             + b"\r\n\r\nproxymx cutover\r\n"
         )
         sent_data = False
+        started = time.monotonic()
         try:
             with socket.create_connection(
                 (PROXY_HOST, self.port), timeout=self.session_timeout, source_address=(client, 0)
@@ -380,6 +390,9 @@ class MailLoad:
                     sock.sendall(b"QUIT\r\n")
                 return "accepted"
         except SmtpReplyError as exc:
+            if exc.code == "421":
+                with self._lock:
+                    self.counts.starts_421.append(started)
             return "bounced" if exc.code.startswith("5") else "deferred"
         except OSError:
             with self._lock:
@@ -428,6 +441,22 @@ class MailLoad:
             time.sleep(0.05)
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def describe_counts(label: str, counts: LoadCounts, delivered: list[bytes], gap: float | None) -> str:
+    """One line with every count, the gap and the 421 window (the tests print it: ``pytest -s``)."""
+    return (
+        f"{label}: submitted={counts.submitted} accepted={len(counts.accepted)} "
+        f"bounced={len(counts.bounced)} delivered={len(set(delivered))} "
+        f"(duplicates {len(delivered) - len(set(delivered))}) 5xx={counts.replies_5xx} "
+        f"421={counts.replies_421} connection_errors={counts.connection_errors} "
+        f"gap={_seconds(gap)} 421-window={_seconds(counts.window_421)} "
+        f"replies={dict(sorted(counts.replies.items()))}"
+    )
+
+
 @contextlib.contextmanager
 def running_load(port: int, senders: int = 4) -> Iterator[MailLoad]:
     load = MailLoad(port, senders).start()
@@ -451,16 +480,19 @@ class Timeline:
         """Seconds from the first instance configured to the proxy sending the header."""
         if not self.configured or self.switched is None:
             return None
-        return self.switched - self.configured[0]
+        return self.switched - min(self.configured)
 
     def describe(self) -> str:
         """Each step relative to the first configure: where the gap goes."""
         if not self.configuring:
             return "nothing configured"
-        zero = self.configuring[0]
+        zero = min(self.configuring)
+        # Runs in parallel end in any order: the n-th start is paired with the n-th end.
         steps = [
-            f"member {index + 1} configure {start - zero:.2f}s -> {end - zero:.2f}s"
-            for index, (start, end) in enumerate(zip(self.configuring, self.configured, strict=False))
+            f"run {index + 1} {start - zero:.2f}s -> {end - zero:.2f}s"
+            for index, (start, end) in enumerate(
+                zip(sorted(self.configuring), sorted(self.configured), strict=False)
+            )
         ]
         if self.switched is not None:
             steps.append(f"header on {self.switched - zero:.2f}s")
