@@ -238,6 +238,8 @@ class Cutovers:
             reason = f"{instance_id} {'reverted to plain' if plain else f'revert failed ({status})'}"
         after = self.records.get(unit, at)
         phase = str(after.get("phase")) if after else None
+        if kind == "configure" and phase in ("reverting", "failed") and reason.endswith("proven"):
+            reason += " while the cutover reverts: put back to plain"
         return Progress(unit, f"cutover {unit}: {reason}; phase {phase}", phase, list(self.measured))
 
     @staticmethod
