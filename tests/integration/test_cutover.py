@@ -418,7 +418,7 @@ def nlb_fleet(aws: EmbeddedAws, world: Any, count: int) -> list[str]:
 
 def proxy_v2(world: Any, tg: str) -> str:
     attributes = world.elbv2.describe_target_group_attributes(TargetGroupArn=tg)["Attributes"]
-    return {a["Key"]: a["Value"] for a in attributes}.get("proxy_protocol_v2.enabled", "false")
+    return str({a["Key"]: a["Value"] for a in attributes}.get("proxy_protocol_v2.enabled", "false"))
 
 
 def test_nlb_instance_targets_are_cut_over_on_their_own_port(fleet: EmbeddedAws, calls: CallRecorder) -> None:
