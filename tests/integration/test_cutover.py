@@ -22,6 +22,7 @@ from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResul
 from proxymx.models.ssm import parse_ssm_event
 from proxymx.reconcile import Reconcile
 from proxymx.state import StateTable
+from proxymx_tools.cli import main
 from proxymx_tools.embedded import STATE_TABLE_NAME, EmbeddedAws, ObedientDocument
 from proxymx_tools.recorder import CallRecorder
 from proxymx_tools.seed import register_fleet_instances
@@ -462,3 +463,114 @@ def test_nlb_ip_targets_are_mapped_to_their_instances_and_cut_over(
     assert sorted(sent["InstanceIds"]) == sorted(ids)
     deliver(fleet, config)
     assert proxy_v2(world, tg) == "true"
+
+
+# ----- the way back ------------------------------------------------------------------------------
+
+
+def cut_over(world: EmbeddedAws, config: Settings, name: str = "mx", count: int = 2) -> list[str]:
+    """A Classic ELB switched by a completed cutover (its fleet tagged ready)."""
+    classic(name)
+    ids = fleet_behind(world, name, count)
+    ensure_classic(config, name)
+    deliver(world, config)
+    assert backend_policies(name) == {25: [PROXY_POLICY_NAME]}
+    return ids
+
+
+def test_the_way_back_turns_the_elb_off_first_then_reverts_the_fleet(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cut-over ELB whose port 25 also carries an operator's other backend policy
+    config = settings()
+    ids = cut_over(fleet, config)
+    client("elb").create_load_balancer_policy(
+        LoadBalancerName="mx",
+        PolicyName="operator-auth",
+        PolicyTypeName="BackendServerAuthenticationPolicyType",
+        PolicyAttributes=[],
+    )
+    client("elb").set_load_balancer_policies_for_backend_server(
+        LoadBalancerName="mx", InstancePort=25, PolicyNames=[PROXY_POLICY_NAME, "operator-auth"]
+    )
+    # When the operator runs `proxymx off mx` and the sweep comes by
+    assert main(["off", "mx", "--backend", "moto"]) == 0
+    start = len(calls.calls)
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    (check,) = summary.load_balancers
+    # Then the PROXY policy is gone (the other one kept), and only AFTER that the fleet got Mode=revert
+    assert check.outcome == "changed" and "header turned off (instance port 25)" in check.reason
+    assert backend_policies() == {25: ["operator-auth"]}
+    operations = [c.operation for c in calls.calls[start:]]
+    off_at = operations.index("set_load_balancer_policies_for_backend_server")
+    revert_at = operations.index("send_command")
+    assert off_at < revert_at
+    revert = calls.calls[start + revert_at].params
+    assert revert["Parameters"]["Mode"] == ["revert"] and sorted(revert["InstanceIds"]) == sorted(ids)
+    assert revert["Comment"] == comment_for("off", "classic/mx")
+    # And CheckOutcome tags them plain; the next sweep finds nothing left to do
+    reports = deliver(fleet, config)
+    assert {r.decision for r in reports} == {"cutover-progress"}
+    assert all((tag_of(i) or "").startswith("plain;") for i in ids)
+    again = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    assert again.load_balancers[0].outcome == "compliant"
+    assert len(calls.of("send_command")) == 2  # the cutover's configure, the way back's revert
+
+
+def test_the_way_back_keeps_targets_another_elb_still_sends_to(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given two cut-over ELBs sharing one instance
+    config = settings(MAX_CUTOVERS_IN_FLIGHT="2")
+    (own,) = cut_over(fleet, config, "mx", 1)
+    (shared,) = cut_over(fleet, config, "mx-b", 1)
+    client("elb").register_instances_with_load_balancer(
+        LoadBalancerName="mx", Instances=[{"InstanceId": shared}]
+    )
+    # When only "mx" is asked off
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:proxy-protocol", "Value": "off"}])
+    result = ensure_classic(config, "mx")
+    # Then its own instance is reverted, the shared one stays configured (mx-b still sends)
+    assert "1 target(s) kept configured" in result.reason
+    revert = calls.of("send_command")[-1]
+    assert revert["InstanceIds"] == [own]
+    assert backend_policies("mx-b") == {25: [PROXY_POLICY_NAME]}
+
+
+def test_the_way_back_of_a_target_group_disables_v2_then_reverts(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    lb, tg, world = nlb_world()
+    ids = nlb_fleet(fleet, world, 1)
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids])
+    config = settings(PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED="true")
+    clients = Clients()
+    service = EnableProxyProtocol(
+        config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+    )
+    service.ensure_load_balancer_v2(lb)
+    deliver(fleet, config)
+    assert proxy_v2(world, tg) == "true"
+    assert main(["off", tg, "--backend", "moto"]) == 0
+    start = len(calls.calls)
+    result = service.ensure_load_balancer_v2(lb)
+    assert result.outcome == "changed" and result.way_back
+    assert proxy_v2(world, tg) == "false"
+    operations = [c.operation for c in calls.calls[start:]]
+    assert operations.index("modify_target_group_attributes") < operations.index("send_command")
+    deliver(fleet, config)
+    assert (tag_of(ids[0]) or "").startswith("plain;")
+
+
+def test_a_dry_run_way_back_writes_nothing(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    ids = cut_over(fleet, settings(), "mx", 1)
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:proxy-protocol", "Value": "off"}])
+    before = len(calls.writes)
+    result = ensure_classic(settings(DRY_RUN="true"))
+    assert result.outcome == "changed" and result.reason.startswith(
+        "dry run: nothing written; would: way back"
+    )
+    assert "header turned off (instance port 25)" in result.reason
+    assert "1 fleet target(s) being reverted to plain (commands none yet)" in result.reason
+    assert (tag_of(ids[0]) or "").startswith("ready;")
+    assert calls.writes[before:] == []

@@ -307,7 +307,7 @@ class Cutovers:
         )
         result = service.ensure_unit(unit)
         at = self._at()
-        if result.outcome in ("changed", "compliant"):
+        if result.outcome in ("changed", "compliant") and not result.way_back:
             gap = gap_seconds(record.get("first_proven_at"), at)
             values = {"switched_at": at, "gap_seconds": gap, "retry_after": at, "reason": result.reason}
             if not self.records.transition(unit, "switching", "switched", values).won:
