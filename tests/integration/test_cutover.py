@@ -9,6 +9,7 @@ each status event goes through :func:`proxymx.launch.outcome.check_outcome`.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,8 +20,10 @@ from proxymx.loadbalancer.cutover import CUTOVER_PREFIX, SLOT_KEY, comment_for
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
 from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult, cutovers_for
 from proxymx.models.ssm import parse_ssm_event
+from proxymx.reconcile import Reconcile
 from proxymx.state import StateTable
-from proxymx_tools.embedded import STATE_TABLE_NAME, CommandOutcome, EmbeddedAws, ObedientDocument
+from proxymx_tools.cli import main
+from proxymx_tools.embedded import STATE_TABLE_NAME, EmbeddedAws, ObedientDocument
 from proxymx_tools.recorder import CallRecorder
 from proxymx_tools.seed import register_fleet_instances
 from proxymx_tools.seed_launch import ensure_document
@@ -145,3 +148,429 @@ def test_classic_with_in_service_unready_fleet_is_cut_over_then_switched(
     # And the slot is free again
     slot = StateTable(STATE_TABLE_NAME, Clients().dynamodb).get(SLOT_KEY, now=0)
     assert not (slot or {}).get("holders")
+
+
+def test_mixed_ready_and_unready_only_the_unready_are_configured(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given one target proven earlier, one baked AMI tagged bare `ready`, two never configured
+    classic()
+    proven, baked, *plain = fleet_behind(fleet, "mx", 4)
+    client("ec2").create_tags(Resources=[proven], Tags=[{"Key": "proxymx:proxy-protocol", "Value": READY_25}])
+    client("ec2").create_tags(Resources=[baked], Tags=[{"Key": "proxymx:proxy-protocol", "Value": "ready"}])
+    config = settings()
+    # When reconciled
+    assert "cutover started: 2 target(s)" in ensure_classic(config).reason
+    # Then only the two unready ones get the document, and the switch follows their proofs
+    (sent,) = calls.of("send_command")
+    assert sorted(sent["InstanceIds"]) == sorted(plain)
+    deliver(fleet, config)
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+
+
+def test_targets_outside_the_fleet_block_forever_with_zero_writes(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given one fleet instance and one outside the fleet, both unready
+    classic()
+    fleet_behind(fleet, "mx", 1)
+    (outsider,) = fleet_behind(fleet, "mx", 1, {"proxymx:fleet": "other"})
+    config = settings()
+    before = len(calls.writes)
+    # When reconciled, twice
+    results = [ensure_classic(config), ensure_classic(config)]
+    # Then blocked, reported, no cutover: no command, no tag, no state record, no ELB write
+    for result in results:
+        assert result.outcome == "blocked"
+        assert "no cutover: 1 target(s) outside the fleet" in result.reason and outsider in result.reason
+    assert calls.writes[before:] == []
+    assert record("classic/mx") is None
+
+
+def test_cutover_off_only_reports(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    before = len(calls.writes)
+    result = ensure_classic(settings(CUTOVER="off"))
+    assert result.outcome == "blocked" and "no cutover (Cutover=off)" in result.reason
+    assert calls.writes[before:] == []
+
+
+def test_dry_run_says_what_it_would_start_and_writes_nothing(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    before = len(calls.writes)
+    result = ensure_classic(settings(DRY_RUN="true"))
+    assert result.outcome == "blocked" and result.dry_run
+    assert "dry run: would start a cutover: configure 2 target(s)" in result.reason
+    # Not even the state table
+    assert calls.writes[before:] == []
+    assert record("classic/mx") is None
+
+
+def test_a_failing_target_reverts_the_others_and_the_elb_stays_off(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given three unready fleet instances, one of which cannot be configured
+    topic = client("sns").create_topic(Name="mx-ops")["TopicArn"]
+    classic()
+    ids = fleet_behind(fleet, "mx", 3)
+    bad = ids[1]
+    fleet.launch.script_outcome(ObedientDocument(failing=frozenset({bad})))
+    config = settings(NOTIFICATION_TOPIC_ARN=topic)
+    ensure_classic(config)
+    # When the status events arrive
+    reports = deliver(fleet, config)
+    # Then the two configured ones got Mode=revert, are tagged plain, the ELB was never switched
+    # (a target still running when the failure arrived is reverted as soon as its proof arrives)
+    _configure, *reverts = calls.of("send_command")
+    assert {r["Parameters"]["Mode"][0] for r in reverts} == {"revert"}
+    assert sorted(i for r in reverts for i in r["InstanceIds"]) == sorted(i for i in ids if i != bad)
+    assert {r["Comment"] for r in reverts} == {comment_for("revert", "classic/mx")}
+    for instance in ids:
+        if instance != bad:
+            assert (tag_of(instance) or "").startswith("plain;")
+    assert backend_policies() == {}
+    assert [c for c in calls.writes if c.service == "elb"] == []
+    failed = record("classic/mx")
+    assert failed is not None and failed["phase"] == "failed"
+    assert failed["targets"] == {ids[0]: "reverted", bad: "failed", ids[2]: "reverted"}
+    assert failed["retry_after"] >= failed["failed_at"] + 6 * 3600
+    assert "CutoversFailed" in {m.name for r in reports for m in r.measured}
+    subjects = [c["Subject"] for c in calls.of("publish")]
+    assert subjects == ["proxymx: cutover starting on classic/mx", "proxymx: cutover FAILED on classic/mx"]
+    # And the next reconcile does not retry before retry_after (no tight loop)
+    again = ensure_classic(config)
+    assert again.outcome == "blocked" and "not retried before" in again.reason
+    assert len(calls.of("send_command")) == 1 + len(reverts)
+
+
+def test_the_same_status_event_8_times_at_once_switches_once(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given a cutover of two targets whose status events are each delivered 8 times concurrently
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    config = settings()
+    ensure_classic(config)
+    events = fleet.launch.drain_status_events() * 8
+
+    def check(event: dict[str, Any]) -> str:
+        return check_outcome(parse_ssm_event(event), config, Clients(), sleep=lambda _s: None).decision
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        decisions = list(pool.map(check, events))
+    # Then the ELB was switched exactly once
+    assert set(decisions) == {"cutover-progress"}
+    assert len(calls.of("set_load_balancer_policies_for_backend_server")) == 1
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+    done = record("classic/mx")
+    assert done is not None and done["phase"] == "switched"
+
+
+def test_a_target_registered_during_the_cutover_joins_it_before_the_switch(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cutover in flight
+    classic()
+    first = fleet_behind(fleet, "mx", 2)
+    config = settings()
+    ensure_classic(config)
+    pending = fleet.launch.drain_status_events()
+    # When a new unready fleet instance is registered before the last proof arrives
+    (late,) = fleet_behind(fleet, "mx", 1)
+    for event in pending:
+        check_outcome(parse_ssm_event(event), config, Clients(), sleep=lambda _s: None)
+    # Then the switch is held: the late one gets the document, the ELB is still off
+    assert backend_policies() == {}
+    assert [s["InstanceIds"] for s in calls.of("send_command")][1] == [late]
+    # And once it is proven, the ELB is switched
+    deliver(fleet, config)
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+    done = record("classic/mx")
+    assert done is not None and set(done["targets"]) == {*first, late}
+
+
+def test_listener_25_to_2525_is_cut_over_on_port_2525(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    classic(instance_port=2525)
+    fleet_behind(fleet, "mx", 1)
+    config = settings()
+    ensure_classic(config)
+    (sent,) = calls.of("send_command")
+    assert sent["Parameters"]["SmtpPorts"] == ["2525"]
+    deliver(fleet, config)
+    assert backend_policies() == {2525: [PROXY_POLICY_NAME]}
+
+
+# ----- the slot and the hourly cap ---------------------------------------------------------------
+
+
+def test_one_cutover_in_flight_the_second_waits_for_the_slot(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given two blocked ELBs and MaxCutoversInFlight=1
+    classic("mx-a")
+    classic("mx-b")
+    fleet_behind(fleet, "mx-a", 1)
+    fleet_behind(fleet, "mx-b", 1)
+    config = settings(MAX_CUTOVERS_IN_FLIGHT="1")
+    # When both are reconciled
+    first = ensure_classic(config, "mx-a")
+    second = ensure_classic(config, "mx-b")
+    # Then only the first starts; the second is told why
+    assert "cutover started" in first.reason
+    assert "no cutover slot free (MaxCutoversInFlight=1)" in second.reason
+    assert len(calls.of("send_command")) == 1
+    # And once the first is done, the next reconcile starts the second
+    deliver(fleet, config)
+    assert "cutover started" in ensure_classic(config, "mx-b").reason
+    deliver(fleet, config)
+    assert backend_policies("mx-a") and backend_policies("mx-b")
+
+
+def test_the_hourly_cap_holds_further_cutovers(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    classic("mx-a")
+    classic("mx-b")
+    fleet_behind(fleet, "mx-a", 1)
+    fleet_behind(fleet, "mx-b", 1)
+    config = settings(MAX_CUTOVERS_PER_HOUR="1", MAX_CUTOVERS_IN_FLIGHT="2")
+    assert "cutover started" in ensure_classic(config, "mx-a").reason
+    capped = ensure_classic(config, "mx-b")
+    assert "hourly cap reached (MaxCutoversPerHour=1)" in capped.reason
+    assert len(calls.of("send_command")) == 1
+    # The refused one holds no slot
+    slot = StateTable(STATE_TABLE_NAME, Clients().dynamodb).get(SLOT_KEY, now=0)
+    assert (slot or {}).get("holders") == {"classic/mx-a"}
+
+
+# ----- Reconcile ---------------------------------------------------------------------------------
+
+
+def test_reconcile_starts_the_cutover_and_never_switches_in_front_of_unready_targets(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    config = settings()
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    (check,) = summary.load_balancers
+    assert check.outcome == "blocked" and summary.cutovers_started == 1
+    assert {m.name: m.value for m in summary.metrics()}["CutoversStarted"] == 1
+    assert [c for c in calls.writes if c.service == "elb"] == []
+    # A second sweep while the targets are still being configured: nothing more
+    Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    assert len(calls.of("send_command")) == 1
+    assert backend_policies() == {}
+
+
+def test_reconcile_advances_a_cutover_whose_status_events_were_lost(fleet: EmbeddedAws) -> None:
+    # Given a cutover whose status events never reached CheckOutcome
+    classic()
+    ids = fleet_behind(fleet, "mx", 2)
+    config = settings()
+    ensure_classic(config)
+    fleet.launch.drain_status_events()
+    # When the sweep runs after the commands' timeout
+    later = datetime.now(UTC) + timedelta(seconds=config.command_timeout_seconds + 301)
+    summary = Reconcile(config, Clients(), now=later, sleep=lambda _s: None).run()
+    # Then it replayed each target's invocation: tagged, proven, switched
+    assert len(summary.cutover_repairs) == 2
+    assert all((tag_of(i) or "").startswith("ready;") for i in ids)
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+    done = record("classic/mx")
+    assert done is not None and done["phase"] == "switched"
+
+
+def test_reconcile_releases_a_slot_nothing_holds(fleet: EmbeddedAws) -> None:
+    table = StateTable(STATE_TABLE_NAME, Clients().dynamodb)
+    table.update_expression_if(
+        SLOT_KEY, "ADD holders :me", condition="attribute_not_exists(pk)", bindings={":me": {"classic/gone"}}
+    )
+    summary = Reconcile(settings(), Clients(), sleep=lambda _s: None).run()
+    assert summary.cutover_repairs == ["classic/gone: stale slot released"]
+    assert not (table.get(SLOT_KEY, now=0) or {}).get("holders")
+
+
+# ----- NLB ---------------------------------------------------------------------------------------
+
+
+def nlb_world(target_type: str = "instance") -> tuple[str, str, Any]:
+    from proxymx_tools.seed import _V2World
+
+    world = _V2World()
+    lb = world.load_balancer("mx-nlb")
+    tg = world.elbv2.create_target_group(
+        Name="mx-smtp", Protocol="TCP", Port=25, VpcId=world.vpc, TargetType=target_type
+    )["TargetGroups"][0]["TargetGroupArn"]
+    world.listener(lb, "TCP", 25, tg)
+    return lb, tg, world
+
+
+def nlb_fleet(aws: EmbeddedAws, world: Any, count: int) -> list[str]:
+    image = world.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    reservation = world.ec2.run_instances(
+        ImageId=image,
+        MinCount=count,
+        MaxCount=count,
+        SubnetId=world.subnets[0],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "proxymx:fleet", "Value": "mx"}]}],
+    )
+    ids = [i["InstanceId"] for i in reservation["Instances"]]
+    for instance_id in ids:
+        aws.launch.register_instance(instance_id)
+    return ids
+
+
+def proxy_v2(world: Any, tg: str) -> str:
+    attributes = world.elbv2.describe_target_group_attributes(TargetGroupArn=tg)["Attributes"]
+    return str({a["Key"]: a["Value"] for a in attributes}.get("proxy_protocol_v2.enabled", "false"))
+
+
+def test_nlb_instance_targets_are_cut_over_on_their_own_port(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given an NLB target group whose instance targets take SMTP on per-target port 2525
+    lb, tg, world = nlb_world()
+    ids = nlb_fleet(fleet, world, 2)
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i, "Port": 2525} for i in ids])
+    config = settings(PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED="true")
+    clients = Clients()
+    service = EnableProxyProtocol(
+        config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+    )
+    # When reconciled
+    result = service.ensure_load_balancer_v2(lb)
+    # Then the document runs for v2 on 2525, and the last proof turns the group's header on
+    assert result.outcome == "blocked" and "cutover started: 2 target(s)" in result.reason
+    (sent,) = calls.of("send_command")
+    assert (sent["Parameters"]["SmtpPorts"], sent["Parameters"]["ProxyProtocol"]) == (["2525"], ["v2"])
+    assert proxy_v2(world, tg) == "false"
+    deliver(fleet, config)
+    assert proxy_v2(world, tg) == "true"
+    done = record(f"tg/{tg}")
+    assert done is not None and done["phase"] == "switched"
+
+
+def test_nlb_ip_targets_are_mapped_to_their_instances_and_cut_over(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    lb, tg, world = nlb_world("ip")
+    ids = nlb_fleet(fleet, world, 2)
+    described = world.ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"]
+    ips = {i["InstanceId"]: i["PrivateIpAddress"] for i in described}
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": ip} for ip in ips.values()])
+    config = settings()
+    clients = Clients()
+    service = EnableProxyProtocol(
+        config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+    )
+    assert "cutover started: 2 target(s)" in service.ensure_load_balancer_v2(lb).reason
+    (sent,) = calls.of("send_command")
+    assert sorted(sent["InstanceIds"]) == sorted(ids)
+    deliver(fleet, config)
+    assert proxy_v2(world, tg) == "true"
+
+
+# ----- the way back ------------------------------------------------------------------------------
+
+
+def cut_over(world: EmbeddedAws, config: Settings, name: str = "mx", count: int = 2) -> list[str]:
+    """A Classic ELB switched by a completed cutover (its fleet tagged ready)."""
+    classic(name)
+    ids = fleet_behind(world, name, count)
+    ensure_classic(config, name)
+    deliver(world, config)
+    assert backend_policies(name) == {25: [PROXY_POLICY_NAME]}
+    return ids
+
+
+def test_the_way_back_turns_the_elb_off_first_then_reverts_the_fleet(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cut-over ELB whose port 25 also carries an operator's other backend policy
+    config = settings()
+    ids = cut_over(fleet, config)
+    client("elb").create_load_balancer_policy(
+        LoadBalancerName="mx",
+        PolicyName="operator-auth",
+        PolicyTypeName="BackendServerAuthenticationPolicyType",
+        PolicyAttributes=[],
+    )
+    client("elb").set_load_balancer_policies_for_backend_server(
+        LoadBalancerName="mx", InstancePort=25, PolicyNames=[PROXY_POLICY_NAME, "operator-auth"]
+    )
+    # When the operator runs `proxymx off mx` and the sweep comes by
+    assert main(["off", "mx", "--backend", "moto"]) == 0
+    start = len(calls.calls)
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    (check,) = summary.load_balancers
+    # Then the PROXY policy is gone (the other one kept), and only AFTER that the fleet got Mode=revert
+    assert check.outcome == "changed" and "header turned off (instance port 25)" in check.reason
+    assert backend_policies() == {25: ["operator-auth"]}
+    operations = [c.operation for c in calls.calls[start:]]
+    off_at = operations.index("set_load_balancer_policies_for_backend_server")
+    revert_at = operations.index("send_command")
+    assert off_at < revert_at
+    revert = calls.calls[start + revert_at].params
+    assert revert["Parameters"]["Mode"] == ["revert"] and sorted(revert["InstanceIds"]) == sorted(ids)
+    assert revert["Comment"] == comment_for("off", "classic/mx")
+    # And CheckOutcome tags them plain; the next sweep finds nothing left to do
+    reports = deliver(fleet, config)
+    assert {r.decision for r in reports} == {"cutover-progress"}
+    assert all((tag_of(i) or "").startswith("plain;") for i in ids)
+    again = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    assert again.load_balancers[0].outcome == "compliant"
+    assert len(calls.of("send_command")) == 2  # the cutover's configure, the way back's revert
+
+
+def test_the_way_back_keeps_targets_another_elb_still_sends_to(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given two cut-over ELBs sharing one instance
+    config = settings(MAX_CUTOVERS_IN_FLIGHT="2")
+    (own,) = cut_over(fleet, config, "mx", 1)
+    (shared,) = cut_over(fleet, config, "mx-b", 1)
+    client("elb").register_instances_with_load_balancer(
+        LoadBalancerName="mx", Instances=[{"InstanceId": shared}]
+    )
+    # When only "mx" is asked off
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:proxy-protocol", "Value": "off"}])
+    result = ensure_classic(config, "mx")
+    # Then its own instance is reverted, the shared one stays configured (mx-b still sends)
+    assert "1 target(s) kept configured" in result.reason
+    revert = calls.of("send_command")[-1]
+    assert revert["InstanceIds"] == [own]
+    assert backend_policies("mx-b") == {25: [PROXY_POLICY_NAME]}
+
+
+def test_the_way_back_of_a_target_group_disables_v2_then_reverts(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    lb, tg, world = nlb_world()
+    ids = nlb_fleet(fleet, world, 1)
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids])
+    config = settings(PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED="true")
+    clients = Clients()
+    service = EnableProxyProtocol(
+        config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+    )
+    service.ensure_load_balancer_v2(lb)
+    deliver(fleet, config)
+    assert proxy_v2(world, tg) == "true"
+    assert main(["off", tg, "--backend", "moto"]) == 0
+    start = len(calls.calls)
+    result = service.ensure_load_balancer_v2(lb)
+    assert result.outcome == "changed" and result.way_back
+    assert proxy_v2(world, tg) == "false"
+    operations = [c.operation for c in calls.calls[start:]]
+    assert operations.index("modify_target_group_attributes") < operations.index("send_command")
+    deliver(fleet, config)
+    assert (tag_of(ids[0]) or "").startswith("plain;")
+
+
+def test_a_dry_run_way_back_writes_nothing(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    ids = cut_over(fleet, settings(), "mx", 1)
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:proxy-protocol", "Value": "off"}])
+    before = len(calls.writes)
+    result = ensure_classic(settings(DRY_RUN="true"))
+    assert result.outcome == "changed" and result.reason.startswith(
+        "dry run: nothing written; would: way back"
+    )
+    assert "header turned off (instance port 25)" in result.reason
+    assert "1 fleet target(s) being reverted to plain (commands none yet)" in result.reason
+    assert (tag_of(ids[0]) or "").startswith("ready;")
+    assert calls.writes[before:] == []

@@ -9,6 +9,12 @@
     The local demo (``make demo``): every sample event, then the whole chain (real Postfix and
     HAProxy when present; ``--no-data-plane`` runs the control-plane part only).
 
+``proxymx off LB-NAME|TARGET-GROUP-ARN|NLB-ARN [--backend aws|moto]``
+    The way back (docs/agreement.md): tag the unit ``proxymx:proxy-protocol=off``. proxymx then
+    turns its header off FIRST and only then reverts the fleet behind it to plain (the next
+    Reconcile sweep, or any event of that load balancer). ``aws`` (default): the standard AWS
+    environment (profile, region); ``moto``: the embedded AWS active in this process (tests).
+
 Never imported by a Lambda handler.
 """
 
@@ -69,6 +75,17 @@ def _parser() -> argparse.ArgumentParser:
         help="invoke this function (logical id) with the event as it is, no rules "
         "(like sam local invoke NAME -e EVENT); an SQS event reaches ConfigureInstance this way",
     )
+
+    off = commands.add_parser(
+        "off",
+        help="ask for the PROXY header off on a load balancer / target group (the way back)",
+        description=(
+            "Tag the Classic ELB (by name), target group or NLB (by ARN) proxymx:proxy-protocol=off. "
+            "proxymx turns the header off first, then reverts the fleet behind it to plain."
+        ),
+    )
+    off.add_argument("unit", help="Classic ELB name, target group ARN or network load balancer ARN")
+    off.add_argument("--backend", choices=("aws", "moto"), default="aws", help="aws (default) or moto")
 
     demo = commands.add_parser("demo", help="run the local demo (make demo)")
     demo.add_argument("--template", type=Path, default=None, help="template.yaml to use")
@@ -157,6 +174,41 @@ def _invoke(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def request_off(unit: str, clients: Any) -> str:
+    """Tag the unit ``proxymx:proxy-protocol=off``; what was tagged (raises on an AWS error)."""
+    from proxymx.loadbalancer.readiness import READINESS_TAG_KEY
+    from proxymx.loadbalancer.wayback import OFF_VALUE
+
+    tag = {"Key": READINESS_TAG_KEY, "Value": OFF_VALUE}
+    if unit.startswith("arn:"):
+        clients.elbv2.add_tags(ResourceArns=[unit], Tags=[tag])
+        return unit
+    clients.elb.add_tags(LoadBalancerNames=[unit], Tags=[tag])
+    return f"Classic ELB {unit}"
+
+
+def _off(args: argparse.Namespace) -> int:
+    from proxymx.aws import Clients
+
+    if args.backend == "moto":
+        from proxymx_tools.embedded import current_extension
+
+        if current_extension() is None:
+            print("proxymx off: --backend moto needs an embedded AWS in this process", file=sys.stderr)
+            return 2
+    try:
+        tagged = request_off(args.unit, Clients())
+    except Exception as exc:  # an AWS error, credentials: one line, exit 1
+        print(f"proxymx off: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"tagged     {tagged} proxymx:proxy-protocol=off\n"
+        "next       proxymx turns the header off first, then reverts the fleet targets no other unit "
+        "sends the header to (the next Reconcile sweep, or any event of this load balancer)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "invoke":
@@ -168,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             return 141
+    if args.command == "off":
+        return _off(args)
     if args.command == "demo":
         from proxymx_tools import demo
 

@@ -288,7 +288,12 @@ class Reconcile:
         self.settings = settings
         self.clients = clients
         self.inventory = inventory or Inventory(clients)
-        self.cutovers: Cutovers | None = cutover_engine(settings, clients, sleep=sleep or time.sleep)
+        at = now
+        self.cutovers: Cutovers | None = (
+            cutover_engine(settings, clients, sleep=sleep or time.sleep, now=lambda: at)
+            if at is not None
+            else cutover_engine(settings, clients, sleep=sleep or time.sleep)
+        )
         self.service = service or EnableProxyProtocol(
             settings,
             clients,

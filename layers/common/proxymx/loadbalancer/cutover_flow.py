@@ -238,6 +238,8 @@ class Cutovers:
             reason = f"{instance_id} {'reverted to plain' if plain else f'revert failed ({status})'}"
         after = self.records.get(unit, at)
         phase = str(after.get("phase")) if after else None
+        if kind == "configure" and phase in ("reverting", "failed") and reason.endswith("proven"):
+            reason += " while the cutover reverts: put back to plain"
         return Progress(unit, f"cutover {unit}: {reason}; phase {phase}", phase, list(self.measured))
 
     @staticmethod
@@ -305,7 +307,7 @@ class Cutovers:
         )
         result = service.ensure_unit(unit)
         at = self._at()
-        if result.outcome in ("changed", "compliant"):
+        if result.outcome in ("changed", "compliant") and not result.way_back:
             gap = gap_seconds(record.get("first_proven_at"), at)
             values = {"switched_at": at, "gap_seconds": gap, "retry_after": at, "reason": result.reason}
             if not self.records.transition(unit, "switching", "switched", values).won:

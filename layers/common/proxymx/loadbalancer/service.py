@@ -31,6 +31,7 @@ from proxymx.loadbalancer.plan import (
     ClassicState,
     TargetGroupPlan,
     TargetGroupState,
+    _out_of_scope,
     eligible_classic_ports,
     interlock,
     pause_reason,
@@ -40,6 +41,7 @@ from proxymx.loadbalancer.plan import (
 )
 from proxymx.loadbalancer.readiness import Requirement
 from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
+from proxymx.loadbalancer.wayback import WayBack, WayBackResult, wants_off
 from proxymx.models.cloudtrail import (
     ClassicCreateLoadBalancer,
     ClassicCreateLoadBalancerListeners,
@@ -88,6 +90,9 @@ class ProxyProtocolResult:
     # deadlocks SMTP (proxymx.loadbalancer.nlbheader).
     placement_blocked: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
+    # The way back (tag proxymx:proxy-protocol=off, proxymx.loadbalancer.wayback): per unit, what
+    # was turned off and which fleet targets are being reverted.
+    way_back: list[str] = field(default_factory=list)
     # Cutovers this call started (issue 7.3): blocked units whose fleet is being configured first;
     # and ended as failed at once (SSM refused every target).
     cutovers_started: int = 0
@@ -249,6 +254,9 @@ class EnableProxyProtocol:
         plan = plan_classic(state, self.settings)
         if plan.out_of_scope:
             return self._result(detail, "ignored", plan.out_of_scope, load_balancer=name)
+        if wants_off(state.tags):
+            # The operator asked for the header off: the way back, never the plan to turn it on.
+            return self._way_back(detail, name, [WayBack(self).classic(state)], [f"classic/{name}"])
         for reason in plan.skipped:
             log.info("skipped %s", reason, extra={"load_balancer": name})
         if not plan.eligible_ports:
@@ -382,6 +390,20 @@ class EnableProxyProtocol:
     def _reconcile_target_groups(
         self, detail: ElbCallDetail | None, states: list[TargetGroupState], subject: str
     ) -> ProxyProtocolResult:
+        off = [
+            tg
+            for tg in states
+            if wants_off(tg.tags, *tg.load_balancer_tags) and not _out_of_scope(tg, self.settings)
+        ]
+        if off:
+            # The way back for these groups (proxymx.loadbalancer.wayback); the others as usual.
+            done = [WayBack(self).target_group(tg.arn, tg.port) for tg in off]
+            units = [f"tg/{tg.arn}" for tg in off]
+            rest = [tg for tg in states if tg not in off]
+            if not rest:
+                return self._way_back(detail, subject, done, units)
+            result = self._reconcile_target_groups(detail, rest, subject)
+            return replace(result, way_back=[w.describe(u) for w, u in zip(done, units, strict=True)])
         candidates = {tg.arn for tg in target_group_candidates(states, self.settings)}
         read = [self.nlb.with_proxy_protocol_state(tg) if tg.arn in candidates else tg for tg in states]
         plan = plan_target_groups(read, self.settings)
@@ -487,6 +509,18 @@ class EnableProxyProtocol:
         return ProxyProtocolResult(**{**fields, "placement_blocked": blocked, "broken": broken})
 
     # ----- results ----------------------------------------------------------------------
+
+    def _way_back(
+        self, detail: ElbCallDetail | None, subject: str, done: list[WayBackResult], units: list[str]
+    ) -> ProxyProtocolResult:
+        described = [w.describe(u) for w, u in zip(done, units, strict=True)]
+        acted = any(w.turned_off or w.reverted for w in done)
+        reason = "; ".join(described)
+        if self.settings.dry_run and acted:
+            reason = f"dry run: nothing written; would: {reason}"
+        log.warning("%s", reason, extra={"load_balancer": subject, "way_back": described})
+        result = self._result(detail, "changed" if acted else "compliant", reason, subject)
+        return replace(result, way_back=described)
 
     def _blocked(
         self,
