@@ -288,6 +288,8 @@ class LoadCounts:
     submitted: int = 0
     accepted: set[bytes] = field(default_factory=set)
     bounced: set[bytes] = field(default_factory=set)
+    # Still deferred when the sender was told to give up (MailLoad.stop's timeout): not delivered.
+    abandoned: set[bytes] = field(default_factory=set)
     replies: Counter[str] = field(default_factory=Counter)
     connection_errors: int = 0
     ambiguous: int = 0
@@ -341,6 +343,7 @@ class MailLoad:
     counts: LoadCounts = field(default_factory=LoadCounts)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _give_up: threading.Event = field(default_factory=threading.Event, init=False)
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
 
     def _record(self, code: str) -> None:
@@ -411,14 +414,18 @@ class MailLoad:
             with self._lock:
                 self.counts.submitted += 1
             # A deferred message is retried until accepted (even after stop: nothing is dropped by
-            # the sender); a bounced one is lost for it.
+            # the sender, until stop's timeout gives up); a bounced one is lost for it.
             while True:
                 fate = self.send_once(client, message_id, f"cutover {index}-{sequence}")
                 if fate != "deferred":
                     break
-                time.sleep(self.retry_after)
+                if self._give_up.wait(self.retry_after):
+                    fate = "abandoned"
+                    break
             with self._lock:
-                (self.counts.accepted if fate == "accepted" else self.counts.bounced).add(message_id)
+                {"accepted": self.counts.accepted, "bounced": self.counts.bounced}.get(
+                    fate, self.counts.abandoned
+                ).add(message_id)
             self._stop.wait(self.pace)
 
     def start(self) -> MailLoad:
@@ -434,6 +441,10 @@ class MailLoad:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        # Senders still retrying (a broken path) stop now: their message counts as abandoned.
+        self._give_up.set()
+        for thread in self._threads:
+            thread.join(timeout=self.session_timeout + 5)
 
     def wait_for(self, accepted: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -449,7 +460,7 @@ def describe_counts(label: str, counts: LoadCounts, delivered: list[bytes], gap:
     """One line with every count, the gap and the 421 window (the tests print it: ``pytest -s``)."""
     return (
         f"{label}: submitted={counts.submitted} accepted={len(counts.accepted)} "
-        f"bounced={len(counts.bounced)} delivered={len(set(delivered))} "
+        f"bounced={len(counts.bounced)} abandoned={len(counts.abandoned)} delivered={len(set(delivered))} "
         f"(duplicates {len(delivered) - len(set(delivered))}) 5xx={counts.replies_5xx} "
         f"421={counts.replies_421} connection_errors={counts.connection_errors} "
         f"gap={_seconds(gap)} 421-window={_seconds(counts.window_421)} "
