@@ -33,3 +33,8 @@ def test_the_chain_runs_on_the_embedded_aws_alone_and_says_what_it_skipped() -> 
     assert "-> configured -> CONTINUE -> InService" in text
     assert text.count("SKIPPED") >= 2
     assert "--no-data-plane was given" in text
+    # and the cutover step still shows the chain: blocked, both members proven, the ELB switched
+    assert "cutover started: 2 target(s) being configured" in text
+    assert text.count("SSM (emulated document) on i-") == 2
+    assert text.count("CheckOutcome -> cutover-progress") == 2
+    assert "control plane only: blocked -> fleet configured (emulated) -> switched" in text

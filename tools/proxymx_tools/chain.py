@@ -540,21 +540,12 @@ def fleet_cutover(context: DemoContext) -> StepResult:
     each status event goes to CheckOutcome, and the last proof switches the ELB.
     """
     if "skipped" in context.shared:
-        return StepResult("skipped", f"not shown: {context.shared['skipped']}", [])
-    from proxymx.config import load_settings
-    from proxymx.launch.outcome import check_outcome
-    from proxymx.loadbalancer.service import EnableProxyProtocol, cutovers_for
-    from proxymx.models.ssm import parse_ssm_event
-
+        return _control_plane_cutover(context)
     from proxymx_tools.cutover_wire import CutoverBench, MailLoad
-    from proxymx_tools.embedded import STATE_TABLE_NAME
-    from proxymx_tools.seed_launch import ensure_document
 
     clients: Clients = context.shared["clients"]
     stack: contextlib.ExitStack = context.shared["stack"]
     world = context.shared["world"]
-    settings = load_settings({"STATE_TABLE": STATE_TABLE_NAME})
-    ensure_document(settings.document_name)
     bench = CutoverBench(context.shared["root"] / "cutover", elb_name=CUTOVER_ELB)
     stack.callback(bench.stop)
     bench.start(clients.elb)
@@ -572,20 +563,7 @@ def fleet_cutover(context: DemoContext) -> StepResult:
     lines.append(
         f"4 senders (127.0.0.2-5) through it: {len(load.counts.accepted)} message(s) accepted so far"
     )
-    service_clients = Clients()
-    service = EnableProxyProtocol(
-        settings, service_clients, sleep=lambda _s: None, cutovers=cutovers_for(settings, service_clients)
-    )
-    started = service.ensure_classic(CUTOVER_ELB)
-    lines.append(f"EnableProxyProtocol -> {started.outcome}: {started.reason}")
-    while status_events := world.launch.drain_status_events():
-        for status_event in status_events:
-            detail = status_event["detail"]
-            summary = _last_invocation(clients, detail["command-id"], detail["instance-id"]) or "{}"
-            instance = detail["instance-id"]
-            lines.append(f"SSM (real document) on {instance}: {detail['status']}; {_brief_summary(summary)}")
-            report = check_outcome(parse_ssm_event(status_event), settings, Clients(), sleep=lambda _s: None)
-            lines.append(f"  CheckOutcome -> {report.decision}")
+    lines += _run_cutover_chain(context, "real document")
     try:
         bench.wait_switched()
     except TimeoutError as exc:
@@ -617,6 +595,66 @@ def fleet_cutover(context: DemoContext) -> StepResult:
         f"every message delivered, 0 5xx, {counts.replies_421} 421, gap {gap:.1f}s",
         lines,
     )
+
+
+def _run_cutover_chain(context: DemoContext, kind: str) -> list[str]:
+    """The production chain of a cutover on the demo's Classic ELB: EnableProxyProtocol (blocked,
+    cutover started) -> the embedded SSM's command -> each status event to CheckOutcome."""
+    from proxymx.config import load_settings
+    from proxymx.launch.outcome import check_outcome
+    from proxymx.loadbalancer.service import EnableProxyProtocol, cutovers_for
+    from proxymx.models.ssm import parse_ssm_event
+
+    from proxymx_tools.embedded import STATE_TABLE_NAME
+    from proxymx_tools.seed_launch import ensure_document
+
+    clients: Clients = context.shared["clients"]
+    world = context.shared["world"]
+    settings = load_settings({"STATE_TABLE": STATE_TABLE_NAME})
+    ensure_document(settings.document_name)
+    service_clients = Clients()
+    service = EnableProxyProtocol(
+        settings, service_clients, sleep=lambda _s: None, cutovers=cutovers_for(settings, service_clients)
+    )
+    started = service.ensure_classic(CUTOVER_ELB)
+    lines = [f"EnableProxyProtocol -> {started.outcome}: {started.reason}"]
+    while status_events := world.launch.drain_status_events():
+        for status_event in status_events:
+            detail = status_event["detail"]
+            summary = _last_invocation(clients, detail["command-id"], detail["instance-id"]) or "{}"
+            instance = detail["instance-id"]
+            lines.append(f"SSM ({kind}) on {instance}: {detail['status']}; {_brief_summary(summary)}")
+            report = check_outcome(parse_ssm_event(status_event), settings, Clients(), sleep=lambda _s: None)
+            lines.append(f"  CheckOutcome -> {report.decision}")
+    return lines
+
+
+def _control_plane_cutover(context: DemoContext) -> StepResult:
+    """Without the data plane: the same chain on the embedded AWS, each run emulated by a document
+    stand-in that proves what it is asked; no mail flows, so nothing is counted."""
+    from proxymx_tools.cutover_wire import classic_sends_v1
+    from proxymx_tools.embedded import ObedientDocument
+    from proxymx_tools.seed import register_fleet_instances
+
+    clients: Clients = context.shared["clients"]
+    world = context.shared["world"]
+    clients.elb.create_load_balancer(
+        LoadBalancerName=CUTOVER_ELB,
+        Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": 25}
+        ],
+        AvailabilityZones=["us-east-1a"],
+    )
+    ids = register_fleet_instances(CUTOVER_ELB, 2)
+    for instance_id in ids:
+        world.launch.register_instance(instance_id)
+        world.launch.script_outcome(ObedientDocument(), instance_id)
+    lines = [f"Classic ELB {CUTOVER_ELB}: listener 25 -> 25, instances {', '.join(ids)} (proxymx:fleet=mx)"]
+    lines += _run_cutover_chain(context, "emulated document")
+    if not classic_sends_v1(clients.elb, CUTOVER_ELB, 25):
+        return StepResult("failed", "the ELB was not switched after the last proof", lines)
+    lines.append(f"no mail counted: {context.shared['skipped']}")
+    return StepResult("ok", "control plane only: blocked -> fleet configured (emulated) -> switched", lines)
 
 
 def _brief_summary(line: str) -> str:
