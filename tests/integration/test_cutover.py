@@ -574,3 +574,19 @@ def test_a_dry_run_way_back_writes_nothing(fleet: EmbeddedAws, calls: CallRecord
     assert "1 fleet target(s) being reverted to plain (commands none yet)" in result.reason
     assert (tag_of(ids[0]) or "").startswith("ready;")
     assert calls.writes[before:] == []
+
+
+def test_targets_ssm_cannot_reach_fail_the_cutover_at_once(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given fleet instances whose SSM agent is not registered (SendCommand refuses them)
+    classic()
+    register_fleet_instances("mx", 2)
+    # When reconciled
+    result = ensure_classic(settings())
+    # Then the cutover failed before it began: nothing configured, nothing to revert, slot free
+    assert result.outcome == "blocked" and "cutover started and failed at once" in result.reason
+    assert {m.name: m.value for m in result.metrics()}["CutoversFailed"] == 1
+    failed = record("classic/mx")
+    assert failed is not None and set(failed["targets"].values()) == {"failed"}
+    slot = StateTable(STATE_TABLE_NAME, Clients().dynamodb).get(SLOT_KEY, now=0)
+    assert not (slot or {}).get("holders")
+    assert backend_policies() == {}

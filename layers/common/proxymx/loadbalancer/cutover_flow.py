@@ -149,6 +149,12 @@ class Cutovers:
             "Until the header is switched on, clients without a header get 421 (retried).",
         )
         commands = self._send(blocked.unit, list(targets), "configure", blocked.requirement)
+        after = self.records.get(blocked.unit, self._at()) or {}
+        if after.get("phase") != "configuring":
+            # SSM refused every target (not registered, offline): failed before it began.
+            return StartOutcome(
+                True, f"cutover started and {after.get('phase', 'ended')} at once: {after.get('reason', '')}"
+            )
         log.warning(
             "cutover started on %s: %d target(s), commands %s",
             blocked.unit,
@@ -198,7 +204,7 @@ class Cutovers:
         for target in refused:
             # Undeliverable is a failure of that target: all or nothing.
             if mode == "configure":
-                self._mark(unit, target, "failed", phase="configuring", expected=("pending",))
+                self._configured(unit, target, proven=False)
             else:
                 self._mark(unit, target, "revert-failed", phase="reverting", expected=("reverting",))
         if refused:
