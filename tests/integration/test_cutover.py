@@ -23,6 +23,7 @@ from proxymx.models.ssm import parse_ssm_event
 from proxymx.reconcile import Reconcile
 from proxymx.state import StateTable
 from proxymx_tools.cli import main
+from proxymx_tools.cutover_chain import deliver_status_events
 from proxymx_tools.embedded import STATE_TABLE_NAME, EmbeddedAws, ObedientDocument
 from proxymx_tools.recorder import CallRecorder
 from proxymx_tools.seed import register_fleet_instances
@@ -83,13 +84,8 @@ def ensure_classic(config: Settings, name: str = "mx") -> ProxyProtocolResult:
 
 
 def deliver(world: EmbeddedAws, config: Settings) -> list[OutcomeReport]:
-    """Every status event the embedded SSM emitted so far, each through CheckOutcome (until none
-    is left: a revert sent while handling one emits more)."""
-    reports = []
-    while events := world.launch.drain_status_events():
-        for event in events:
-            reports.append(check_outcome(parse_ssm_event(event), config, Clients(), sleep=lambda _s: None))
-    return reports
+    """Every status event the embedded SSM emitted so far, each through CheckOutcome."""
+    return deliver_status_events(world.launch, config)
 
 
 def backend_policies(name: str = "mx") -> dict[int, list[str]]:

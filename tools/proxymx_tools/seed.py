@@ -145,6 +145,7 @@ def seed_classic(event: dict[str, Any]) -> None:
             # In service: their SSM agents are Online and our document exists (the local stack's
             # name, as the config default), so the cutover can reach them.
             from proxymx.config import Settings
+
             from proxymx_tools.embedded import current_extension
             from proxymx_tools.seed_launch import ensure_document
 

@@ -343,8 +343,8 @@ class Cutovers:
             names = ", ".join(u.target_id for u in blocked.outside_fleet)
             self._revert(unit, "switching", f"target(s) outside the fleet appeared: {names}")
             return
-        known = record.get("targets") or {}
-        new = tuple(sorted(u.target_id for u in blocked.unready if known.get(u.target_id) != "proven"))
+        # New targets, and any whose proof no longer covers (its tag changed since): all pending.
+        new = tuple(sorted({u.target_id for u in blocked.unready}))
         if not self.records.add_targets(unit, new, phase="switching").won:
             return
         log.warning("cutover %s extended to %s before the switch", unit, new, extra={"load_balancer": unit})
