@@ -102,3 +102,41 @@ def role_actions(function: str, effect: str = "Allow") -> set[str]:
         if statement["Effect"] == effect and sid not in POLLER_SIDS
         for action in statement_actions(statement)
     }
+
+
+def start_cutover(
+    world: Any,
+    settings: Any,
+    name: str,
+    count: int,
+    *,
+    failing: int = 0,
+    started_seconds_ago: int = 0,
+) -> list[str]:
+    """A Classic ELB ``name`` whose ``count`` unready fleet instances are being cut over (the first
+    ``failing`` of them fail their document); the cutover started that long ago. Its status events
+    wait in ``world.launch`` (drain them to deliver, or to lose them)."""
+    from datetime import UTC, datetime, timedelta
+
+    from proxymx.aws import Clients
+    from proxymx.loadbalancer.cutover_flow import Cutovers
+    from proxymx.loadbalancer.service import EnableProxyProtocol
+    from proxymx_tools.embedded import ObedientDocument
+    from proxymx_tools.seed import _create_classic, register_fleet_instances
+
+    _create_classic(
+        name, [{"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": 25}]
+    )
+    ids = register_fleet_instances(name, count)
+    document = ObedientDocument(failing=frozenset(ids[:failing]))
+    for instance_id in ids:
+        world.launch.register_instance(instance_id)
+        world.launch.script_outcome(document, instance_id)
+    at = datetime.now(UTC) - timedelta(seconds=started_seconds_ago)
+    clients = Clients()
+    cutovers = Cutovers(settings, clients, now=lambda: at)
+    result = EnableProxyProtocol(settings, clients, sleep=lambda _s: None, cutovers=cutovers).ensure_classic(
+        name
+    )
+    assert "cutover started" in result.reason, result.reason
+    return ids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,11 +15,19 @@ from proxymx.launch.context import encode_comment
 from proxymx.launch.outcome import check_outcome
 from proxymx.launch.plan import Invocation
 from proxymx.launch.runcommand import RunCommand
+from proxymx.loadbalancer.service import EnableProxyProtocol, cutovers_for
 from proxymx.models.ssm import parse_ssm_event
-from proxymx_tools.embedded import STATE_TABLE_NAME, CommandOutcome, EmbeddedAws, to_sqs_batch
+from proxymx_tools.embedded import (
+    STATE_TABLE_NAME,
+    CommandOutcome,
+    EmbeddedAws,
+    ObedientDocument,
+    to_sqs_batch,
+)
 from proxymx_tools.recorder import CallRecorder
+from proxymx_tools.seed import _V2World, register_fleet_instances
 from proxymx_tools.seed_launch import ensure_group, seed
-from support import DOCUMENT, GROUP, HOOK, lambda_context, load_app, load_event, role_actions
+from support import DOCUMENT, GROUP, HOOK, lambda_context, load_app, load_event, role_actions, start_cutover
 
 Handler = Callable[..., dict[str, Any]]
 
@@ -331,7 +340,6 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
     check_calls = calls.iam_actions
     # And a launch whose group's load balancers contradict each other (Classic sends on 25, an
     # NLB target group on 25 does not): ABANDONed after reading both
-    from proxymx_tools.seed import _V2World
 
     ensure_group("g-conflict", HOOK)
     elb = clients.elb
@@ -369,6 +377,30 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
     for status_event in world.launch.drain_status_events():
         check(status_event, notifying)
     check_calls |= calls.iam_actions
+    # And cutovers (issue 7.3): a Classic ELB switched at its last proof, an NLB target group
+    # switched the same way, and one whose failing target reverts the other (SNS, SendCommand)
+    header_always = replace(notifying, proxy_protocol_when_client_ip_preserved=True, max_cutovers_in_flight=3)
+    start_cutover(world, header_always, "mx-cutover", 2)
+    start_cutover(world, header_always, "mx-failing", 2, failing=1)
+    v2 = _V2World()
+    cut_tg = v2.target_group("mx-cut", "TCP", 25)
+    cut_nlb = v2.load_balancer("mx-cut-nlb")
+    v2.listener(cut_nlb, "TCP", 25, cut_tg)
+    behind = register_fleet_instances("mx-cutover", 1)  # any fleet instance; registered below
+    world.launch.register_instance(behind[0])
+    world.launch.script_outcome(ObedientDocument(), behind[0])
+    v2.elbv2.register_targets(TargetGroupArn=cut_tg, Targets=[{"Id": behind[0]}])
+    EnableProxyProtocol(
+        header_always, clients, sleep=lambda _s: None, cutovers=cutovers_for(header_always, clients)
+    ).ensure_load_balancer_v2(cut_nlb)
+    calls.calls.clear()
+    while events := world.launch.drain_status_events():
+        for status_event in events:
+            check(status_event, header_always)
+    check_calls |= calls.iam_actions
+    assert "elasticloadbalancing:SetLoadBalancerPoliciesForBackendServer" in check_calls
+    assert "elasticloadbalancing:ModifyTargetGroupAttributes" in check_calls
+    assert "ssm:SendCommand" in check_calls
     # Then each function's role grants exactly what it used
     assert configure_calls == role_actions("ConfigureInstanceFunction")
     assert check_calls == role_actions("CheckOutcomeFunction")

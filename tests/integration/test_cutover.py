@@ -23,6 +23,7 @@ from proxymx.models.ssm import parse_ssm_event
 from proxymx.reconcile import Reconcile
 from proxymx.state import StateTable
 from proxymx_tools.cli import main
+from proxymx_tools.cutover_chain import deliver_status_events
 from proxymx_tools.embedded import STATE_TABLE_NAME, EmbeddedAws, ObedientDocument
 from proxymx_tools.recorder import CallRecorder
 from proxymx_tools.seed import register_fleet_instances
@@ -83,13 +84,8 @@ def ensure_classic(config: Settings, name: str = "mx") -> ProxyProtocolResult:
 
 
 def deliver(world: EmbeddedAws, config: Settings) -> list[OutcomeReport]:
-    """Every status event the embedded SSM emitted so far, each through CheckOutcome (until none
-    is left: a revert sent while handling one emits more)."""
-    reports = []
-    while events := world.launch.drain_status_events():
-        for event in events:
-            reports.append(check_outcome(parse_ssm_event(event), config, Clients(), sleep=lambda _s: None))
-    return reports
+    """Every status event the embedded SSM emitted so far, each through CheckOutcome."""
+    return deliver_status_events(world.launch, config)
 
 
 def backend_policies(name: str = "mx") -> dict[int, list[str]]:
@@ -574,3 +570,19 @@ def test_a_dry_run_way_back_writes_nothing(fleet: EmbeddedAws, calls: CallRecord
     assert "1 fleet target(s) being reverted to plain (commands none yet)" in result.reason
     assert (tag_of(ids[0]) or "").startswith("ready;")
     assert calls.writes[before:] == []
+
+
+def test_targets_ssm_cannot_reach_fail_the_cutover_at_once(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given fleet instances whose SSM agent is not registered (SendCommand refuses them)
+    classic()
+    register_fleet_instances("mx", 2)
+    # When reconciled
+    result = ensure_classic(settings())
+    # Then the cutover failed before it began: nothing configured, nothing to revert, slot free
+    assert result.outcome == "blocked" and "cutover started and failed at once" in result.reason
+    assert {m.name: m.value for m in result.metrics()}["CutoversFailed"] == 1
+    failed = record("classic/mx")
+    assert failed is not None and set(failed["targets"].values()) == {"failed"}
+    slot = StateTable(STATE_TABLE_NAME, Clients().dynamodb).get(SLOT_KEY, now=0)
+    assert not (slot or {}).get("holders")
+    assert backend_policies() == {}

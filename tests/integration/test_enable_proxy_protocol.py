@@ -619,11 +619,19 @@ def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
         mutating = [a for a in statement_actions(statement) if not a.split(":", 1)[1].startswith("Describe")]
         if mutating:
             assert statement["Resource"] != "*", statement["Sid"]
-            # The load balancer writes on load balancer ARNs; the blocked notice on our topic only.
-            wanted = (
-                "NotificationTopicArn" if statement["Sid"] == "PublishBlocked" else "elasticloadbalancing"
-            )
+            # The load balancer writes on load balancer ARNs; the blocked notice on our topic only;
+            # the cutover (issue 7.3): its records in the StateTable, our document, fleet instances.
+            wanted = {
+                "PublishBlocked": "NotificationTopicArn",
+                "CutoverState": "StateTable",
+                "SendOurDocumentOnly": ":document/${PostfixProxyProtocolDocument}",
+                "SendToFleetInstancesOnly": ":instance/*",
+            }.get(statement["Sid"], "elasticloadbalancing")
             assert wanted in json.dumps(statement["Resource"])
+            if statement["Sid"] == "SendToFleetInstancesOnly":
+                assert statement["Condition"] == {
+                    "StringEquals": {"ssm:resourceTag/proxymx:fleet": {"Ref": "FleetTagValue"}}
+                }
         else:
             assert statement["Sid"] == "ReadLoadBalancers"
 

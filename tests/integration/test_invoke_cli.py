@@ -275,11 +275,19 @@ def test_the_function_gets_its_template_environment() -> None:
     assert env["SMTP_PORTS"] == "25"
     assert env["OPT_OUT_TAG_KEY"] == "proxymx:opt-out"
     assert env["DRY_RUN"] == "false"
-    # Its own role and Reconcile's: changes by either are ours, never remediated again.
+    # Its own role, Reconcile's and CheckOutcome's (it switches a unit at the end of a cutover):
+    # changes by any of them are ours, never remediated again.
     assert env["SELF_ROLE_ARNS"].split(",") == [
         "arn:aws:iam::123456789012:role/proxymx-EnableProxyProtocolFunctionRole",
         "arn:aws:iam::123456789012:role/proxymx-ReconcileFunctionRole",
+        "arn:aws:iam::123456789012:role/proxymx-CheckOutcomeFunctionRole",
     ]
+    # The cutover's state and fleet scope reach it too
+    assert (env["STATE_TABLE"], env["FLEET_TAG_VALUE"], env["CUTOVER"]) == (
+        "proxymx-StateTable",
+        "mx",
+        "auto",
+    )
     assert "REQUIRED_TAG" in env
 
 

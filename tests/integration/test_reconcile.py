@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,13 @@ from proxymx.models.schedule import parse_scheduled_event
 from proxymx.reconcile import STUCK_AFTER_SECONDS, ReconcileFailed, ReconcileSummary, reconcile
 from proxymx_tools.embedded import CommandOutcome, EmbeddedAws
 from proxymx_tools.recorder import CallRecorder
-from proxymx_tools.seed import SMTP_LISTENER, STATUS_LISTENER, _create_classic, _V2World
+from proxymx_tools.seed import (
+    SMTP_LISTENER,
+    STATUS_LISTENER,
+    _create_classic,
+    _V2World,
+    register_fleet_instances,
+)
 from proxymx_tools.seed_launch import ensure_group
 from support import (
     DOCUMENT,
@@ -34,6 +41,7 @@ from support import (
     load_event,
     role_actions,
     role_statements,
+    start_cutover,
 )
 
 ELB_WRITES = {
@@ -397,7 +405,7 @@ def untag(group: str) -> None:
 
 
 def test_every_call_the_sweep_makes_is_allowed_by_its_role_and_nothing_more(
-    world: EmbeddedAws, app: Handler, calls: CallRecorder
+    world: EmbeddedAws, powertools: None, settings: Settings, clients: Clients, calls: CallRecorder
 ) -> None:
     # Given the widest sweep: a drifted Classic ELB (with another policy, so its policies are
     # read), a drifted NLB, and a stuck instance (heartbeat, registration, send)
@@ -412,10 +420,26 @@ def test_every_call_the_sweep_makes_is_allowed_by_its_role_and_nothing_more(
     elb.nlb("nlb-drifted")
     stuck(world)
     logging_trail()
+    # And the cutovers (issue 7.3): one to start (an unready fleet, an operator topic), one whose
+    # status events were lost an hour ago (the safety net replays its invocations and switches)
+    topic = Clients().sns.create_topic(Name="mx-ops")["TopicArn"]
+    config = replace(settings, notification_topic_arn=topic, max_cutovers_in_flight=2)
+    start_cutover(world, config, "mx-lost", 1, started_seconds_ago=3600)
+    world.launch.drain_status_events()
+    _create_classic("mx-unready", [SMTP_LISTENER])
+    unready = register_fleet_instances("mx-unready", 1)
+    world.launch.register_instance(unready[0])
     calls.calls.clear()
     # When the scheduled sweep runs
-    result = app(load_event("scheduled-reconcile"))
+    module = load_app("reconcile")
+    result = module.lambda_handler(
+        load_event("scheduled-reconcile"),
+        lambda_context("ReconcileFunction"),
+        settings=config,
+        clients=clients,
+    )
     assert (result["load_balancers_changed"], result["instances_redriven"]) == (2, 1)
+    assert (result["cutovers_started"], len(result["cutover_repairs"])) == (1, 1)
     # Then the role allows exactly those actions, and denies writes on opted-out resources
     assert all(statement["Sid"] for statement in role_statements("ReconcileFunction").values())
     assert calls.iam_actions == role_actions("ReconcileFunction")
@@ -430,7 +454,9 @@ def test_the_sweeps_writes_are_scoped_like_the_other_functions() -> None:
     # Given the statements of the three functions / Then each write of Reconcile is the very
     # statement (Sid, resource, condition) that EnableProxyProtocol or ConfigureInstance has
     ours = role_statements("ReconcileFunction")
+    # (and CheckOutcome's: the cutover safety net replays what a lost status event would have done)
     theirs = {
+        **role_statements("CheckOutcomeFunction"),
         **role_statements("EnableProxyProtocolFunction"),
         **role_statements("ConfigureInstanceFunction"),
     }
@@ -440,6 +466,8 @@ def test_the_sweeps_writes_are_scoped_like_the_other_functions() -> None:
             assert all(a.split(":")[1].startswith(("Describe", "List")) for a in statement["Action"])
         elif sid == "ReadTrailStatus":
             assert statement["Action"] == ["cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus"]
+        elif sid == "ReadCutoverInvocations":
+            assert (statement["Action"], statement["Resource"]) == ("ssm:GetCommandInvocation", "*")
         else:
             assert statement == theirs[sid], sid
 

@@ -142,7 +142,18 @@ def seed_classic(event: dict[str, Any]) -> None:
         # only creates backend entries for listeners given at creation, so create them all now.
         _create_classic(name, [STATUS_LISTENER, *_classic_listeners(request.get("listeners"))])
         if name.endswith(UNREADY_FLEET_SUFFIX):
-            register_fleet_instances(name, count=2)
+            # In service: their SSM agents are Online and our document exists (the local stack's
+            # name, as the config default), so the cutover can reach them.
+            from proxymx.config import Settings
+
+            from proxymx_tools.embedded import current_extension
+            from proxymx_tools.seed_launch import ensure_document
+
+            extension = current_extension()
+            ensure_document(Settings().document_name, _region())
+            for instance_id in register_fleet_instances(name, count=2):
+                if extension is not None:
+                    extension.register_instance(instance_id)
     elif event_name == "SetLoadBalancerPoliciesForBackendServer":
         port = request.get("instancePort")
         port = int(port) if isinstance(port, int | str) and str(port).isdigit() else 25

@@ -149,6 +149,12 @@ class Cutovers:
             "Until the header is switched on, clients without a header get 421 (retried).",
         )
         commands = self._send(blocked.unit, list(targets), "configure", blocked.requirement)
+        after = self.records.get(blocked.unit, self._at()) or {}
+        if after.get("phase") != "configuring":
+            # SSM refused every target (not registered, offline): failed before it began.
+            return StartOutcome(
+                True, f"cutover started and {after.get('phase', 'ended')} at once: {after.get('reason', '')}"
+            )
         log.warning(
             "cutover started on %s: %d target(s), commands %s",
             blocked.unit,
@@ -198,7 +204,7 @@ class Cutovers:
         for target in refused:
             # Undeliverable is a failure of that target: all or nothing.
             if mode == "configure":
-                self._mark(unit, target, "failed", phase="configuring", expected=("pending",))
+                self._configured(unit, target, proven=False)
             else:
                 self._mark(unit, target, "revert-failed", phase="reverting", expected=("reverting",))
         if refused:
@@ -337,8 +343,8 @@ class Cutovers:
             names = ", ".join(u.target_id for u in blocked.outside_fleet)
             self._revert(unit, "switching", f"target(s) outside the fleet appeared: {names}")
             return
-        known = record.get("targets") or {}
-        new = tuple(sorted(u.target_id for u in blocked.unready if known.get(u.target_id) != "proven"))
+        # New targets, and any whose proof no longer covers (its tag changed since): all pending.
+        new = tuple(sorted({u.target_id for u in blocked.unready}))
         if not self.records.add_targets(unit, new, phase="switching").won:
             return
         log.warning("cutover %s extended to %s before the switch", unit, new, extra={"load_balancer": unit})
