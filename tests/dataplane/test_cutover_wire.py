@@ -27,10 +27,9 @@ import boto3
 import pytest
 from proxymx.aws import Clients
 from proxymx.config import load_settings
-from proxymx.launch.outcome import check_outcome
 from proxymx.loadbalancer.readiness import tag_value_from_summary
 from proxymx.loadbalancer.service import EnableProxyProtocol, cutovers_for
-from proxymx.models.ssm import parse_ssm_event
+from proxymx_tools.cutover_chain import deliver_status_events
 from proxymx_tools.cutover_wire import CutoverBench, MailLoad, describe_counts
 from proxymx_tools.embedded import STATE_TABLE_NAME, current_extension, embedded_aws
 from proxymx_tools.seed_launch import ensure_document
@@ -177,12 +176,7 @@ def test_the_real_chain_cuts_over_a_fleet_under_load(bench: tuple[CutoverBench, 
         )
         started = service.ensure_classic(wire.elb_name)
         # and each status event reaches CheckOutcome, the last one switching the ELB, which the proxy follows
-        reports = []
-        while events := world.drain_status_events():
-            for event in events:
-                reports.append(
-                    check_outcome(parse_ssm_event(event), config, Clients(), sleep=lambda _s: None)
-                )
+        reports = deliver_status_events(world, config)
         wire.wait_switched()
         after = len(load.counts.accepted)
         load.wait_for(after + AFTER)
