@@ -586,3 +586,26 @@ def test_targets_ssm_cannot_reach_fail_the_cutover_at_once(fleet: EmbeddedAws, c
     slot = StateTable(STATE_TABLE_NAME, Clients().dynamodb).get(SLOT_KEY, now=0)
     assert not (slot or {}).get("holders")
     assert backend_policies() == {}
+
+
+def test_a_launch_racing_the_cutover_is_left_to_the_launch_flow(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given an ELB with an unready fleet instance, whose Auto Scaling group holds a launch in
+    # Pending:Wait (ConfigureInstance is configuring it)
+    from proxymx_tools.seed_launch import ensure_group
+    from support import GROUP, HOOK
+
+    classic()
+    fleet_behind(fleet, "mx", 1)
+    ensure_group(GROUP, HOOK)
+    client("autoscaling").attach_load_balancers(AutoScalingGroupName=GROUP, LoadBalancerNames=["mx"])
+    (launch,) = fleet.launch.launch_into_wait(GROUP, HOOK, 1)
+    launching = launch["detail"]["EC2InstanceId"]
+    # When reconciled
+    result = ensure_classic(settings())
+    # Then the launch counts (blocked), and no cutover sends a second run to it
+    assert result.outcome == "blocked" and launching in result.reason
+    assert f"no cutover yet: 1 launch(es) in Pending:Wait ({launching})" in result.reason
+    assert calls.of("send_command") == []
+    assert backend_policies() == {}

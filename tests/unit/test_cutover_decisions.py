@@ -164,3 +164,14 @@ def test_the_document_is_asked_for_the_units_ports_and_version() -> None:
 
 def test_a_failed_cutover_waits_six_hours() -> None:
     assert RETRY_AFTER_SECONDS == 6 * 3600
+
+
+def test_a_launch_in_pending_wait_holds_the_cutover_until_it_is_in_service() -> None:
+    racing = Blocked(
+        "classic/mx",
+        V1_25,
+        (Unready("i-a", "no tag", True), Unready("i-new", "no tag", True, launching=True)),
+    )
+    decision = decide_start(racing, cutover="auto", record=None, now=NOW)
+    assert not decision.start
+    assert decision.reason.startswith("no cutover yet: 1 launch(es) in Pending:Wait (i-new)")

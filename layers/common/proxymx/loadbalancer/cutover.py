@@ -121,6 +121,16 @@ def decide_start(
             f"no cutover: {len(outside)} target(s) outside the fleet ({names}); proxymx never touches "
             "them (tag them proxymx:fleet, configure them, or deregister them)",
         )
+    launching = [u.target_id for u in blocked.unready if u.launching]
+    if launching:
+        # Its launch runs the document already (ConfigureInstance, for what the unit sends now):
+        # a second run on the same instance could race it. Once it is in service, it is a target
+        # like the others.
+        return StartDecision(
+            False,
+            f"no cutover yet: {len(launching)} launch(es) in Pending:Wait ({', '.join(launching[:5])}) are "
+            "configured by the launch flow first; the next event or sweep starts it",
+        )
     if record is not None:
         phase = str(record.get("phase", ""))
         if phase not in TERMINAL_PHASES:

@@ -344,7 +344,17 @@ class Cutovers:
             self._revert(unit, "switching", f"target(s) outside the fleet appeared: {names}")
             return
         # New targets, and any whose proof no longer covers (its tag changed since): all pending.
-        new = tuple(sorted({u.target_id for u in blocked.unready}))
+        # A launch in Pending:Wait is configured by the launch flow: the sweep tries the switch
+        # again (SWITCH_RETRY_SECONDS) once it is in service.
+        new = tuple(sorted({u.target_id for u in blocked.unready if not u.launching}))
+        if not new:
+            waiting = ", ".join(u.target_id for u in blocked.unready)
+            self.records.set_fields(
+                unit,
+                {"reason": f"switch waits for launch(es) {waiting}", "switching_at": self._at()},
+                phase="switching",
+            )
+            return
         if not self.records.add_targets(unit, new, phase="switching").won:
             return
         log.warning("cutover %s extended to %s before the switch", unit, new, extra={"load_balancer": unit})

@@ -49,6 +49,8 @@ class TargetReadiness:
     # The port the unit sends to this target (an NLB per-target override); None: every port of
     # the requirement (a Classic ELB sends to every eligible instance port).
     port: int | None = None
+    # Held in Pending:Wait by an attached group: the launch flow configures it (the cutover waits).
+    launching: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Unready:
     target_id: str
     why: str
     in_fleet: bool
+    launching: bool = False
 
     def describe(self) -> str:
         fleet = "fleet" if self.in_fleet else "outside the fleet"
@@ -69,7 +72,7 @@ def unready_targets(requirement: Requirement, targets: Sequence[TargetReadiness]
         wanted = requirement if target.port is None else replace(requirement, ports=(target.port,))
         covered, why = target.readiness.covers(wanted)
         if not covered:
-            unready.append(Unready(target.target_id, why, target.in_fleet))
+            unready.append(Unready(target.target_id, why, target.in_fleet, target.launching))
     return tuple(unready)
 
 
@@ -183,7 +186,13 @@ class TargetDiscovery:
                     else "instance not found"
                 )
                 result.append(
-                    TargetReadiness(target.target_id, Readiness("unknown", why=why), False, target.port)
+                    TargetReadiness(
+                        target.target_id,
+                        Readiness("unknown", why=why),
+                        False,
+                        target.port,
+                        target.source == "pending-wait",
+                    )
                 )
                 continue
             result.append(
@@ -192,6 +201,7 @@ class TargetDiscovery:
                     Readiness.parse(fact.tags.get(READINESS_TAG_KEY)),
                     fact.tags.get(FLEET_TAG_KEY) == self.fleet_tag_value,
                     target.port,
+                    target.source == "pending-wait",
                 )
             )
         return result
@@ -213,7 +223,11 @@ def _merge(*lists: Iterable[Target]) -> list[Target]:
     merged: dict[str, Target] = {}
     for items in lists:
         for target in items:
-            merged.setdefault(target.target_id, target)
+            known = merged.setdefault(target.target_id, target)
+            if target.source == "pending-wait" and known.source != "pending-wait":
+                # Registered already (an attached group registers its launches early) and still
+                # held by the hook: it is a launch (the port stays the registered one).
+                merged[target.target_id] = replace(known, source="pending-wait")
     return list(merged.values())
 
 
