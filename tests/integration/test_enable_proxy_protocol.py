@@ -616,8 +616,14 @@ def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
     for statement in _function_statements():
         if statement["Effect"] != "Allow":
             continue
-        mutating = [a for a in statement_actions(statement) if not a.split(":", 1)[1].startswith("Describe")]
-        if mutating:
+        mutating = [
+            a for a in statement_actions(statement) if not a.split(":", 1)[1].startswith(("Describe", "Get"))
+        ]
+        if statement["Sid"] == "ReadKillSwitch":
+            # The one read with a resource: the kill switch parameter, nothing else of SSM.
+            assert statement_actions(statement) == {"ssm:GetParameter"}
+            assert "${EnabledParameter}" in json.dumps(statement["Resource"])
+        elif mutating:
             assert statement["Resource"] != "*", statement["Sid"]
             # The load balancer writes on load balancer ARNs; the blocked notice on our topic only.
             wanted = (

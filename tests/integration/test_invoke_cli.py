@@ -40,16 +40,19 @@ def test_json_report_of_a_classic_creation(capsys: pytest.CaptureFixture[str]) -
     assert report["outcome"] == "changed"
     assert report["error"] is None
     # (the second read: the ports re-read right before the write that replaces their lists)
-    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:6] == [
+    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:7] == [
         ("elb", "describe_load_balancers"),
         ("elb", "describe_tags"),
+        # the kill switch (proxymx.controls), read only because a write is planned
+        ("ssm", "get_parameter"),
         # the interlock: launches held by groups attached to the ELB (no registered instance)
         ("autoscaling", "describe_auto_scaling_groups"),
         ("elb", "create_load_balancer_policy"),
         ("elb", "describe_load_balancers"),
         ("elb", "set_load_balancer_policies_for_backend_server"),
     ]
-    assert report["aws_calls"][3]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
+    assert report["aws_calls"][2]["params"] == {"Name": "/proxymx/proxymx/enabled"}
+    assert report["aws_calls"][4]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
     assert all(list(call) == ["service", "operation", "params"] for call in report["aws_calls"])
 
 

@@ -275,7 +275,11 @@ def _ref(template: dict[str, Any], name: str) -> Any:
     parameters = template.get("Parameters") or {}
     if name in parameters:
         return parameters[name].get("Default", "")
-    rtype = (template.get("Resources", {}).get(name) or {}).get("Type", "")
+    resource = template.get("Resources", {}).get(name) or {}
+    rtype = resource.get("Type", "")
+    if rtype == "AWS::SSM::Parameter" and (resource.get("Properties") or {}).get("Name"):
+        # Ref of a parameter is its Name (the kill switch: /proxymx/<stack>/enabled).
+        return resolve(template, resource["Properties"]["Name"])
     if rtype == "AWS::SQS::Queue":
         return f"https://sqs.{_place.region}.amazonaws.com/{_place.account}/{STACK}-{name}"
     if rtype == "AWS::SNS::Topic":

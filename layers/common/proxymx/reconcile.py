@@ -68,7 +68,9 @@ SWEEP_BACKOFF: tuple[float, ...] = (1.0,)
 SWEPT_STATES = ("Pending:Wait",)
 
 LoadBalancerKind = Literal["classic", "network"]
-CheckOutcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused", "vanished", "failed"]
+CheckOutcome = Literal[
+    "changed", "compliant", "ignored", "blocked", "broken", "paused", "suspended", "vanished", "failed"
+]
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,11 @@ class ReconcileSummary:
         return sum(len(c.blocked) for c in self.load_balancers)
 
     @property
+    def held(self) -> list[LoadBalancerCheck]:
+        """Held back by an operator (kill switch, pause tag) or by the flapping guard."""
+        return [c for c in self.load_balancers if c.outcome in ("paused", "suspended")]
+
+    @property
     def failed(self) -> list[LoadBalancerCheck]:
         return [c for c in self.load_balancers if c.outcome == "failed"]
 
@@ -160,6 +167,9 @@ class ReconcileSummary:
             "load_balancers_failed": len(self.failed),
             # Header kept off in front of unready targets (issue 7.2): needs attention, not a failure.
             "load_balancers_blocked": self.interlocked,
+            # Writes held back by the kill switch / a pause tag, or repairs suspended (flapping).
+            "load_balancers_paused": sum(1 for c in self.held if c.outcome == "paused"),
+            "load_balancers_suspended": sum(1 for c in self.held if c.outcome == "suspended"),
             "instances_redriven": len(self.redriven),
             "instances": {
                 "stuck": len(self.instances),
@@ -181,6 +191,8 @@ class ReconcileSummary:
         )
         if self.interlocked:
             text += f"; {self.interlocked} unit(s) blocked: targets not ready for the header"
+        if self.held:
+            text += f"; {len(self.held)} held back (paused or suspended)"
         blocked = sum(len(c.placement_blocked) for c in self.load_balancers)
         broken = sum(len(c.broken) for c in self.load_balancers)
         if blocked or broken:
@@ -210,6 +222,8 @@ class ReconcileSummary:
         for name, number in (
             ("HeaderPlacementBlocked", sum(len(c.placement_blocked) for c in self.load_balancers)),
             ("HeaderPlacementBroken", sum(len(c.broken) for c in self.load_balancers)),
+            # The same metric EnableProxyProtocol emits for a write an operator's brake held back.
+            ("ProxymxPaused", sum(1 for c in self.held if c.outcome == "paused")),
         ):
             if number:
                 metrics.append(count(name, number))

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from proxymx.aws import Clients
 from proxymx.config import Settings
+from proxymx.controls import halted
 from proxymx.loadbalancer.backoff import DEFAULT_BACKOFF
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers, PlacementRefused
@@ -63,7 +64,8 @@ log = logging.getLogger(__name__)
 # field ``blocked``, metric LoadBalancersBlocked), or because AWS refused the placement SMTP needs
 # (issue 8; field ``placement_blocked``, metric HeaderPlacementBlocked).
 # broken: the header is on with a placement that hangs SMTP and proxymx could not repair it.
-# paused: the unit carries proxymx:pause-until in the future (an operator's brake, issue 7.5).
+# paused: the kill switch is off (proxymx.controls) or the unit carries proxymx:pause-until in the
+# future (an operator's brakes, issue 7.5).
 Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused"]
 
 
@@ -103,6 +105,9 @@ class ProxyProtocolResult:
         if self.unready_behind_header:
             # A registered target that answers 500 to the header: the alarm UnreadyTargetsBehindHeader.
             found.append(count("UnreadyTargetsBehindHeader", len(self.unready_behind_header)))
+        if self.outcome == "paused":
+            # Writes held back by an operator's brake (kill switch or pause tag).
+            found.append(count("ProxymxPaused"))
         if self.outcome == "ignored":
             found.append(count("EventsIgnored"))
         elif self.outcome == "compliant":
@@ -155,6 +160,10 @@ class EnableProxyProtocol:
     @cached_property
     def targets(self) -> TargetDiscovery:
         return TargetDiscovery(self.settings.fleet_tag_value, self.clients)
+
+    def _halted(self) -> str | None:
+        """The kill switch (proxymx.controls), asked only where a write is planned."""
+        return halted(self.settings, self.clients)
 
     def handle(self, event: ElbApiCallEvent) -> ProxyProtocolResult:
         detail = event.detail
@@ -229,7 +238,7 @@ class EnableProxyProtocol:
             return self._result(
                 detail, "compliant", f"PROXY protocol already on instance ports {ports}", name
             )
-        paused = pause_reason([state.tags], datetime.now(UTC))
+        paused = self._halted() or pause_reason([state.tags], datetime.now(UTC))
         if paused:
             log.warning("%s: %s", name, paused, extra={"load_balancer": name})
             return self._result(
@@ -366,6 +375,12 @@ class EnableProxyProtocol:
         if not plan.has_changes:
             return self._result(detail, "compliant", _compliant_reason(plan), subject)
         by_arn = {tg.arn: tg for tg in read}
+        halt = self._halted()
+        if halt:
+            log.warning("%s: %s", subject, halt, extra={"load_balancer": subject})
+            return self._result(
+                detail, "paused", f"{halt}; would: {plan.describe()}", subject, plan.describe()
+            )
         now = datetime.now(UTC)
         paused: dict[str, str] = {}
         for arn in (*plan.enable, *plan.broken):
