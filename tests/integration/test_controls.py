@@ -3,17 +3,20 @@ the flapping guard, the notices (at most once per state), the refresh of fleet t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from proxymx import controls
 from proxymx.aws import Clients
 from proxymx.config import Settings, load_settings
+from proxymx.errors import ProxymxError
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
 from proxymx.loadbalancer.service import ProxyProtocolResult, enable_proxy_protocol
 from proxymx.models.cloudtrail import parse_elb_event
 from proxymx.reconcile import Reconcile
+from proxymx.state import StateTable
 from proxymx_tools.embedded import ENABLED_PARAMETER_NAME, STATE_TABLE_NAME, EmbeddedAws, to_sqs_batch
 from proxymx_tools.recorder import CallRecorder
 from proxymx_tools.seed import seed_world
@@ -27,14 +30,6 @@ def client(service: str) -> Any:
     import boto3
 
     return boto3.client(service, region_name=REGION)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_switch() -> Iterator[None]:
-    # The verdict is cached per process (30 s): each test starts without one.
-    controls.forget()
-    yield
-    controls.forget()
 
 
 def set_switch(value: str, name: str = ENABLED_PARAMETER_NAME) -> None:
@@ -185,3 +180,146 @@ def test_the_cli_pauses_and_resumes(capsys: pytest.CaptureFixture[str]) -> None:
     # Then each says what the parameter now holds
     assert paused.startswith(f"{ENABLED_PARAMETER_NAME} = false: proxymx is PAUSED")
     assert resumed.startswith("/proxymx/other/enabled = true: proxymx is running")
+
+
+# ----- the flapping guard ---------------------------------------------------------------------------
+
+
+def topic() -> str:
+    return str(client("sns").create_topic(Name="mx-alerts")["TopicArn"])
+
+
+def with_topic(arn: str) -> Settings:
+    return replace(SWITCHED, notification_topic_arn=arn)
+
+
+def undo(event: dict[str, Any], number: int) -> dict[str, Any]:
+    """The IaC tool takes the PROXY policy away again: the same call, a new CloudTrail event."""
+    name = event["detail"]["requestParameters"]["loadBalancerName"]
+    elb = client("elb")
+    elb.set_load_balancer_policies_for_backend_server(LoadBalancerName=name, InstancePort=25, PolicyNames=[])
+    elb.delete_load_balancer_policy(LoadBalancerName=name, PolicyName=PROXY_POLICY_NAME)
+    again = copy.deepcopy(event)
+    again["detail"]["eventID"] = f"{event['detail']['eventID'][:-2]}{number:02d}"
+    return again
+
+
+def drift_item(unit: str) -> dict[str, Any]:
+    item = client("dynamodb").get_item(TableName=STATE_TABLE_NAME, Key={"pk": {"S": f"DRIFT#{unit}"}})
+    return dict(item.get("Item") or {})
+
+
+def test_an_actor_undoing_three_times_suspends_the_repairs(aws: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given a Classic ELB whose PROXY policy an IaC role deleted, and an operator's topic
+    settings = with_topic(topic())
+    event = seeded()
+    name = event["detail"]["requestParameters"]["loadBalancerName"]
+    # When the same actor undoes the repair twice more within the hour
+    first = handle(event, settings)
+    second = handle(undo(event, 2), settings)
+    before = len(calls.writes)
+    third = handle(undo(event, 3), settings)
+    # Then the first two are repaired, the third is not: suspended, naming the actor
+    assert (first.outcome, second.outcome, third.outcome) == ("changed", "changed", "suspended")
+    actor = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_PlatformAdmin"
+    assert actor in third.reason and "3 time(s) within 60 min" in third.reason
+    assert elb_writes(calls, before) == []
+    assert backend_policies(name) == {}
+    assert {m.name: m.value for m in third.metrics()}["DriftFlapping"] == 1
+    # And one SNS notice names the actor
+    (notice,) = calls.of("publish")
+    assert notice["Subject"] == f"proxymx: repairs suspended on classic/{name} (flapping)"
+    assert actor in notice["Message"]
+    # When the sweep finds the unit off, and the same event is delivered again
+    summary = Reconcile(settings, Clients()).run()
+    duplicate = handle(undo(event, 3), settings)
+    # Then neither repairs it, the duplicate is counted once, and no second notice is sent
+    assert [c.outcome for c in summary.load_balancers] == ["suspended"]
+    assert {m.name: m.value for m in summary.metrics()}["DriftFlapping"] == 1
+    assert duplicate.outcome == "suspended"
+    assert len(drift_item(f"classic/{name}")["drifts"]["M"]) == 3
+    assert elb_writes(calls, before) == []
+    assert len(calls.of("publish")) == 1
+
+
+def test_undos_by_different_actors_do_not_add_up(aws: EmbeddedAws) -> None:
+    # Given three undos of one unit by three different principals
+    event = seeded()
+    results = []
+    for number, who in enumerate(["alice", "bob", "carol"], 1):
+        step = undo(event, number) if number > 1 else copy.deepcopy(event)
+        step["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = (
+            f"arn:aws:iam::123456789012:role/{who}"
+        )
+        results.append(handle(step))
+    # Then each is repaired: nobody flaps
+    assert [r.outcome for r in results] == ["changed", "changed", "changed"]
+
+
+def test_concurrent_undos_are_each_counted(aws: EmbeddedAws) -> None:
+    # Given the guard of one unit, and a second drift event recorded between the first one's
+    # read and its write (two Lambda invocations at once)
+    table = StateTable(STATE_TABLE_NAME, Clients().dynamodb)
+    guard = controls.FlapGuard(table, threshold=3, window_minutes=60)
+    raced = [False]
+    real_update = table.update_if
+
+    def update_after_a_rival(*args: Any, **kwargs: Any) -> Any:
+        if not raced[0]:
+            raced[0] = True
+            guard.record("classic/mx", "iac", "event-b", 1000, 1000)
+        return real_update(*args, **kwargs)
+
+    table.update_if = update_after_a_rival  # type: ignore[method-assign]
+    # When the first event is recorded
+    guard.record("classic/mx", "iac", "event-a", 1000, 1000)
+    # Then both undos are in the item (the loser of the race re-read and counted again)
+    drifts = drift_item("classic/mx")["drifts"]["M"]
+    assert sorted(drifts) == ["event-a", "event-b"]
+    # And the third one suspends
+    assert guard.record("classic/mx", "iac", "event-c", 1001, 1001) is not None
+
+
+# ----- notices: at most once per unit per state change -------------------------------------------------
+
+
+def notice_item(unit: str) -> dict[str, Any]:
+    item = client("dynamodb").get_item(TableName=STATE_TABLE_NAME, Key={"pk": {"S": f"NOTICE#{unit}"}})
+    return dict(item.get("Item") or {})
+
+
+def test_a_blocked_unit_is_notified_once_not_every_sweep(aws: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given a Classic ELB in front of two fleet instances never configured, and a topic
+    settings = with_topic(topic())
+    event = seeded("elb-create-listeners-unready-fleet")
+    name = event["detail"]["requestParameters"]["loadBalancerName"]
+    # When its event arrives and then three sweeps find it blocked again
+    assert handle(event, settings).outcome == "blocked"
+    for _sweep in range(3):
+        assert [c.outcome for c in Reconcile(settings, Clients()).run().load_balancers] == ["blocked"]
+    # Then one notice was published
+    assert [p["Subject"] for p in calls.of("publish")] == [
+        f"proxymx: PROXY protocol blocked on classic/{name}"
+    ]
+    assert notice_item(f"classic/{name}")["state"]["S"].startswith("blocked:")
+    # When the instances are proven ready and the sweep switches the unit
+    lb = client("elb").describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"][0]
+    client("ec2").create_tags(
+        Resources=[i["InstanceId"] for i in lb["Instances"]],
+        Tags=[{"Key": "proxymx:proxy-protocol", "Value": "ready"}],
+    )
+    assert [c.outcome for c in Reconcile(settings, Clients()).run().load_balancers] == ["changed"]
+    # Then the notice is over: a later problem on the unit is news again
+    assert notice_item(f"classic/{name}") == {}
+
+
+def test_a_failed_publish_gives_the_notice_back(aws: EmbeddedAws) -> None:
+    # Given a topic that does not exist (the publish fails)
+    settings = with_topic("arn:aws:sns:us-east-1:123456789012:gone")
+    event = seeded("elb-create-listeners-unready-fleet")
+    name = event["detail"]["requestParameters"]["loadBalancerName"]
+    # When the blocked unit is notified / Then the failure surfaces and no NOTICE# item stays,
+    # so the next event or sweep tries again
+    with pytest.raises(ProxymxError, match="Publish"):
+        handle(event, settings)
+    assert notice_item(f"classic/{name}") == {}

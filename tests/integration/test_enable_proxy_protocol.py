@@ -28,6 +28,7 @@ from support import (
     lambda_context,
     load_app,
     load_event,
+    only_granted_by,
     role_actions,
     role_statements,
     statement_actions,
@@ -608,8 +609,9 @@ def test_every_call_the_function_makes_is_allowed_by_its_role_and_nothing_more()
     # (sns:Publish of a blocked notice needs a topic, which the samples do not set: the test of
     # the notice checks that one)
     assert all(s["Sid"] for s in _function_statements())
-    blocked_notice = statement_actions(role_statements("EnableProxyProtocolFunction")["PublishBlocked"])
-    assert called == role_actions("EnableProxyProtocolFunction") - blocked_notice
+    # (the notices' NOTICE# items likewise: only with a topic)
+    notices = only_granted_by("EnableProxyProtocolFunction", "PublishBlocked", "NoticesInStateTable")
+    assert called == role_actions("EnableProxyProtocolFunction") - notices
 
 
 def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
@@ -626,9 +628,12 @@ def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
         elif mutating:
             assert statement["Resource"] != "*", statement["Sid"]
             # The load balancer writes on load balancer ARNs; the blocked notice on our topic only.
-            wanted = (
-                "NotificationTopicArn" if statement["Sid"] == "PublishBlocked" else "elasticloadbalancing"
-            )
+            # The flapping guard's and the notices' items in the StateTable only.
+            wanted = {
+                "PublishBlocked": "NotificationTopicArn",
+                "FlapGuardInStateTable": "StateTable",
+                "NoticesInStateTable": "StateTable",
+            }.get(statement["Sid"], "elasticloadbalancing")
             assert wanted in json.dumps(statement["Resource"])
         else:
             assert statement["Sid"] == "ReadLoadBalancers"

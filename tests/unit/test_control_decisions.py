@@ -25,3 +25,35 @@ def test_a_missing_or_unreadable_switch_pauses_fail_safe() -> None:
     assert judge(NAME, None) == f"kill switch {NAME} not found: paused (fail safe)"
     unreadable = judge(NAME, None, "AccessDeniedException")
     assert unreadable is not None and "AccessDeniedException" in unreadable and "fail safe" in unreadable
+
+
+# ----- the flapping guard's counting -----------------------------------------------------------------
+
+
+def test_undos_outside_the_window_are_dropped_and_each_actor_counts_alone() -> None:
+    from proxymx.controls import recent_undos, undos_by
+
+    # Given undos at t=0 (iac), t=3000 (iac), t=3500 (bob) and a window of 3600 s ending at t=3700
+    drifts = {"a": "0|iac", "b": "3000|iac", "c": "3500|bob"}
+    recent = recent_undos(drifts, 3700, 3600)
+    # Then the undo of t=0 has left the window, and iac and bob are counted apart
+    assert recent == {"b": "3000|iac", "c": "3500|bob"}
+    assert (undos_by(recent, "iac"), undos_by(recent, "bob"), undos_by(recent, "alice")) == (1, 1, 0)
+
+
+def test_an_actor_with_a_pipe_in_its_name_is_counted_whole() -> None:
+    from proxymx.controls import undos_by
+
+    assert undos_by({"a": "1|arn:x|y", "b": "2|arn:x"}, "arn:x|y") == 1
+
+
+# ----- notices: one per unit and state -----------------------------------------------------------------
+
+
+def test_a_notice_state_names_its_kind_and_ignores_order() -> None:
+    from proxymx.loadbalancer.notify import state_of
+
+    assert state_of("blocked", ["i-1 why", "i-2 why"]) == state_of("blocked", ["i-2 why", "i-1 why"])
+    assert state_of("blocked", ["i-1 why"]) != state_of("blocked", ["i-1 why", "i-2 why"])
+    assert state_of("blocked", ["x"]) != state_of("unready", ["x"])
+    assert state_of("blocked", ["x"]).startswith("blocked:")

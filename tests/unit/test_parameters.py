@@ -205,6 +205,30 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
         "FLEET_TAG_VALUE",
         ["mx", "v" * 256, "v" * 257, "a=b", "mx fleet", "mx,eu", "mx;eu"],
     ),
+    "FlapThreshold": (
+        "FLAP_THRESHOLD",
+        ["1", "2", "3", "9", "10", "99", "100", "101", "03", "", "3 ", "-3", "3.0", "٣"],
+    ),
+    "FlapWindowMinutes": (
+        "FLAP_WINDOW_MINUTES",
+        [
+            "0",
+            "1",
+            "60",
+            "99",
+            "100",
+            "999",
+            "1000",
+            "1399",
+            "1439",
+            "1440",
+            "1441",
+            "2000",
+            "060",
+            "",
+            "60m",
+        ],
+    ),
     "NotificationTopicArn": (
         "NOTIFICATION_TOPIC_ARN",
         [

@@ -224,6 +224,8 @@ class ReconcileSummary:
             ("HeaderPlacementBroken", sum(len(c.broken) for c in self.load_balancers)),
             # The same metric EnableProxyProtocol emits for a write an operator's brake held back.
             ("ProxymxPaused", sum(1 for c in self.held if c.outcome == "paused")),
+            # Units whose repairs stay suspended (flapping): the alarm holds while they do.
+            ("DriftFlapping", sum(1 for c in self.held if c.outcome == "suspended")),
         ):
             if number:
                 metrics.append(count(name, number))

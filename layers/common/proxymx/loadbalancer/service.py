@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 from proxymx.aws import Clients
 from proxymx.config import Settings
-from proxymx.controls import halted
+from proxymx.controls import FlapGuard, Flapping, flap_guard, halted
 from proxymx.loadbalancer.backoff import DEFAULT_BACKOFF
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers, PlacementRefused
@@ -66,7 +66,8 @@ log = logging.getLogger(__name__)
 # broken: the header is on with a placement that hangs SMTP and proxymx could not repair it.
 # paused: the kill switch is off (proxymx.controls) or the unit carries proxymx:pause-until in the
 # future (an operator's brakes, issue 7.5).
-Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused"]
+# suspended: the same actor keeps undoing the unit's PROXY setting (flapping): repairs stop for a day.
+Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused", "suspended"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class ProxyProtocolResult:
     # deadlocks SMTP (proxymx.loadbalancer.nlbheader).
     placement_blocked: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
+    # Units whose repairs are suspended (flapping, proxymx.controls): "unit: why".
+    suspended: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +108,9 @@ class ProxyProtocolResult:
         if self.unready_behind_header:
             # A registered target that answers 500 to the header: the alarm UnreadyTargetsBehindHeader.
             found.append(count("UnreadyTargetsBehindHeader", len(self.unready_behind_header)))
+        if self.suspended:
+            # One per unit left as an actor keeps setting it (alarm: DriftFlapping).
+            found.append(count("DriftFlapping", len(self.suspended)))
         if self.outcome == "paused":
             # Writes held back by an operator's brake (kill switch or pause tag).
             found.append(count("ProxymxPaused"))
@@ -128,6 +134,12 @@ class ProxyProtocolResult:
 
 class BlockedNotifier(Protocol):
     def blocked(self, blocked: list[Blocked], *, sweep: bool) -> None: ...
+
+    def flapping(self, flapping: list[Flapping]) -> None: ...
+
+    def unready(self, unit: str, described: list[str], *, sweep: bool) -> None: ...
+
+    def settled(self, unit: str) -> None: ...
 
 
 class EnableProxyProtocol:
@@ -160,6 +172,35 @@ class EnableProxyProtocol:
     @cached_property
     def targets(self) -> TargetDiscovery:
         return TargetDiscovery(self.settings.fleet_tag_value, self.clients)
+
+    @cached_property
+    def flaps(self) -> FlapGuard | None:
+        return flap_guard(self.settings, self.clients)
+
+    def _flapping(self, detail: ElbCallDetail | None, unit: str) -> Flapping | None:
+        """The unit's repairs are suspended, or this drift event makes it so (proxymx.controls).
+        Asked only where a repair is planned: an undo that took nothing away is not counted."""
+        if self.flaps is None:
+            return None
+        now = int(time.time())
+        if detail is not None and detail.is_drift and not self.settings.dry_run:
+            actor = detail.user_identity.issuer_arn or detail.user_identity.who
+            at = int(detail.event_time.timestamp())
+            return self.flaps.record(unit, actor, detail.event_id, at, now)
+        return self.flaps.suspension(unit, now)
+
+    def _suspended(
+        self, detail: ElbCallDetail | None, subject: str, flapping: list[Flapping], changes: list[str]
+    ) -> ProxyProtocolResult:
+        described = [f.describe() for f in flapping]
+        for text in described:
+            log.error("suspended: %s", text, extra={"load_balancer": subject, "actor": _actor(detail)})
+        if self.notifier is not None and not self.settings.dry_run:
+            self.notifier.flapping(flapping)
+        result = self._result(
+            detail, "suspended", " | ".join(described) + f"; would: {changes}", subject, changes
+        )
+        return replace(result, suspended=described)
 
     def _halted(self) -> str | None:
         """The kill switch (proxymx.controls), asked only where a write is planned."""
@@ -244,6 +285,9 @@ class EnableProxyProtocol:
             return self._result(
                 detail, "paused", f"{paused}; would: {plan.describe()}", name, plan.describe()
             )
+        flapping = self._flapping(detail, f"classic/{name}")
+        if flapping is not None:
+            return self._suspended(detail, name, [flapping], plan.describe())
         if plan.attach:
             # Ports agree: the requirement is the instance ports the ELB forwards to (25 -> 2525).
             requirement = Requirement(plan.eligible_ports, "v1")
@@ -260,6 +304,9 @@ class EnableProxyProtocol:
             return self._result(detail, "changed", "dry run: nothing written", plan.load_balancer, changes)
         self.classic.apply(plan)
         self.classic.verify(plan)
+        if self.notifier is not None and plan.attach:
+            # Switched: a notice sent about this unit is over (the next problem is news).
+            self.notifier.settled(f"classic/{plan.load_balancer}")
         return self._changed(detail, plan.load_balancer, changes, len(plan.attach))
 
     # ----- registration is a write too (issue 7.2) ---------------------------------------
@@ -383,15 +430,23 @@ class EnableProxyProtocol:
             )
         now = datetime.now(UTC)
         paused: dict[str, str] = {}
+        suspended: dict[str, Flapping] = {}
         for arn in (*plan.enable, *plan.broken):
             why = pause_reason([by_arn[arn].tags, *by_arn[arn].load_balancer_tags], now)
             if why:
                 paused[arn] = why
                 log.warning("%s: %s", arn, why, extra={"load_balancer": subject})
-        if paused:
-            if len(paused) == len(plan.enable) + len(plan.broken):
+                continue
+            flapping = self._flapping(detail, f"tg/{arn}")
+            if flapping is not None:
+                suspended[arn] = flapping
+        if paused or suspended:
+            if len(paused) + len(suspended) == len(plan.enable) + len(plan.broken):
+                if not paused:
+                    return self._suspended(detail, subject, list(suspended.values()), plan.describe())
                 whys = "; ".join(f"{arn}: {why}" for arn, why in paused.items())
                 return self._result(detail, "paused", whys, subject, plan.describe())
+            paused = {**paused, **{arn: f.describe() for arn, f in suspended.items()}}
             plan = replace(
                 plan,
                 enable=tuple(a for a in plan.enable if a not in paused),
@@ -444,6 +499,9 @@ class EnableProxyProtocol:
                 continue
             applied.append(arn)
         self.nlb.verify(applied)
+        if self.notifier is not None:
+            for arn in applied:
+                self.notifier.settled(f"tg/{arn}")
         done = [c for c, arn in zip(changes, (*plan.enable, *plan.broken), strict=True) if arn in applied]
         enabled = sum(1 for arn in applied if arn in plan.enable)
         result = (
@@ -622,6 +680,13 @@ def blocked_notifier(settings: Settings, clients: Clients) -> BlockedNotifier | 
     if not settings.notification_topic_arn:
         return None
     from proxymx.launch.sns import Notifications
-    from proxymx.loadbalancer.notify import SnsBlockedNotifier
+    from proxymx.loadbalancer.notify import NoticeLedger, SnsBlockedNotifier
+    from proxymx.state import StateTable
 
-    return SnsBlockedNotifier(settings.notification_topic_arn, Notifications(clients.sns))
+    # With the StateTable: at most one notice per unit per state change, from the sweep too.
+    ledger = (
+        NoticeLedger(StateTable(settings.state_table_name, clients.dynamodb))
+        if settings.state_table_name
+        else None
+    )
+    return SnsBlockedNotifier(settings.notification_topic_arn, Notifications(clients.sns), ledger)
