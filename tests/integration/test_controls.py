@@ -12,14 +12,16 @@ from proxymx import controls
 from proxymx.aws import Clients
 from proxymx.config import Settings, load_settings
 from proxymx.errors import ProxymxError
+from proxymx.launch.outcome import check_outcome
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
 from proxymx.loadbalancer.service import ProxyProtocolResult, enable_proxy_protocol
 from proxymx.models.cloudtrail import parse_elb_event
+from proxymx.models.ssm import parse_ssm_event
 from proxymx.reconcile import Reconcile
 from proxymx.state import StateTable
 from proxymx_tools.embedded import ENABLED_PARAMETER_NAME, STATE_TABLE_NAME, EmbeddedAws, to_sqs_batch
 from proxymx_tools.recorder import CallRecorder
-from proxymx_tools.seed import seed_world
+from proxymx_tools.seed import register_fleet_instances, seed_world
 from support import DOCUMENT, GROUP, HOOK, lambda_context, load_app, load_event
 
 REGION = "us-east-1"
@@ -323,3 +325,112 @@ def test_a_failed_publish_gives_the_notice_back(aws: EmbeddedAws) -> None:
     with pytest.raises(ProxymxError, match="Publish"):
         handle(event, settings)
     assert notice_item(f"classic/{name}") == {}
+
+
+# ----- refresh: fleet targets registered unready behind a unit that sends --------------------------
+
+REFRESHING = load_settings(
+    {"DOCUMENT_NAME": DOCUMENT, "STATE_TABLE": STATE_TABLE_NAME, "ENABLED_PARAMETER": ENABLED_PARAMETER_NAME}
+)
+
+
+def sending_classic(name: str = "mx") -> None:
+    elb = client("elb")
+    elb.create_load_balancer(
+        LoadBalancerName=name,
+        Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 25, "InstanceProtocol": "TCP", "InstancePort": 25}
+        ],
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    elb.create_load_balancer_policy(
+        LoadBalancerName=name,
+        PolicyName=PROXY_POLICY_NAME,
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+    )
+    elb.set_load_balancer_policies_for_backend_server(
+        LoadBalancerName=name, InstancePort=25, PolicyNames=[PROXY_POLICY_NAME]
+    )
+
+
+def registration_event(instance_ids: list[str], name: str = "mx") -> dict[str, Any]:
+    event = load_event("elb-create-listeners")
+    event["detail"].update(
+        eventName="RegisterInstancesWithLoadBalancer",
+        requestParameters={"loadBalancerName": name, "instances": [{"instanceId": i} for i in instance_ids]},
+    )
+    return event
+
+
+def readiness_tag(instance_id: str) -> str | None:
+    tags = client("ec2").describe_tags(
+        Filters=[
+            {"Name": "resource-id", "Values": [instance_id]},
+            {"Name": "key", "Values": ["proxymx:proxy-protocol"]},
+        ]
+    )["Tags"]
+    return tags[0]["Value"] if tags else None
+
+
+def test_a_fleet_instance_registered_unready_behind_a_sending_elb_is_configured_and_tagged(
+    world: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a Classic ELB that sends the header, and a fleet instance never configured
+    sending_classic()
+    (instance,) = register_fleet_instances("mx", 1)
+    world.launch.register_instance(instance)
+    event = registration_event([instance])
+    # When its registration event arrives
+    result = handle(event, REFRESHING)
+    # Then the document runs on it at once, for what the ELB sends, and nothing else is written
+    assert result.outcome == "changed" and result.unready_behind_header == []
+    (sent,) = calls.of("send_command")
+    assert sent["InstanceIds"] == [instance]
+    assert sent["Parameters"]["Mode"] == ["configure"]
+    assert (sent["Parameters"]["SmtpPorts"], sent["Parameters"]["ProxyProtocol"]) == (["25"], ["v1"])
+    assert sent["Comment"].startswith("proxymx:refresh:") and len(sent["Comment"]) <= 100
+    assert elb_writes(calls) == []
+    # When the same event is delivered again while the command is in flight
+    again = handle(event, REFRESHING)
+    # Then no second command is sent
+    assert len(calls.of("send_command")) == 1
+    assert "already in flight" in again.reason
+    # When CheckOutcome reads the run (no lifecycle action: an in-service instance)
+    (status,) = world.launch.drain_status_events()
+    report = check_outcome(parse_ssm_event(status), REFRESHING, Clients(), sleep=lambda _s: None)
+    # Then the instance is tagged ready for what it proved, and no action is completed
+    assert report.outcome == "ignored"
+    tag = readiness_tag(instance)
+    assert tag is not None and tag.startswith("ready;ports=25")
+
+
+def test_outside_the_fleet_is_alarmed_and_notified_once_never_touched(
+    aws: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a sending ELB, an operator's topic, and an instance outside the fleet registered twice
+    settings = replace(REFRESHING, notification_topic_arn=topic())
+    sending_classic()
+    (outsider,) = register_fleet_instances("mx", 1, {"proxymx:fleet": "other"})
+    first = handle(registration_event([outsider]), settings)
+    second = handle(registration_event([outsider]), settings)
+    # Then both are blocked and counted for the alarm; no command, one notice
+    assert (first.outcome, second.outcome) == ("blocked", "blocked")
+    assert {m.name: m.value for m in first.metrics()}["UnreadyTargetsBehindHeader"] == 1
+    assert calls.of("send_command") == []
+    (notice,) = calls.of("publish")
+    assert notice["Subject"] == "proxymx: unready targets behind the PROXY header on classic/mx"
+    assert outsider in notice["Message"]
+
+
+def test_paused_registration_refreshes_nothing_and_alarms(world: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given the kill switch off, a sending ELB and an unready fleet instance registered
+    set_switch("false")
+    sending_classic()
+    (instance,) = register_fleet_instances("mx", 1)
+    # When the registration event arrives
+    result = handle(registration_event([instance]), REFRESHING)
+    # Then no command is sent: paused, and the instance is counted unready behind the header
+    assert result.outcome == "paused"
+    assert calls.of("send_command") == []
+    assert {m.name: m.value for m in result.metrics()}["UnreadyTargetsBehindHeader"] == 1

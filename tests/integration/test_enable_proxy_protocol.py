@@ -633,6 +633,10 @@ def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
                 "PublishBlocked": "NotificationTopicArn",
                 "FlapGuardInStateTable": "StateTable",
                 "NoticesInStateTable": "StateTable",
+                # The refresh: its claims, our document, fleet instances (by tag condition).
+                "RefreshClaimsInStateTable": "StateTable",
+                "SendOurDocumentOnly": "document/${PostfixProxyProtocolDocument}",
+                "SendToFleetInstancesOnly": "instance/*",
             }.get(statement["Sid"], "elasticloadbalancing")
             assert wanted in json.dumps(statement["Resource"])
         else:

@@ -123,13 +123,45 @@ def _create_classic(
     return elb
 
 
-def seed_classic(event: dict[str, Any]) -> None:
+def _seed_registration(name: str, request: dict[str, Any]) -> dict[str, str]:
+    """A Classic ELB that already sends the header, and the event's instances as fleet instances
+    never configured (SSM agents Online), registered behind it: the refresh configures them."""
+    elb = _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER])
+    elb.create_load_balancer_policy(
+        LoadBalancerName=name,
+        PolicyName="proxymx-ProxyProtocol",
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=PROXY_POLICY_ATTRIBUTES,
+    )
+    elb.set_load_balancer_policies_for_backend_server(
+        LoadBalancerName=name, InstancePort=25, PolicyNames=["proxymx-ProxyProtocol"]
+    )
+    named: list[str] = [
+        i["instanceId"]
+        for i in request.get("instances") or []
+        if isinstance(i, dict) and isinstance(i.get("instanceId"), str)
+    ]
+    real = register_fleet_instances(name, len(named)) if named else []
+    from proxymx_tools.embedded import current_extension
+    from proxymx_tools.seed_launch import ensure_document
+
+    extension = current_extension()
+    for instance_id in real:
+        if extension is not None:
+            extension.register_instance(instance_id)
+    ensure_document("proxymx-PostfixProxyProtocolDocument", _region())
+    return dict(zip(named, real, strict=True))
+
+
+def seed_classic(event: dict[str, Any]) -> Mapping[str, str] | None:
     detail = event.get("detail") or {}
     request = detail.get("requestParameters") or {}
     name = request.get("loadBalancerName")
     if not isinstance(name, str) or not name:
-        return
+        return None
     event_name = detail.get("eventName")
+    if event_name == "RegisterInstancesWithLoadBalancer":
+        return _seed_registration(name, request)
     if event_name == "CreateLoadBalancer":
         tags = [
             {"Key": str(t.get("key")), "Value": str(t.get("value", ""))}
@@ -175,6 +207,7 @@ def seed_classic(event: dict[str, Any]) -> None:
         _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER])
     else:
         _create_classic(name, [SMTP_LISTENER])
+    return None
 
 
 # ----- ELBv2 ---------------------------------------------------------------------------------
@@ -316,8 +349,7 @@ def seed_v2(event: dict[str, Any]) -> Mapping[str, str] | None:
 def seed_elb(event: dict[str, Any]) -> Mapping[str, str] | None:
     api_version = _dig(event, "detail", "apiVersion")
     if api_version == "2012-06-01":
-        seed_classic(event)
-        return None
+        return seed_classic(event)
     if api_version == "2015-12-01":
         return seed_v2(event)
     return None

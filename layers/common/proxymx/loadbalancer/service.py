@@ -39,6 +39,7 @@ from proxymx.loadbalancer.plan import (
     target_group_candidates,
 )
 from proxymx.loadbalancer.readiness import Requirement
+from proxymx.loadbalancer.refresh import Refresher, plan_refresh
 from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
 from proxymx.models.cloudtrail import (
     ClassicCreateLoadBalancer,
@@ -345,29 +346,51 @@ class EnableProxyProtocol:
         return self._registered(detail, f"tg/{arn}", requirement, targets)
 
     def _registered(
-        self, detail: ElbCallDetail, unit: str, requirement: Requirement, targets: list[Target]
+        self, detail: ElbCallDetail | None, unit: str, requirement: Requirement, targets: list[Target]
     ) -> ProxyProtocolResult:
+        """Targets behind a unit that already sends the header: fleet targets not ready for it are
+        configured at once (proxymx.loadbalancer.refresh); the others are reported and alarmed."""
         unready = unready_targets(requirement, self.targets.readiness(targets))
         if not unready:
             return self._result(
                 detail, "compliant", f"registered targets are ready for {requirement.describe()}", unit
             )
-        described = [u.describe() for u in unready]
+        plan = plan_refresh(unit, requirement, unready)
+        halt = self._halted() if plan.fleet else None
+        changes: list[str] = []
+        offline: list[str] = []
+        if plan.fleet and self.settings.dry_run:
+            changes = plan.describe()
+        elif plan.fleet and not halt:
+            changes, offline = self.refresher.refresh(plan)
         # The header already reaches them: each session gets 500 5.5.2 until Postfix is configured.
-        # Fleet targets: run the document (Mode=configure) on them -- the automatic refresh is not
-        # built yet (docs/agreement.md); outside the fleet: the operator's to fix.
-        log.error(
-            "registered behind a unit that sends the PROXY header, not ready: %s",
-            "; ".join(described),
-            extra={"load_balancer": unit, "unready": described},
-        )
-        result = self._result(
-            detail,
-            "blocked",
-            f"{unit} sends {requirement.describe()}; registered target(s) not ready: " + ", ".join(described),
-            unit,
-        )
-        return ProxyProtocolResult(**{**result.to_dict(), "unready_behind_header": described})
+        # Outside the fleet (or while paused, or no agent): the operator's -- metric, alarm, notice.
+        left = [u for u in unready if u.target_id not in plan.fleet or halt or u.target_id in offline]
+        described = [u.describe() for u in left]
+        if described:
+            log.error(
+                "behind a unit that sends the PROXY header, not ready: %s",
+                "; ".join(described),
+                extra={"load_balancer": unit, "unready": described},
+            )
+            if self.notifier is not None and not self.settings.dry_run:
+                self.notifier.unready(unit, described, sweep=detail is None)
+        reasons = [f"{unit} sends {requirement.describe()}"]
+        if changes:
+            reasons.append(f"{len(plan.fleet)} fleet target(s) refreshed: " + "; ".join(changes))
+        if described:
+            reasons.append("target(s) not ready: " + ", ".join(described))
+        if halt:
+            reasons.append(halt)
+        outcome: Outcome = "paused" if halt else "blocked" if described else "changed"
+        if outcome == "changed" and self.settings.dry_run:
+            reasons.append("dry run: nothing sent")
+        result = self._result(detail, outcome, "; ".join(reasons), unit, changes)
+        return replace(result, unready_behind_header=described)
+
+    @cached_property
+    def refresher(self) -> Refresher:
+        return Refresher(self.settings, self.clients)
 
     def _eligible(self, state: ClassicState) -> list[int]:
         return eligible_classic_ports(state.listeners, self.settings.smtp_ports)
