@@ -434,3 +434,23 @@ def test_paused_registration_refreshes_nothing_and_alarms(world: EmbeddedAws, ca
     assert result.outcome == "paused"
     assert calls.of("send_command") == []
     assert {m.name: m.value for m in result.metrics()}["UnreadyTargetsBehindHeader"] == 1
+
+
+def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_elb(
+    world: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a sending ELB whose fleet instance was proven by an older document (config level 1)
+    sending_classic()
+    (stale,) = register_fleet_instances("mx", 1, {"proxymx:proxy-protocol": "ready;ports=25;v=any;doc=1"})
+    world.launch.register_instance(stale)
+    # When the sweep runs
+    summary = Reconcile(REFRESHING, Clients()).run()
+    # Then the instance is configured again for what the ELB sends; the ELB is not written
+    (check,) = summary.load_balancers
+    assert check.outcome == "changed" and "refresh" in check.reason
+    (sent,) = calls.of("send_command")
+    assert sent["InstanceIds"] == [stale] and sent["Parameters"]["Mode"] == ["configure"]
+    assert elb_writes(calls) == []
+    # And the next sweep, with the command still in flight, sends nothing more
+    Reconcile(REFRESHING, Clients()).run()
+    assert len(calls.of("send_command")) == 1

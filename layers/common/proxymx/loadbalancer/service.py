@@ -277,6 +277,12 @@ class EnableProxyProtocol:
             return self._result(detail, "compliant", "no SMTP instance port with a TCP/SSL listener", name)
         if not plan.has_changes:
             ports = list(plan.eligible_ports)
+            if detail is None:
+                # The sweep: fleet targets behind the header with a stale tag are refreshed.
+                requirement = Requirement(plan.eligible_ports, "v1")
+                stale = self._sweep_refresh(f"classic/{name}", requirement, state.instances)
+                if stale is not None:
+                    return stale
             return self._result(
                 detail, "compliant", f"PROXY protocol already on instance ports {ports}", name
             )
@@ -388,6 +394,45 @@ class EnableProxyProtocol:
         result = self._result(detail, outcome, "; ".join(reasons), unit, changes)
         return replace(result, unready_behind_header=described)
 
+    def _sweep_refresh(
+        self, unit: str, requirement: Requirement, instances: Sequence[str] | None = None, tg: Any = None
+    ) -> ProxyProtocolResult | None:
+        """A unit that sends: its stale fleet targets refreshed (None when every target is ready).
+        Launches held in Pending:Wait are left out: the launch flow's own command is theirs."""
+        if tg is not None:
+            targets = self.targets.target_group_targets(tg.arn, tg.port)
+        else:
+            targets = self.targets.classic_targets(unit.removeprefix("classic/"), list(instances or []))
+        settled = [t for t in targets if t.source != "pending-wait"]
+        if not settled:
+            return None
+        result = self._registered(None, unit, requirement, settled)
+        return None if result.outcome == "compliant" else result
+
+    def _sweep_refresh_target_groups(self, sending: list[TargetGroupState]) -> ProxyProtocolResult | None:
+        results = []
+        for tg in sending:
+            blocked = self._interlock_target_group(tg)
+            if blocked is None:
+                continue
+            result = self._sweep_refresh(blocked.unit, blocked.requirement, tg=tg)
+            if result is not None:
+                results.append(result)
+        if not results:
+            return None
+        if len(results) == 1:
+            return results[0]
+        worst = next(
+            (r for outcome in ("blocked", "paused", "changed") for r in results if r.outcome == outcome),
+            results[0],
+        )
+        return replace(
+            worst,
+            reason=" | ".join(r.reason for r in results),
+            changes=[c for r in results for c in r.changes],
+            unready_behind_header=[u for r in results for u in r.unready_behind_header],
+        )
+
     @cached_property
     def refresher(self) -> Refresher:
         return Refresher(self.settings, self.clients)
@@ -443,6 +488,11 @@ class EnableProxyProtocol:
             outcome: Outcome = "ignored" if plan.out_of_scope else "compliant"
             return self._result(detail, outcome, reasons, subject)
         if not plan.has_changes:
+            if detail is None:
+                sending = [tg for tg in read if tg.arn in plan.compliant]
+                stale = self._sweep_refresh_target_groups(sending)
+                if stale is not None:
+                    return stale
             return self._result(detail, "compliant", _compliant_reason(plan), subject)
         by_arn = {tg.arn: tg for tg in read}
         halt = self._halted()
