@@ -57,3 +57,35 @@ def test_a_notice_state_names_its_kind_and_ignores_order() -> None:
     assert state_of("blocked", ["i-1 why"]) != state_of("blocked", ["i-1 why", "i-2 why"])
     assert state_of("blocked", ["x"]) != state_of("unready", ["x"])
     assert state_of("blocked", ["x"]).startswith("blocked:")
+
+
+# ----- refresh: who is configured, who is only reported ------------------------------------------------
+
+
+def test_refresh_configures_fleet_instances_only() -> None:
+    from proxymx.loadbalancer.readiness import Requirement
+    from proxymx.loadbalancer.refresh import plan_refresh, refresh_comment
+    from proxymx.loadbalancer.targets import Unready
+
+    # Given unready targets: two fleet instances, one outside the fleet, one unmapped IP target
+    unready = [
+        Unready("i-2", "port 2525 not proven", True),
+        Unready("i-1", "no proxymx:proxy-protocol tag", True),
+        Unready("i-9", "no proxymx:proxy-protocol tag", False),
+        Unready("unknown:10.0.0.7", "no instance has this private IP", True),
+    ]
+    plan = plan_refresh("tg/arn:x", Requirement((2525,), "v2"), unready)
+    # Then only the fleet instances are configured, for the unit's ports and version
+    assert plan.fleet == ("i-1", "i-2")
+    assert [u.target_id for u in plan.outside] == ["i-9", "unknown:10.0.0.7"]
+    from proxymx.config import load_settings
+
+    parameters = plan.parameters(load_settings({}))
+    assert (parameters["Mode"], parameters["SmtpPorts"], parameters["ProxyProtocol"]) == (
+        "configure",
+        "2525",
+        "v2",
+    )
+    # And the comment fits SendCommand's 100 characters whatever the unit key's length
+    assert refresh_comment("tg/" + "a" * 400).startswith("proxymx:refresh:")
+    assert len(refresh_comment("tg/" + "a" * 400)) <= 100
