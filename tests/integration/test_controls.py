@@ -15,6 +15,7 @@ from proxymx.errors import ProxymxError
 from proxymx.launch.outcome import check_outcome
 from proxymx.loadbalancer.plan import PROXY_POLICY_NAME
 from proxymx.loadbalancer.service import ProxyProtocolResult, enable_proxy_protocol
+from proxymx.models.attach import parse_load_balancer_event
 from proxymx.models.cloudtrail import parse_elb_event
 from proxymx.models.ssm import parse_ssm_event
 from proxymx.reconcile import Reconcile
@@ -454,3 +455,63 @@ def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_elb(
     # And the next sweep, with the command still in flight, sends nothing more
     Reconcile(REFRESHING, Clients()).run()
     assert len(calls.of("send_command")) == 1
+
+
+# ----- Auto Scaling Attach* calls: registration is a write too -----------------------------------------
+
+
+def attach(event: dict[str, Any], settings: Settings = REFRESHING) -> ProxyProtocolResult:
+    return enable_proxy_protocol(parse_load_balancer_event(event), settings, Clients(), sleep=lambda _s: None)
+
+
+def test_attaching_a_group_to_a_sending_elb_configures_its_instances(
+    aws: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a Classic ELB that sends the header and a fleet group with one running instance never
+    # configured (the sample's world)
+    event = seed_world(load_event("asg-attach-load-balancers"))
+    (group,) = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["mx-fleet"])[
+        "AutoScalingGroups"
+    ]
+    (instance,) = [i["InstanceId"] for i in group["Instances"]]
+    # When the AttachLoadBalancers call arrives
+    result = attach(event)
+    # Then the group's instance is configured for what the ELB sends; the ELB is not written
+    assert result.outcome == "changed" and result.event_name == "AttachLoadBalancers"
+    (sent,) = calls.of("send_command")
+    assert sent["InstanceIds"] == [instance]
+    assert (sent["Parameters"]["Mode"], sent["Parameters"]["ProxyProtocol"]) == (["configure"], ["v1"])
+    assert elb_writes(calls) == []
+
+
+def test_attaching_a_target_group_that_sends_v2_configures_v2(aws: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given a fleet group (from the sample, without its ELB) and a TCP target group on 2525 that sends
+    event = load_event("asg-attach-load-balancers")
+    vpc = client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
+    tg = client("elbv2").create_target_group(Name="mx-smtp", Protocol="TCP", Port=2525, VpcId=vpc)[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
+    client("elbv2").modify_target_group_attributes(
+        TargetGroupArn=tg, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "true"}]
+    )
+    event["detail"]["eventName"] = "AttachTrafficSources"
+    event["detail"]["requestParameters"] = {
+        "autoScalingGroupName": "mx-fleet",
+        "trafficSources": [{"identifier": tg, "type": "elbv2"}],
+    }
+    seed_world(event)
+    # When the AttachTrafficSources call arrives
+    result = attach(event)
+    # Then the group's instance is configured for PROXY v2 on the group's port
+    assert result.outcome == "changed"
+    (sent,) = calls.of("send_command")
+    assert (sent["Parameters"]["SmtpPorts"], sent["Parameters"]["ProxyProtocol"]) == (["2525"], ["v2"])
+    assert elb_writes(calls) == []
+
+
+def test_a_failed_attach_call_is_ignored(aws: EmbeddedAws, calls: CallRecorder) -> None:
+    event = load_event("asg-attach-load-balancers")
+    event["detail"]["errorCode"] = "ValidationError"
+    result = attach(event)
+    assert result.outcome == "ignored" and "ValidationError" in result.reason
+    assert calls.calls == []

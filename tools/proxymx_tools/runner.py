@@ -437,7 +437,7 @@ def _seed(seed_world: Any, event: Any) -> Any:
 
 def _malformed(template: dict[str, Any], routes: list[Route], event: Any) -> str | None:
     """Why the first function an event reaches would reject it (its own parser), else None."""
-    from proxymx.models.cloudtrail import parse_elb_event
+    from proxymx.models.attach import parse_load_balancer_event
     from proxymx.models.lifecycle import parse_launch_batch, parse_lifecycle_event
     from proxymx.models.schedule import parse_scheduled_event
     from proxymx.models.ssm import parse_ssm_event
@@ -449,7 +449,7 @@ def _malformed(template: dict[str, Any], routes: list[Route], event: Any) -> str
 
     # By the function's code directory: the parser its handler calls before anything else.
     parsers: dict[str, Any] = {
-        "enable_proxy_protocol": parse_elb_event,
+        "enable_proxy_protocol": parse_load_balancer_event,
         "configure_instance": launch_batch,
         "check_outcome": parse_ssm_event,
         "reconcile": parse_scheduled_event,

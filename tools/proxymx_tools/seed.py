@@ -372,6 +372,63 @@ def seed_schedule(event: dict[str, Any]) -> Mapping[str, str] | None:
     return None
 
 
+def _seed_attach(event: dict[str, Any]) -> Mapping[str, str] | None:
+    """An Auto Scaling attach call: the group (fleet-tagged, one InService instance never
+    configured, its SSM agent Online) and the Classic ELBs it names, already sending the header."""
+    from proxymx_tools.embedded import current_extension
+    from proxymx_tools.seed_launch import LAUNCH_TEMPLATE, SEED_IMAGE_ID, ensure_document
+
+    request = _dig(event, "detail", "requestParameters") or {}
+    group = request.get("autoScalingGroupName")
+    if not isinstance(group, str) or not group:
+        return None
+    names = [n for n in request.get("loadBalancerNames") or [] if isinstance(n, str)]
+    names += [
+        str(t["identifier"])
+        for t in request.get("trafficSources") or []
+        if isinstance(t, dict) and t.get("type") == "elb" and isinstance(t.get("identifier"), str)
+    ]
+    for name in names:
+        _seed_registration(name, {})
+    ec2, autoscaling = _client("ec2"), _client("autoscaling")
+    ec2.create_launch_template(
+        LaunchTemplateName=LAUNCH_TEMPLATE,
+        LaunchTemplateData={"ImageId": SEED_IMAGE_ID, "InstanceType": "t3.small"},
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=group,
+        LaunchTemplate={"LaunchTemplateName": LAUNCH_TEMPLATE, "Version": "$Latest"},
+        MinSize=1,
+        MaxSize=1,
+        DesiredCapacity=1,
+        AvailabilityZones=[f"{_region()}a"],
+        Tags=[
+            {
+                "Key": "proxymx:fleet",
+                "Value": "mx",
+                "PropagateAtLaunch": True,
+                "ResourceId": group,
+                "ResourceType": "auto-scaling-group",
+            }
+        ],
+    )
+    extension = current_extension()
+    for instance in autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+        "AutoScalingGroups"
+    ][0]["Instances"]:
+        if extension is not None:
+            extension.register_instance(instance["InstanceId"])
+    ensure_document("proxymx-PostfixProxyProtocolDocument", _region())
+    return None
+
+
+def _seed_autoscaling(event: dict[str, Any]) -> Mapping[str, str] | None:
+    # CloudTrail API calls of Auto Scaling (attach) and its lifecycle events share the source.
+    if event.get("detail-type") == "AWS API Call via CloudTrail":
+        return _seed_attach(event)
+    return _seed_launch(event)
+
+
 def _seed_launch(event: dict[str, Any]) -> Mapping[str, str] | None:
     try:
         module = importlib.import_module("proxymx_tools.seed_launch")
@@ -385,7 +442,7 @@ def _seed_launch(event: dict[str, Any]) -> Mapping[str, str] | None:
 
 SEEDERS: dict[str, Seeder] = {
     "aws.elasticloadbalancing": seed_elb,
-    "aws.autoscaling": _seed_launch,
+    "aws.autoscaling": _seed_autoscaling,
     "aws.ssm": _seed_launch,
     "aws.events": seed_schedule,
 }

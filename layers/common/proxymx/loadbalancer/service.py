@@ -41,13 +41,13 @@ from proxymx.loadbalancer.plan import (
 from proxymx.loadbalancer.readiness import Requirement
 from proxymx.loadbalancer.refresh import Refresher, plan_refresh
 from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
+from proxymx.models.attach import AttachApiCallEvent, AttachCall, LoadBalancerEvent
 from proxymx.models.cloudtrail import (
     ClassicCreateLoadBalancer,
     ClassicCreateLoadBalancerListeners,
     ClassicDeletePolicy,
     ClassicRegisterInstances,
     ClassicSetBackendPolicies,
-    ElbApiCallEvent,
     ElbCallDetail,
     FailedElbCall,
     V2CreateListener,
@@ -207,7 +207,9 @@ class EnableProxyProtocol:
         """The kill switch (proxymx.controls), asked only where a write is planned."""
         return halted(self.settings, self.clients)
 
-    def handle(self, event: ElbApiCallEvent) -> ProxyProtocolResult:
+    def handle(self, event: LoadBalancerEvent) -> ProxyProtocolResult:
+        if isinstance(event, AttachApiCallEvent):
+            return self.attached(event.detail)
         detail = event.detail
         ignored = self._ignore_reason(detail)
         if ignored:
@@ -436,6 +438,50 @@ class EnableProxyProtocol:
     @cached_property
     def refresher(self) -> Refresher:
         return Refresher(self.settings, self.clients)
+
+    def attached(self, call: AttachCall) -> ProxyProtocolResult:
+        """An Auto Scaling group attached to load balancers / target groups (registration is a
+        write too): each unit that sends gets the group's instances checked and refreshed like a
+        registration; a unit that does not send runs its normal plan, as the sweep would."""
+        event_name, actor = call.event_name, call.user_identity.who
+        if call.error_code:
+            reason = f"the API call failed ({call.error_code}): nothing changed"
+            return replace(self._result(None, "ignored", reason), event_name=event_name, actor=actor)
+        instances = self.targets.group_instances(call.group_name)
+        results: list[ProxyProtocolResult] = []
+        for name in call.load_balancer_names:
+            state = self.classic.describe(name)
+            ports = tuple(p for p in self._eligible(state) if self._sends_on(state, p))
+            if not ports:
+                results.append(self.ensure_classic(name))
+                continue
+            targets = [Target(i, None, "registered") for i in instances]
+            results.append(self._registered(None, f"classic/{name}", Requirement(ports, "v1"), targets))
+        for arn in call.target_group_arns:
+            group = self.nlb.target_group(arn)
+            (tg,) = self.nlb.target_group_states([group])
+            if not (tg.supports_proxy_protocol and self.nlb.proxy_protocol_v2(arn)) or tg.port is None:
+                results.append(self._target_group(None, arn))
+                continue
+            requirement = Requirement((tg.port,), "v2", ipv6=self.nlb.dualstack(tg.load_balancer_arns))
+            targets = [Target(i, tg.port, "registered") for i in instances]
+            results.append(self._registered(None, f"tg/{arn}", requirement, targets))
+        if not results:
+            result = self._result(None, "ignored", "no load balancer or target group attached")
+            return replace(result, event_name=event_name, actor=actor)
+        severity = ["broken", "blocked", "suspended", "paused", "changed", "compliant", "ignored"]
+        worst = min(results, key=lambda r: severity.index(r.outcome))
+        return replace(
+            worst,
+            reason=f"{call.group_name} attached: " + " | ".join(r.reason for r in results),
+            load_balancer=call.group_name,
+            changes=[c for r in results for c in r.changes],
+            blocked=[b for r in results for b in r.blocked],
+            unready_behind_header=[u for r in results for u in r.unready_behind_header],
+            enabled_count=sum(r.enabled_count for r in results),
+            event_name=event_name,
+            actor=actor,
+        )
 
     def _eligible(self, state: ClassicState) -> list[int]:
         return eligible_classic_ports(state.listeners, self.settings.smtp_ports)
@@ -731,7 +777,7 @@ def _actor(detail: ElbCallDetail | None) -> str:
 
 
 def enable_proxy_protocol(
-    event: ElbApiCallEvent,
+    event: LoadBalancerEvent,
     settings: Settings,
     clients: Clients,
     *,
