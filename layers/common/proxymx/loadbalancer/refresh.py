@@ -91,9 +91,10 @@ class Refresher:
         self.clients = clients
         self.clock = clock
 
-    def refresh(self, plan: RefreshPlan) -> tuple[list[str], list[str]]:
-        """The changes made (one line per instance: sent, or already in flight), and the instances
-        not refreshed because their SSM agent is not Online (reported; the sweep tries again)."""
+    def refresh(self, plan: RefreshPlan) -> tuple[list[str], list[str], int]:
+        """The changes made (one line per instance: sent, or already in flight), the instances
+        not refreshed because their SSM agent is not Online (reported; the sweep tries again), and
+        how many were sent a command by this call."""
         now = int(self.clock())
         table = (
             StateTable(self.settings.state_table_name, self.clients.dynamodb)
@@ -146,7 +147,7 @@ class Refresher:
                     f"refresh {instance_id}: document Mode=configure for "
                     f"{plan.requirement.describe()} (command {command_id})"
                 )
-        return changes, offline
+        return changes, offline, len(claimed) - len(offline)
 
     @staticmethod
     def _give_back(table: StateTable, instance_id: str, now: int) -> None:

@@ -367,10 +367,11 @@ class EnableProxyProtocol:
         halt = self._halted() if plan.fleet else None
         changes: list[str] = []
         offline: list[str] = []
+        sent = 0
         if plan.fleet and self.settings.dry_run:
-            changes = plan.describe()
+            changes, sent = plan.describe(), len(plan.fleet)
         elif plan.fleet and not halt:
-            changes, offline = self.refresher.refresh(plan)
+            changes, offline, sent = self.refresher.refresh(plan)
         # The header already reaches them: each session gets 500 5.5.2 until Postfix is configured.
         # Outside the fleet (or while paused, or no agent): the operator's -- metric, alarm, notice.
         left = [u for u in unready if u.target_id not in plan.fleet or halt or u.target_id in offline]
@@ -390,7 +391,10 @@ class EnableProxyProtocol:
             reasons.append("target(s) not ready: " + ", ".join(described))
         if halt:
             reasons.append(halt)
-        outcome: Outcome = "paused" if halt else "blocked" if described else "changed"
+        # Nothing sent because every command is still in flight: nothing changed by this call.
+        outcome: Outcome = (
+            "paused" if halt else "blocked" if described else "changed" if sent else "compliant"
+        )
         if outcome == "changed" and self.settings.dry_run:
             reasons.append("dry run: nothing sent")
         result = self._result(detail, outcome, "; ".join(reasons), unit, changes)
