@@ -516,3 +516,57 @@ def test_a_failed_attach_call_is_ignored(aws: EmbeddedAws, calls: CallRecorder) 
     result = attach(event)
     assert result.outcome == "ignored" and "ValidationError" in result.reason
     assert calls.calls == []
+
+
+def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_target_group(
+    world: EmbeddedAws, calls: CallRecorder
+) -> None:
+    from proxymx_tools.seed import _V2World
+
+    # Given an NLB target group that sends v2 (placement on_first_ack), and a fleet instance behind
+    # it on port 2525 proven for v1 only
+    v2 = _V2World()
+    lb = v2.load_balancer("mx-nlb")
+    tg = v2.elbv2.create_target_group(Name="mx-smtp", Protocol="TCP", Port=25, VpcId=v2.vpc)["TargetGroups"][
+        0
+    ]["TargetGroupArn"]
+    v2.listener(lb, "TCP", 25, tg)
+    v2.elbv2.modify_target_group_attributes(
+        TargetGroupArn=tg,
+        Attributes=[
+            {"Key": "proxy_protocol_v2.enabled", "Value": "true"},
+            {"Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack"},
+        ],
+    )
+    image = v2.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    (stale,) = [
+        i["InstanceId"]
+        for i in v2.ec2.run_instances(
+            ImageId=image,
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=v2.subnets[0],
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [
+                        {"Key": "proxymx:fleet", "Value": "mx"},
+                        {"Key": "proxymx:proxy-protocol", "Value": "ready;ports=2525;v=v1;doc=2"},
+                    ],
+                }
+            ],
+        )["Instances"]
+    ]
+    v2.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": stale, "Port": 2525}])
+    world.launch.register_instance(stale)
+    settings = replace(REFRESHING, proxy_protocol_when_client_ip_preserved=True)
+    before = len(calls.writes)
+    # When the sweep runs
+    summary = Reconcile(settings, Clients()).run()
+    # Then the instance is configured for v2 on its own port; the target group is not written
+    (check,) = summary.load_balancers
+    assert check.outcome == "changed", check.reason
+    (sent,) = calls.of("send_command")
+    assert sent["InstanceIds"] == [stale]
+    assert (sent["Parameters"]["SmtpPorts"], sent["Parameters"]["ProxyProtocol"]) == (["2525"], ["v2"])
+    assert elb_writes(calls, before) == []
