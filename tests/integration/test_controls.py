@@ -570,3 +570,16 @@ def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_target_group(
     assert sent["InstanceIds"] == [stale]
     assert (sent["Parameters"]["SmtpPorts"], sent["Parameters"]["ProxyProtocol"]) == (["2525"], ["v2"])
     assert elb_writes(calls, before) == []
+
+
+def test_the_sweep_alarms_on_an_unready_target_outside_the_fleet_behind_a_sending_elb(
+    aws: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a sending ELB with an instance outside the fleet, never configured
+    sending_classic()
+    register_fleet_instances("mx", 1, {"proxymx:fleet": "other"})
+    # When the sweep runs / Then it is counted for the alarm, and never touched
+    summary = Reconcile(REFRESHING, Clients()).run()
+    assert [c.outcome for c in summary.load_balancers] == ["blocked"]
+    assert {m.name: m.value for m in summary.metrics()}["UnreadyTargetsBehindHeader"] == 1
+    assert calls.of("send_command") == []

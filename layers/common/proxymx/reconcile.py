@@ -86,6 +86,8 @@ class LoadBalancerCheck:
     # NLB target groups whose header placement AWS refused (proxymx.loadbalancer.nlbheader).
     placement_blocked: tuple[str, ...] = ()
     broken: tuple[str, ...] = ()
+    # Targets behind a unit that sends, not ready and not refreshed (outside the fleet, paused...).
+    unready_behind_header: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,8 @@ class ReconcileSummary:
             ("ProxymxPaused", sum(1 for c in self.held if c.outcome == "paused")),
             # Units whose repairs stay suspended (flapping): the alarm holds while they do.
             ("DriftFlapping", sum(1 for c in self.held if c.outcome == "suspended")),
+            # The same alarm as a registration's: targets answering 500 to the header.
+            ("UnreadyTargetsBehindHeader", sum(len(c.unready_behind_header) for c in self.load_balancers)),
         ):
             if number:
                 metrics.append(count(name, number))
@@ -266,6 +270,7 @@ def _check(kind: LoadBalancerKind, name: str, result: ProxyProtocolResult) -> Lo
         blocked=tuple(result.blocked),
         placement_blocked=tuple(result.placement_blocked),
         broken=tuple(result.broken),
+        unready_behind_header=tuple(result.unready_behind_header),
     )
 
 
