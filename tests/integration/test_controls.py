@@ -392,6 +392,7 @@ def test_a_fleet_instance_registered_unready_behind_a_sending_elb_is_configured_
     assert (sent["Parameters"]["SmtpPorts"], sent["Parameters"]["ProxyProtocol"]) == (["25"], ["v1"])
     assert sent["Comment"].startswith("proxymx:refresh:") and len(sent["Comment"]) <= 100
     assert elb_writes(calls) == []
+    assert {m.name: m.value for m in result.metrics()} == {"TargetsRefreshed": 1}
     # When the same event is delivered again while the command is in flight
     again = handle(event, REFRESHING)
     # Then no second command is sent, and this delivery changed nothing

@@ -93,12 +93,15 @@ class ProxyProtocolResult:
     broken: list[str] = field(default_factory=list)
     # Units whose repairs are suspended (flapping, proxymx.controls): "unit: why".
     suspended: list[str] = field(default_factory=list)
+    # Fleet instances sent the document by the refresh (proxymx.loadbalancer.refresh).
+    refreshed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def metrics(self) -> list[Metric]:
         """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored,
+        TargetsRefreshed (fleet instances sent the document), ProxymxPaused, DriftFlapping,
         EventsCompliant, DryRunChangesPlanned, LoadBalancersBlocked (units kept off by the
         interlock), UnreadyTargetsBehindHeader, HeaderPlacementBlocked / HeaderPlacementBroken
         (target groups) (so that no invocation publishes an empty set)."""
@@ -109,6 +112,8 @@ class ProxyProtocolResult:
         if self.unready_behind_header:
             # A registered target that answers 500 to the header: the alarm UnreadyTargetsBehindHeader.
             found.append(count("UnreadyTargetsBehindHeader", len(self.unready_behind_header)))
+        if self.refreshed and not self.dry_run:
+            found.append(count("TargetsRefreshed", self.refreshed))
         if self.suspended:
             # One per unit left as an actor keeps setting it (alarm: DriftFlapping).
             found.append(count("DriftFlapping", len(self.suspended)))
@@ -398,7 +403,7 @@ class EnableProxyProtocol:
         if outcome == "changed" and self.settings.dry_run:
             reasons.append("dry run: nothing sent")
         result = self._result(detail, outcome, "; ".join(reasons), unit, changes)
-        return replace(result, unready_behind_header=described)
+        return replace(result, unready_behind_header=described, refreshed=sent)
 
     def _sweep_refresh(
         self, unit: str, requirement: Requirement, instances: Sequence[str] | None = None, tg: Any = None
@@ -437,6 +442,7 @@ class EnableProxyProtocol:
             reason=" | ".join(r.reason for r in results),
             changes=[c for r in results for c in r.changes],
             unready_behind_header=[u for r in results for u in r.unready_behind_header],
+            refreshed=sum(r.refreshed for r in results),
         )
 
     @cached_property
@@ -483,6 +489,7 @@ class EnableProxyProtocol:
             blocked=[b for r in results for b in r.blocked],
             unready_behind_header=[u for r in results for u in r.unready_behind_header],
             enabled_count=sum(r.enabled_count for r in results),
+            refreshed=sum(r.refreshed for r in results),
             event_name=event_name,
             actor=actor,
         )
