@@ -584,3 +584,25 @@ def test_the_sweep_alarms_on_an_unready_target_outside_the_fleet_behind_a_sendin
     assert [c.outcome for c in summary.load_balancers] == ["blocked"]
     assert {m.name: m.value for m in summary.metrics()}["UnreadyTargetsBehindHeader"] == 1
     assert calls.of("send_command") == []
+
+
+def test_a_target_group_flapped_three_times_is_suspended(aws: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given an NLB target group whose proxy_protocol_v2 an actor disabled (the sample's world)
+    event = seeded("nlb-drift-proxy-disabled")
+    arn = event["detail"]["requestParameters"]["targetGroupArn"]
+    outcomes = []
+    for number in range(1, 4):
+        step = copy.deepcopy(event)
+        step["detail"]["eventID"] = f"{event['detail']['eventID'][:-2]}{number:02d}"
+        if number > 1:
+            # the actor disables it again after proxymx's repair
+            client("elbv2").modify_target_group_attributes(
+                TargetGroupArn=arn, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "false"}]
+            )
+        before = len(calls.writes)
+        outcomes.append(handle(step).outcome)
+    # Then the third undo is not repaired: suspended, counted for the alarm
+    assert outcomes == ["changed", "changed", "suspended"]
+    assert elb_writes(calls, before) == []
+    attributes = client("elbv2").describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+    assert {a["Key"]: a["Value"] for a in attributes}["proxy_protocol_v2.enabled"] == "false"

@@ -582,6 +582,23 @@ class EnableProxyProtocol:
                 enable=tuple(a for a in plan.enable if a not in paused),
                 broken=tuple(a for a in plan.broken if a not in paused),
             )
+        result = self._interlocked_apply(detail, plan, by_arn, subject)
+        if not suspended:
+            return result
+        # Some target groups of this load balancer are suspended (flapping), the others went on.
+        flaps = list(suspended.values())
+        if self.notifier is not None and not self.settings.dry_run:
+            self.notifier.flapping(flaps)
+        described = [f.describe() for f in flaps]
+        return replace(result, suspended=described, reason=" | ".join([result.reason, *described]))
+
+    def _interlocked_apply(
+        self,
+        detail: ElbCallDetail | None,
+        plan: TargetGroupPlan,
+        by_arn: dict[str, TargetGroupState],
+        subject: str,
+    ) -> ProxyProtocolResult:
         # The interlock guards turning the header ON; a placement repair keeps an existing header.
         blocked = [b for b in (self._interlock_target_group(by_arn[arn]) for arn in plan.enable) if b]
         if blocked:
