@@ -606,3 +606,23 @@ def test_a_target_group_flapped_three_times_is_suspended(aws: EmbeddedAws, calls
     assert elb_writes(calls, before) == []
     attributes = client("elbv2").describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
     assert {a["Key"]: a["Value"] for a in attributes}["proxy_protocol_v2.enabled"] == "false"
+
+
+def test_a_fleet_instance_whose_agent_is_not_online_is_reported_and_tried_again(
+    world: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a sending ELB and a fleet instance registered behind it whose SSM agent is not Online
+    sending_classic()
+    (instance,) = register_fleet_instances("mx", 1)
+    event = registration_event([instance])
+    # When its registration arrives
+    first = handle(event, REFRESHING)
+    # Then no command (SendCommand would refuse the batch): reported, alarmed
+    assert first.outcome == "blocked" and first.unready_behind_header
+    assert calls.of("send_command") == []
+    # When its agent comes Online and the event is delivered again
+    world.launch.register_instance(instance)
+    second = handle(event, REFRESHING)
+    # Then the claim given back does not stand in the way: it is configured now
+    assert second.outcome == "changed"
+    assert [s["InstanceIds"] for s in calls.of("send_command")] == [[instance]]
