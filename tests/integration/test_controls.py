@@ -626,3 +626,28 @@ def test_a_fleet_instance_whose_agent_is_not_online_is_reported_and_tried_again(
     # Then the claim given back does not stand in the way: it is configured now
     assert second.outcome == "changed"
     assert [s["InstanceIds"] for s in calls.of("send_command")] == [[instance]]
+
+
+def test_a_broken_header_placement_is_notified_once(aws: EmbeddedAws, calls: CallRecorder) -> None:
+    from proxymx_tools.seed import _V2World
+
+    # Given a target group switched on by hand (default placement: SMTP hangs) in an account
+    # that refuses on_first_ack, and an operator's topic
+    v2 = _V2World()
+    lb = v2.load_balancer("mx-nlb")
+    tg = v2.elbv2.create_target_group(Name="mx-smtp", Protocol="TCP", Port=25, VpcId=v2.vpc)["TargetGroups"][
+        0
+    ]["TargetGroupArn"]
+    v2.listener(lb, "TCP", 25, tg)
+    v2.elbv2.modify_target_group_attributes(
+        TargetGroupArn=tg, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "true"}]
+    )
+    aws.launch.refuse_header_placement()
+    settings = replace(with_topic(topic()), proxy_protocol_when_client_ip_preserved=True)
+    # When two sweeps find it broken
+    outcomes = [c.outcome for _ in range(2) for c in Reconcile(settings, Clients()).run().load_balancers]
+    # Then one notice, with the AWS Support request
+    assert outcomes == ["broken", "broken"]
+    (notice,) = calls.of("publish")
+    assert notice["Subject"] == "proxymx: NLB header placement hangs SMTP (broken)"
+    assert tg in notice["Message"] and "Ask AWS Support" in notice["Message"]

@@ -1,5 +1,6 @@
 """Tell the operator (SNS, when NotificationTopicArn is set): a unit blocked, a unit whose repairs
-are suspended (flapping), targets registered unready behind a header.
+are suspended (flapping), targets registered unready behind a header, an NLB header placement
+that hangs SMTP (broken) and that AWS refused to repair.
 
 **At most once per unit per state change** (issue 7.5): the sweep finds the same blocked unit
 every 5 minutes, and a notice per sweep is spam. The StateTable item ``NOTICE#<unit key>``
@@ -134,6 +135,17 @@ class SnsBlockedNotifier:
             "by proxymx (refresh); configure the others, or deregister them.",
             sweep=sweep,
         )
+
+    def broken(self, arns: list[str], request: Callable[[str], str], *, sweep: bool) -> None:
+        for arn in arns:
+            self._publish(
+                f"tg/{arn}",
+                state_of("broken", [arn]),
+                "proxymx: NLB header placement hangs SMTP (broken)",
+                f"The PROXY header is ON on {arn} with a placement other than on_first_ack: every SMTP "
+                f"session through it hangs, and AWS refused proxymx's repair.\n\n{request(arn)}",
+                sweep=sweep,
+            )
 
     def settled(self, unit: str) -> None:
         if self.ledger is not None:

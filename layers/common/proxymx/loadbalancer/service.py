@@ -147,6 +147,8 @@ class BlockedNotifier(Protocol):
 
     def settled(self, unit: str) -> None: ...
 
+    def broken(self, arns: list[str], request: Callable[[str], str], *, sweep: bool) -> None: ...
+
 
 class EnableProxyProtocol:
     """The domain service. Its adapters are built at first use from ``clients`` (an event needs
@@ -674,6 +676,9 @@ class EnableProxyProtocol:
         outcome: Outcome = "broken" if broken else "blocked"
         for reason in reasons:
             log.error("%s: %s", outcome, reason, extra={"load_balancer": result.load_balancer})
+        if self.notifier is not None and broken and not self.settings.dry_run:
+            # Every SMTP session through it hangs: told once (per state), not every sweep.
+            self.notifier.broken(broken, support_request, sweep=result.event_name == SWEEP_EVENT_NAME)
         fields = {**result.to_dict(), "outcome": outcome, "reason": " | ".join(reasons)}
         return ProxyProtocolResult(**{**fields, "placement_blocked": blocked, "broken": broken})
 
