@@ -27,6 +27,17 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_kill_switch() -> Iterator[None]:
+    """The kill switch's verdict is cached per process for 30 s (proxymx.controls): no test may
+    see another's (each embedded AWS has its own parameter)."""
+    from proxymx import controls
+
+    controls.forget()
+    yield
+    controls.forget()
+
+
 @pytest.fixture
 def aws() -> Iterator[Any]:
     """The embedded AWS (moto in-process)."""

@@ -140,3 +140,12 @@ def start_cutover(
     )
     assert "cutover started" in result.reason, result.reason
     return ids
+
+
+def only_granted_by(function: str, *sids: str) -> set[str]:
+    """The actions of the function's role granted by these statements and by no other (what a
+    test that cannot exercise them, e.g. the notices without a topic, leaves out)."""
+    statements = role_statements(function)
+    theirs = {a for sid in sids for a in statement_actions(statements[sid])}
+    others = {a for sid, s in statements.items() if sid not in sids for a in statement_actions(s)}
+    return theirs - others

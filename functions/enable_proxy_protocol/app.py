@@ -1,4 +1,5 @@
-"""EnableProxyProtocol: CloudTrail ELB API call (via EventBridge) -> PROXY protocol on the load balancer.
+"""EnableProxyProtocol: CloudTrail ELB API call, or Auto Scaling attach call (via EventBridge) ->
+PROXY protocol on the load balancer, agreement with the targets behind it.
 
 Thin by design, the shape of every proxymx handler: Powertools decorators, then
 :func:`proxymx.handler.handle` (parse at the edge, ONE domain call into
@@ -19,7 +20,7 @@ from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.handler import handle
 from proxymx.loadbalancer.service import enable_proxy_protocol
-from proxymx.models.cloudtrail import parse_elb_event
+from proxymx.models.attach import parse_load_balancer_event
 
 logger = Logger()
 metrics = Metrics()
@@ -40,5 +41,5 @@ def process(
     event: dict[str, Any], settings: Settings | None = None, clients: Clients | None = None
 ) -> dict[str, Any]:
     return handle(
-        event, parse_elb_event, enable_proxy_protocol, metrics, settings=settings, clients=clients
+        event, parse_load_balancer_event, enable_proxy_protocol, metrics, settings=settings, clients=clients
     ).to_dict()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from proxymx.config import Settings, load_settings
-from proxymx_tools.embedded import STATE_TABLE_NAME, EmbeddedAws
+from proxymx_tools.embedded import ENABLED_PARAMETER_NAME, STATE_TABLE_NAME, EmbeddedAws
 from proxymx_tools.runner import reset_powertools_logger
 from proxymx_tools.seed_launch import ensure_document, ensure_group
 from support import DOCUMENT, GROUP, HOOK
@@ -27,7 +27,13 @@ def powertools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def settings() -> Settings:
     """The launch flow's settings as the template gives them to its functions locally."""
-    return load_settings({"DOCUMENT_NAME": DOCUMENT, "STATE_TABLE": STATE_TABLE_NAME})
+    return load_settings(
+        {
+            "DOCUMENT_NAME": DOCUMENT,
+            "STATE_TABLE": STATE_TABLE_NAME,
+            "ENABLED_PARAMETER": ENABLED_PARAMETER_NAME,
+        }
+    )
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from support import (
     lambda_context,
     load_app,
     load_event,
+    only_granted_by,
     role_actions,
     role_statements,
     statement_actions,
@@ -608,24 +609,35 @@ def test_every_call_the_function_makes_is_allowed_by_its_role_and_nothing_more()
     # (sns:Publish of a blocked notice needs a topic, which the samples do not set: the test of
     # the notice checks that one)
     assert all(s["Sid"] for s in _function_statements())
-    blocked_notice = statement_actions(role_statements("EnableProxyProtocolFunction")["PublishBlocked"])
-    assert called == role_actions("EnableProxyProtocolFunction") - blocked_notice
+    # (the notices' NOTICE# items likewise: only with a topic)
+    notices = only_granted_by("EnableProxyProtocolFunction", "PublishBlocked", "NoticesInStateTable")
+    assert called == role_actions("EnableProxyProtocolFunction") - notices
 
 
 def test_mutating_actions_are_scoped_to_arns_not_star() -> None:
     for statement in _function_statements():
         if statement["Effect"] != "Allow":
             continue
-        mutating = [a for a in statement_actions(statement) if not a.split(":", 1)[1].startswith("Describe")]
-        if mutating:
+        mutating = [
+            a for a in statement_actions(statement) if not a.split(":", 1)[1].startswith(("Describe", "Get"))
+        ]
+        if statement["Sid"] == "ReadKillSwitch":
+            # The one read with a resource: the kill switch parameter, nothing else of SSM.
+            assert statement_actions(statement) == {"ssm:GetParameter"}
+            assert "${EnabledParameter}" in json.dumps(statement["Resource"])
+        elif mutating:
             assert statement["Resource"] != "*", statement["Sid"]
             # The load balancer writes on load balancer ARNs; the blocked notice on our topic only;
             # the cutover (issue 7.3): its records in the StateTable, our document, fleet instances.
             wanted = {
                 "PublishBlocked": "NotificationTopicArn",
                 "CutoverState": "StateTable",
-                "SendOurDocumentOnly": ":document/${PostfixProxyProtocolDocument}",
-                "SendToFleetInstancesOnly": ":instance/*",
+                "FlapGuardInStateTable": "StateTable",
+                "NoticesInStateTable": "StateTable",
+                # The refresh: its claims, our document, fleet instances (by tag condition).
+                "RefreshClaimsInStateTable": "StateTable",
+                "SendOurDocumentOnly": "document/${PostfixProxyProtocolDocument}",
+                "SendToFleetInstancesOnly": "instance/*",
             }.get(statement["Sid"], "elasticloadbalancing")
             assert wanted in json.dumps(statement["Resource"])
             if statement["Sid"] == "SendToFleetInstancesOnly":

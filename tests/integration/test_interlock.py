@@ -105,6 +105,7 @@ def test_mixed_names_only_the_unready_target_and_a_baked_ami_counts_as_ready(cal
     assert result.outcome == "blocked"
     assert plain in result.reason and proven not in result.reason and baked not in result.reason
     assert [c for c in calls.writes if c.service == "elb"] == []
+    assert calls.of("send_command") == []
     assert backend_policies("mx") == {}
 
 
@@ -330,10 +331,11 @@ def switch_classic_on(name: str = "mx") -> None:
 
 
 def test_an_unready_instance_registered_behind_a_sending_elb_is_reported(calls: CallRecorder) -> None:
-    # Given a Classic ELB that sends the header, and two instances registered: one ready, one not
+    # Given a Classic ELB that sends the header, and two instances outside the fleet registered:
+    # one ready, one not (fleet instances are refreshed instead: tests/integration/test_controls.py)
     classic_world()
     switch_classic_on()
-    ready, unready = register_fleet_instances("mx", 2)
+    ready, unready = register_fleet_instances("mx", 2, {"proxymx:fleet": "other"})
     tag(ready, **{"proxymx:proxy-protocol": PROVEN_25})
     event = registration(
         "RegisterInstancesWithLoadBalancer",
@@ -344,10 +346,11 @@ def test_an_unready_instance_registered_behind_a_sending_elb_is_reported(calls: 
     result = enable_proxy_protocol(event, SETTINGS, Clients())
     # Then the unready one is named, counted for the alarm, and nothing is written
     assert result.outcome == "blocked"
-    assert result.unready_behind_header == [f"{unready} (no proxymx:proxy-protocol tag; fleet)"]
+    assert result.unready_behind_header == [f"{unready} (no proxymx:proxy-protocol tag; outside the fleet)"]
     assert result.blocked == []
     assert metric_values(result) == {"UnreadyTargetsBehindHeader": 1}
     assert [c for c in calls.writes if c.service == "elb"] == []
+    assert calls.of("send_command") == []
 
 
 def test_a_ready_instance_registered_behind_a_sending_elb_is_compliant(aws: Any) -> None:
@@ -382,14 +385,14 @@ def test_an_unready_target_registered_behind_a_sending_target_group_is_reported(
     world.elbv2.modify_target_group_attributes(
         TargetGroupArn=tg, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "true"}]
     )
-    (instance,) = run_instances(world, 1, **{"proxymx:proxy-protocol": PROVEN_25})
+    (instance,) = run_instances(world, 1, **{"proxymx:proxy-protocol": PROVEN_25, "proxymx:fleet": "other"})
     world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 2525}])
     event = registration(
         "RegisterTargets", "2015-12-01", {"targetGroupArn": tg, "targets": [{"id": instance, "port": 2525}]}
     )
     result = enable_proxy_protocol(event, SETTINGS, Clients())
     assert result.outcome == "blocked"
-    assert result.unready_behind_header == [f"{instance} (port 2525 not proven; fleet)"]
+    assert result.unready_behind_header == [f"{instance} (port 2525 not proven; outside the fleet)"]
 
 
 # ----- the pause tag (issue 7.5) -----------------------------------------------------------------

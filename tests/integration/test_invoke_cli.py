@@ -40,16 +40,21 @@ def test_json_report_of_a_classic_creation(capsys: pytest.CaptureFixture[str]) -
     assert report["outcome"] == "changed"
     assert report["error"] is None
     # (the second read: the ports re-read right before the write that replaces their lists)
-    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:6] == [
+    assert [(c["service"], c["operation"]) for c in report["aws_calls"]][:8] == [
         ("elb", "describe_load_balancers"),
         ("elb", "describe_tags"),
+        # the kill switch and the flapping guard (proxymx.controls), read only because a write
+        # is planned
+        ("ssm", "get_parameter"),
+        ("dynamodb", "get_item"),
         # the interlock: launches held by groups attached to the ELB (no registered instance)
         ("autoscaling", "describe_auto_scaling_groups"),
         ("elb", "create_load_balancer_policy"),
         ("elb", "describe_load_balancers"),
         ("elb", "set_load_balancer_policies_for_backend_server"),
     ]
-    assert report["aws_calls"][3]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
+    assert report["aws_calls"][2]["params"] == {"Name": "/proxymx/proxymx/enabled"}
+    assert report["aws_calls"][5]["params"]["PolicyName"] == "proxymx-ProxyProtocol"
     assert all(list(call) == ["service", "operation", "params"] for call in report["aws_calls"])
 
 
@@ -59,7 +64,8 @@ def test_dry_run_makes_reads_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert report["outcome"] == "changed"
     operations = [c["operation"] for c in report["aws_calls"]]
     assert operations
-    assert all(op.startswith("describe_") for op in operations)
+    # (and the kill switch and the flapping guard's item: reads too)
+    assert all(op.startswith(("describe_", "get_")) for op in operations)
 
 
 def test_malformed_event_is_rejected_with_the_field_and_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,7 +113,8 @@ def test_readable_summary_lists_rules_outcome_and_calls(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "rules      EnableProxyProtocolFunctionClassicElbApiCall" in out
     assert "outcome    changed: drift repaired" in out
-    assert "1 writes" in out
+    # the repair, and the undo counted by the flapping guard (its DRIFT# item)
+    assert "2 writes" in out and "dynamodb.update_item" in out
     assert "elb.set_load_balancer_policies_for_backend_server" in out
 
 

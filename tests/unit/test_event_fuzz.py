@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from proxymx.errors import MalformedEvent
+from proxymx.models.attach import parse_load_balancer_event
 from proxymx.models.cloudtrail import parse_elb_event
 from proxymx.models.lifecycle import parse_lifecycle_event
 from proxymx.models.ssm import parse_ssm_event
@@ -21,7 +22,12 @@ from support import EVENTS_DIR, load_event
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "aws.elasticloadbalancing": parse_elb_event,
-    "aws.autoscaling": parse_lifecycle_event,
+    # Lifecycle events (the launch flow) and attach API calls (EnableProxyProtocol) share the source.
+    "aws.autoscaling": lambda event: (
+        parse_load_balancer_event(event)
+        if isinstance(event, dict) and event.get("detail-type") == "AWS API Call via CloudTrail"
+        else parse_lifecycle_event(event)
+    ),
     "aws.ssm": parse_ssm_event,
 }
 SAMPLES = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from proxymx.errors import MalformedEvent
-from proxymx.models.cloudtrail import parse_elb_event
+from proxymx.models.attach import parse_load_balancer_event
 from proxymx.models.lifecycle import parse_launch_batch, parse_lifecycle_event
 from proxymx.models.reader import parse_time
 from proxymx.models.schedule import parse_scheduled_event
@@ -26,7 +26,8 @@ from support import EVENTS_DIR, load_event
 Parser = Callable[[Any], object]
 DELETE = object()
 PARSERS: dict[str, tuple[Parser, str]] = {
-    "elb": (parse_elb_event, ""),
+    # CloudTrail API calls: the ELB's and Auto Scaling's attach calls (EnableProxyProtocol's edge).
+    "elb": (parse_load_balancer_event, ""),
     "lifecycle": (parse_lifecycle_event, "malformed lifecycle event: "),
     "ssm": (parse_ssm_event, "malformed SSM event: "),
     "schedule": (parse_scheduled_event, "malformed scheduled event: "),
@@ -93,12 +94,16 @@ def test_each_malformed_sample_is_rejected_naming_the_field(name: str) -> None:
 
 
 def _kind(event: dict[str, Any]) -> str:
-    return {
-        "aws.elasticloadbalancing": "elb",
-        "aws.autoscaling": "lifecycle",
-        "aws.ssm": "ssm",
-        "aws.events": "schedule",
-    }[event["source"]]
+    return (
+        {
+            "aws.elasticloadbalancing": "elb",
+            "aws.autoscaling": "lifecycle",
+            "aws.ssm": "ssm",
+            "aws.events": "schedule",
+        }[event["source"]]
+        if event.get("detail-type") != "AWS API Call via CloudTrail"
+        else "elb"
+    )
 
 
 @pytest.mark.parametrize(

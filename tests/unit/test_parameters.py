@@ -214,6 +214,30 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
         "MAX_CUTOVERS_PER_HOUR",
         ["1", "6", "9", "10", "99", "100", "101", "0", "06", "1000", "-6", "6.0"],
     ),
+    "FlapThreshold": (
+        "FLAP_THRESHOLD",
+        ["1", "2", "3", "9", "10", "99", "100", "101", "03", "", "3 ", "-3", "3.0", "٣"],
+    ),
+    "FlapWindowMinutes": (
+        "FLAP_WINDOW_MINUTES",
+        [
+            "0",
+            "1",
+            "60",
+            "99",
+            "100",
+            "999",
+            "1000",
+            "1399",
+            "1439",
+            "1440",
+            "1441",
+            "2000",
+            "060",
+            "",
+            "60m",
+        ],
+    ),
     "NotificationTopicArn": (
         "NOTIFICATION_TOPIC_ARN",
         [

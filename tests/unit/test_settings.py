@@ -36,6 +36,9 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("cutover", "CUTOVER", "off", "off"),
     ("max_cutovers_in_flight", "MAX_CUTOVERS_IN_FLIGHT", "3", 3),
     ("max_cutovers_per_hour", "MAX_CUTOVERS_PER_HOUR", "12", 12),
+    ("enabled_parameter", "ENABLED_PARAMETER", "/proxymx/mx/enabled", "/proxymx/mx/enabled"),
+    ("flap_threshold", "FLAP_THRESHOLD", "5", 5),
+    ("flap_window_minutes", "FLAP_WINDOW_MINUTES", "15", 15),
     (
         "proxy_protocol_when_client_ip_preserved",
         "PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED",
@@ -66,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     "cutover": "auto",
     "max_cutovers_in_flight": 1,
     "max_cutovers_per_hour": 6,
+    "enabled_parameter": "",
+    "flap_threshold": 3,
+    "flap_window_minutes": 60,
     "proxy_protocol_when_client_ip_preserved": False,
 }
 
@@ -84,6 +90,9 @@ BOUNDS: list[tuple[str, list[str], list[str]]] = [
     ("FLEET_TAG_VALUE", ["v", "v" * 256], ["", "v" * 257]),
     ("FUNCTION_TIMEOUT_SECONDS", ["1", "900"], ["0", "901", "", "060", "30.0"]),
     ("STATE_TABLE", ["", "abc", "t" * 255, "my.table_1-x"], ["ab", "t" * 256, "my table", "a/b"]),
+    ("ENABLED_PARAMETER", ["", "/a", "/" + "p" * 1010], ["/" + "p" * 1011, "enabled", "/a b", "/a:b"]),
+    ("FLAP_THRESHOLD", ["2", "100"], ["1", "101", "", "03"]),
+    ("FLAP_WINDOW_MINUTES", ["1", "1440"], ["0", "1441", "", "60m"]),
     ("REQUIRED_TAG", ["", "k", "k=", "k" * 128 + "=" + "v" * 256], ["k" * 129, "k=" + "v" * 257, "=v"]),
     ("PROXY_PROTOCOL", ["v1", "v2", "any"], ["v3", "V1", ""]),
     ("CUTOVER", ["auto", "off"], ["on", "Auto", "", "false"]),

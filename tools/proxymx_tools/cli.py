@@ -5,6 +5,12 @@
     in-process. Exit 0 for changed/compliant/ignored, 3 for rejected (malformed event),
     1 for failed. ``--json`` prints exactly one JSON object (see docs/loadbalancers.md).
 
+``proxymx pause|resume [--stack NAME] [--parameter NAME] [--backend aws|moto]``
+    Flip the kill switch (the SSM parameter ``/proxymx/<stack>/enabled``): ``pause`` writes
+    ``false`` (no load balancer write, no refresh, no drift repair; launches are still
+    configured), ``resume`` writes ``true``. Takes effect within 30 s (the functions' cache).
+    ``--backend moto`` flips it in a fresh embedded AWS (to try the verb; nothing persists).
+
 ``proxymx demo [--template PATH] [--no-data-plane]``
     The local demo (``make demo``): every sample event, then the whole chain (real Postfix and
     HAProxy when present; ``--no-data-plane`` runs the control-plane part only).
@@ -86,6 +92,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     off.add_argument("unit", help="Classic ELB name, target group ARN or network load balancer ARN")
     off.add_argument("--backend", choices=("aws", "moto"), default="aws", help="aws (default) or moto")
+    for verb, what in (
+        ("pause", "kill switch OFF: proxymx stops writing to load balancers and instances"),
+        ("resume", "kill switch ON: proxymx writes again (within 30 s)"),
+    ):
+        switch = commands.add_parser(verb, help=what, description=f"{what}. Launches are always configured.")
+        switch.add_argument("--stack", default="proxymx", help="the proxymx stack's name (default proxymx)")
+        switch.add_argument(
+            "--parameter", default=None, help="the parameter's name (default /proxymx/<stack>/enabled)"
+        )
+        switch.add_argument(
+            "--backend",
+            choices=("aws", "moto"),
+            default="aws",
+            help="aws: your credentials and account (default); moto: a fresh embedded AWS",
+        )
 
     demo = commands.add_parser("demo", help="run the local demo (make demo)")
     demo.add_argument("--template", type=Path, default=None, help="template.yaml to use")
@@ -209,6 +230,39 @@ def _off(args: argparse.Namespace) -> int:
     return 0
 
 
+def _switch(args: argparse.Namespace, *, enabled: bool) -> int:
+    """``proxymx pause`` / ``resume``: overwrite the kill switch and read it back."""
+    from proxymx.aws import Clients
+    from proxymx.controls import ENABLED, set_enabled
+    from proxymx.errors import ProxymxError, aws_errors
+
+    name = args.parameter or f"/proxymx/{args.stack}/enabled"
+
+    def flip() -> str:
+        ssm = Clients().ssm
+        # Read first: a wrong stack name must fail, not create a parameter no function reads.
+        ssm.get_parameter(Name=name)
+        set_enabled(ssm, name, enabled)
+        return str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+
+    try:
+        if args.backend == "moto":
+            from proxymx_tools.embedded import ENABLED_PARAMETER_NAME, create_enabled_parameter, embedded_aws
+
+            with embedded_aws() as world:
+                if name != ENABLED_PARAMETER_NAME:
+                    create_enabled_parameter(world.region, name)
+                value = flip()
+        else:
+            value = flip()
+    except (ProxymxError, *aws_errors()) as exc:  # type: ignore[misc]
+        print(f"proxymx {args.command}: {name}: {exc}", file=sys.stderr)
+        return 1
+    state = "running (writes allowed)" if value == ENABLED else "PAUSED (no load balancer write, no refresh)"
+    print(f"{name} = {value}: proxymx is {state}; the functions see it within 30 s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "invoke":
@@ -222,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             return 141
     if args.command == "off":
         return _off(args)
+    if args.command in ("pause", "resume"):
+        return _switch(args, enabled=args.command == "resume")
     if args.command == "demo":
         from proxymx_tools import demo
 

@@ -968,6 +968,17 @@ def create_state_table(region: str, name: str = STATE_TABLE_NAME) -> None:
     )
 
 
+# The kill switch as a fresh local stack "proxymx" names it (template.yaml: EnabledParameter).
+ENABLED_PARAMETER_NAME = "/proxymx/proxymx/enabled"
+
+
+def create_enabled_parameter(region: str, name: str = ENABLED_PARAMETER_NAME) -> None:
+    """The template's kill switch, on (``true``), as a fresh stack creates it."""
+    import boto3
+
+    boto3.client("ssm", region_name=region).put_parameter(Name=name, Value="true", Type="String")
+
+
 def current_extension() -> LaunchExtension | None:
     """The launch extension of the innermost active :func:`embedded_aws` (seeding, the demo)."""
     return _current[-1] if _current else None
@@ -1022,6 +1033,7 @@ def embedded_aws(
         mock_aws(),
     ):
         create_state_table(region)
+        create_enabled_parameter(region)
         aws.add_client_observer(extension.attach)
         _current.append(extension)
         try:

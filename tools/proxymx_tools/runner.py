@@ -275,7 +275,11 @@ def _ref(template: dict[str, Any], name: str) -> Any:
     parameters = template.get("Parameters") or {}
     if name in parameters:
         return parameters[name].get("Default", "")
-    rtype = (template.get("Resources", {}).get(name) or {}).get("Type", "")
+    resource = template.get("Resources", {}).get(name) or {}
+    rtype = resource.get("Type", "")
+    if rtype == "AWS::SSM::Parameter" and (resource.get("Properties") or {}).get("Name"):
+        # Ref of a parameter is its Name (the kill switch: /proxymx/<stack>/enabled).
+        return resolve(template, resource["Properties"]["Name"])
     if rtype == "AWS::SQS::Queue":
         return f"https://sqs.{_place.region}.amazonaws.com/{_place.account}/{STACK}-{name}"
     if rtype == "AWS::SNS::Topic":
@@ -433,7 +437,7 @@ def _seed(seed_world: Any, event: Any) -> Any:
 
 def _malformed(template: dict[str, Any], routes: list[Route], event: Any) -> str | None:
     """Why the first function an event reaches would reject it (its own parser), else None."""
-    from proxymx.models.cloudtrail import parse_elb_event
+    from proxymx.models.attach import parse_load_balancer_event
     from proxymx.models.lifecycle import parse_launch_batch, parse_lifecycle_event
     from proxymx.models.schedule import parse_scheduled_event
     from proxymx.models.ssm import parse_ssm_event
@@ -445,7 +449,7 @@ def _malformed(template: dict[str, Any], routes: list[Route], event: Any) -> str
 
     # By the function's code directory: the parser its handler calls before anything else.
     parsers: dict[str, Any] = {
-        "enable_proxy_protocol": parse_elb_event,
+        "enable_proxy_protocol": parse_load_balancer_event,
         "configure_instance": launch_batch,
         "check_outcome": parse_ssm_event,
         "reconcile": parse_scheduled_event,

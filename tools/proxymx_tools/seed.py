@@ -123,13 +123,45 @@ def _create_classic(
     return elb
 
 
-def seed_classic(event: dict[str, Any]) -> None:
+def _seed_registration(name: str, request: dict[str, Any]) -> dict[str, str]:
+    """A Classic ELB that already sends the header, and the event's instances as fleet instances
+    never configured (SSM agents Online), registered behind it: the refresh configures them."""
+    elb = _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER])
+    elb.create_load_balancer_policy(
+        LoadBalancerName=name,
+        PolicyName="proxymx-ProxyProtocol",
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=PROXY_POLICY_ATTRIBUTES,
+    )
+    elb.set_load_balancer_policies_for_backend_server(
+        LoadBalancerName=name, InstancePort=25, PolicyNames=["proxymx-ProxyProtocol"]
+    )
+    named: list[str] = [
+        i["instanceId"]
+        for i in request.get("instances") or []
+        if isinstance(i, dict) and isinstance(i.get("instanceId"), str)
+    ]
+    real = register_fleet_instances(name, len(named)) if named else []
+    from proxymx_tools.embedded import current_extension
+    from proxymx_tools.seed_launch import ensure_document
+
+    extension = current_extension()
+    for instance_id in real:
+        if extension is not None:
+            extension.register_instance(instance_id)
+    ensure_document("proxymx-PostfixProxyProtocolDocument", _region())
+    return dict(zip(named, real, strict=True))
+
+
+def seed_classic(event: dict[str, Any]) -> Mapping[str, str] | None:
     detail = event.get("detail") or {}
     request = detail.get("requestParameters") or {}
     name = request.get("loadBalancerName")
     if not isinstance(name, str) or not name:
-        return
+        return None
     event_name = detail.get("eventName")
+    if event_name == "RegisterInstancesWithLoadBalancer":
+        return _seed_registration(name, request)
     if event_name == "CreateLoadBalancer":
         tags = [
             {"Key": str(t.get("key")), "Value": str(t.get("value", ""))}
@@ -186,6 +218,7 @@ def seed_classic(event: dict[str, Any]) -> None:
         _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER])
     else:
         _create_classic(name, [SMTP_LISTENER])
+    return None
 
 
 # ----- ELBv2 ---------------------------------------------------------------------------------
@@ -327,8 +360,7 @@ def seed_v2(event: dict[str, Any]) -> Mapping[str, str] | None:
 def seed_elb(event: dict[str, Any]) -> Mapping[str, str] | None:
     api_version = _dig(event, "detail", "apiVersion")
     if api_version == "2012-06-01":
-        seed_classic(event)
-        return None
+        return seed_classic(event)
     if api_version == "2015-12-01":
         return seed_v2(event)
     return None
@@ -351,6 +383,63 @@ def seed_schedule(event: dict[str, Any]) -> Mapping[str, str] | None:
     return None
 
 
+def _seed_attach(event: dict[str, Any]) -> Mapping[str, str] | None:
+    """An Auto Scaling attach call: the group (fleet-tagged, one InService instance never
+    configured, its SSM agent Online) and the Classic ELBs it names, already sending the header."""
+    from proxymx_tools.embedded import current_extension
+    from proxymx_tools.seed_launch import LAUNCH_TEMPLATE, SEED_IMAGE_ID, ensure_document
+
+    request = _dig(event, "detail", "requestParameters") or {}
+    group = request.get("autoScalingGroupName")
+    if not isinstance(group, str) or not group:
+        return None
+    names = [n for n in request.get("loadBalancerNames") or [] if isinstance(n, str)]
+    names += [
+        str(t["identifier"])
+        for t in request.get("trafficSources") or []
+        if isinstance(t, dict) and t.get("type") == "elb" and isinstance(t.get("identifier"), str)
+    ]
+    for name in names:
+        _seed_registration(name, {})
+    ec2, autoscaling = _client("ec2"), _client("autoscaling")
+    ec2.create_launch_template(
+        LaunchTemplateName=LAUNCH_TEMPLATE,
+        LaunchTemplateData={"ImageId": SEED_IMAGE_ID, "InstanceType": "t3.small"},
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=group,
+        LaunchTemplate={"LaunchTemplateName": LAUNCH_TEMPLATE, "Version": "$Latest"},
+        MinSize=1,
+        MaxSize=1,
+        DesiredCapacity=1,
+        AvailabilityZones=[f"{_region()}a"],
+        Tags=[
+            {
+                "Key": "proxymx:fleet",
+                "Value": "mx",
+                "PropagateAtLaunch": True,
+                "ResourceId": group,
+                "ResourceType": "auto-scaling-group",
+            }
+        ],
+    )
+    extension = current_extension()
+    for instance in autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+        "AutoScalingGroups"
+    ][0]["Instances"]:
+        if extension is not None:
+            extension.register_instance(instance["InstanceId"])
+    ensure_document("proxymx-PostfixProxyProtocolDocument", _region())
+    return None
+
+
+def _seed_autoscaling(event: dict[str, Any]) -> Mapping[str, str] | None:
+    # CloudTrail API calls of Auto Scaling (attach) and its lifecycle events share the source.
+    if event.get("detail-type") == "AWS API Call via CloudTrail":
+        return _seed_attach(event)
+    return _seed_launch(event)
+
+
 def _seed_launch(event: dict[str, Any]) -> Mapping[str, str] | None:
     try:
         module = importlib.import_module("proxymx_tools.seed_launch")
@@ -364,7 +453,7 @@ def _seed_launch(event: dict[str, Any]) -> Mapping[str, str] | None:
 
 SEEDERS: dict[str, Seeder] = {
     "aws.elasticloadbalancing": seed_elb,
-    "aws.autoscaling": _seed_launch,
+    "aws.autoscaling": _seed_autoscaling,
     "aws.ssm": _seed_launch,
     "aws.events": seed_schedule,
 }

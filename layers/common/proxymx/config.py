@@ -54,6 +54,12 @@ TABLE_NAME: Final = re.compile(r"([A-Za-z0-9_.-]{3,255})?")
 # started an hour.
 CUTOVERS_IN_FLIGHT_RANGE: Final = (1, 10)
 CUTOVERS_PER_HOUR_RANGE: Final = (1, 100)
+# SSM parameter names as the template builds the kill switch's (/proxymx/<stack>/enabled): a
+# fully qualified name of letters, digits, "_", ".", "-", "/" (at most 1011 characters); "" = none.
+PARAMETER_NAME: Final = re.compile(r"(/[A-Za-z0-9_./-]{1,1010})?")
+# The flapping guard (proxymx.controls): how many undos by one actor, within how many minutes.
+FLAP_THRESHOLD_RANGE: Final = (2, 100)
+FLAP_WINDOW_RANGE: Final = (1, 1440)
 
 
 class InvalidSetting(ValueError):
@@ -195,6 +201,15 @@ class Settings:
     cutover: str = setting("CUTOVER", choice("auto", "off"), "auto")
     max_cutovers_in_flight: int = setting("MAX_CUTOVERS_IN_FLIGHT", integer(*CUTOVERS_IN_FLIGHT_RANGE), 1)
     max_cutovers_per_hour: int = setting("MAX_CUTOVERS_PER_HOUR", integer(*CUTOVERS_PER_HOUR_RANGE), 6)
+
+    # --- Operators stay in control (issue 7.5; proxymx.controls, docs/agreement.md) ---
+    # The kill switch: the SSM parameter the template creates (/proxymx/<stack>/enabled = true);
+    # "" = no switch (tests and local runs without one).
+    enabled_parameter: str = setting("ENABLED_PARAMETER", matching(PARAMETER_NAME), "")
+    # The same actor undoing the PROXY setting of one unit this many times within this window
+    # suspends the repairs of that unit for a day (outcome suspended, metric DriftFlapping).
+    flap_threshold: int = setting("FLAP_THRESHOLD", integer(*FLAP_THRESHOLD_RANGE), 3)
+    flap_window_minutes: int = setting("FLAP_WINDOW_MINUTES", integer(*FLAP_WINDOW_RANGE), 60)
 
     @property
     def required_tag_pair(self) -> tuple[str, str | None] | None:

@@ -70,7 +70,9 @@ SWEEP_BACKOFF: tuple[float, ...] = (1.0,)
 SWEPT_STATES = ("Pending:Wait",)
 
 LoadBalancerKind = Literal["classic", "network"]
-CheckOutcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused", "vanished", "failed"]
+CheckOutcome = Literal[
+    "changed", "compliant", "ignored", "blocked", "broken", "paused", "suspended", "vanished", "failed"
+]
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class LoadBalancerCheck:
     placement_blocked: tuple[str, ...] = ()
     broken: tuple[str, ...] = ()
     cutovers_started: int = 0
+    # Targets behind a unit that sends, not ready and not refreshed (outside the fleet, paused...).
+    unready_behind_header: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,11 @@ class ReconcileSummary:
     def interlocked(self) -> int:
         """Units whose header the interlock keeps off (not placement-blocked target groups)."""
         return sum(len(c.blocked) for c in self.load_balancers)
+
+    @property
+    def held(self) -> list[LoadBalancerCheck]:
+        """Held back by an operator (kill switch, pause tag) or by the flapping guard."""
+        return [c for c in self.load_balancers if c.outcome in ("paused", "suspended")]
 
     @property
     def failed(self) -> list[LoadBalancerCheck]:
@@ -168,6 +177,9 @@ class ReconcileSummary:
             "load_balancers_failed": len(self.failed),
             # Header kept off in front of unready targets (issue 7.2): needs attention, not a failure.
             "load_balancers_blocked": self.interlocked,
+            # Writes held back by the kill switch / a pause tag, or repairs suspended (flapping).
+            "load_balancers_paused": sum(1 for c in self.held if c.outcome == "paused"),
+            "load_balancers_suspended": sum(1 for c in self.held if c.outcome == "suspended"),
             "instances_redriven": len(self.redriven),
             "instances": {
                 "stuck": len(self.instances),
@@ -195,6 +207,8 @@ class ReconcileSummary:
             text += f"; {self.cutovers_started} cutover(s) started"
         if self.cutover_repairs:
             text += f"; {len(self.cutover_repairs)} cutover repair(s)"
+        if self.held:
+            text += f"; {len(self.held)} held back (paused or suspended)"
         blocked = sum(len(c.placement_blocked) for c in self.load_balancers)
         broken = sum(len(c.broken) for c in self.load_balancers)
         if blocked or broken:
@@ -224,6 +238,12 @@ class ReconcileSummary:
         for name, number in (
             ("HeaderPlacementBlocked", sum(len(c.placement_blocked) for c in self.load_balancers)),
             ("HeaderPlacementBroken", sum(len(c.broken) for c in self.load_balancers)),
+            # The same metric EnableProxyProtocol emits for a write an operator's brake held back.
+            ("ProxymxPaused", sum(1 for c in self.held if c.outcome == "paused")),
+            # Units whose repairs stay suspended (flapping): the alarm holds while they do.
+            ("DriftFlapping", sum(1 for c in self.held if c.outcome == "suspended")),
+            # The same alarm as a registration's: targets answering 500 to the header.
+            ("UnreadyTargetsBehindHeader", sum(len(c.unready_behind_header) for c in self.load_balancers)),
         ):
             if number:
                 metrics.append(count(name, number))
@@ -268,6 +288,7 @@ def _check(kind: LoadBalancerKind, name: str, result: ProxyProtocolResult) -> Lo
         placement_blocked=tuple(result.placement_blocked),
         broken=tuple(result.broken),
         cutovers_started=result.cutovers_started,
+        unready_behind_header=tuple(result.unready_behind_header),
     )
 
 

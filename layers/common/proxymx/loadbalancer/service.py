@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from proxymx.aws import Clients
 from proxymx.config import Settings
+from proxymx.controls import FlapGuard, Flapping, flap_guard, halted
 from proxymx.loadbalancer.backoff import DEFAULT_BACKOFF
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.cutover_flow import StartOutcome
@@ -40,15 +41,16 @@ from proxymx.loadbalancer.plan import (
     target_group_candidates,
 )
 from proxymx.loadbalancer.readiness import Requirement
+from proxymx.loadbalancer.refresh import Refresher, plan_refresh
 from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
 from proxymx.loadbalancer.wayback import WayBack, WayBackResult, wants_off
+from proxymx.models.attach import AttachApiCallEvent, AttachCall, LoadBalancerEvent
 from proxymx.models.cloudtrail import (
     ClassicCreateLoadBalancer,
     ClassicCreateLoadBalancerListeners,
     ClassicDeletePolicy,
     ClassicRegisterInstances,
     ClassicSetBackendPolicies,
-    ElbApiCallEvent,
     ElbCallDetail,
     FailedElbCall,
     V2CreateListener,
@@ -66,8 +68,10 @@ log = logging.getLogger(__name__)
 # field ``blocked``, metric LoadBalancersBlocked), or because AWS refused the placement SMTP needs
 # (issue 8; field ``placement_blocked``, metric HeaderPlacementBlocked).
 # broken: the header is on with a placement that hangs SMTP and proxymx could not repair it.
-# paused: the unit carries proxymx:pause-until in the future (an operator's brake, issue 7.5).
-Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused"]
+# paused: the kill switch is off (proxymx.controls) or the unit carries proxymx:pause-until in the
+# future (an operator's brakes, issue 7.5).
+# suspended: the same actor keeps undoing the unit's PROXY setting (flapping): repairs stop for a day.
+Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused", "suspended"]
 
 
 @dataclass(frozen=True)
@@ -97,12 +101,17 @@ class ProxyProtocolResult:
     # and ended as failed at once (SSM refused every target).
     cutovers_started: int = 0
     cutovers_failed: int = 0
+    # Units whose repairs are suspended (flapping, proxymx.controls): "unit: why".
+    suspended: list[str] = field(default_factory=list)
+    # Fleet instances sent the document by the refresh (proxymx.loadbalancer.refresh).
+    refreshed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def metrics(self) -> list[Metric]:
         """EMF: ProxyProtocolEnabled (ports/target groups switched on), DriftRepaired, EventsIgnored,
+        TargetsRefreshed (fleet instances sent the document), ProxymxPaused, DriftFlapping,
         EventsCompliant, DryRunChangesPlanned, LoadBalancersBlocked (units kept off by the
         interlock), UnreadyTargetsBehindHeader, HeaderPlacementBlocked / HeaderPlacementBroken
         (target groups) (so that no invocation publishes an empty set)."""
@@ -113,6 +122,14 @@ class ProxyProtocolResult:
         if self.unready_behind_header:
             # A registered target that answers 500 to the header: the alarm UnreadyTargetsBehindHeader.
             found.append(count("UnreadyTargetsBehindHeader", len(self.unready_behind_header)))
+        if self.refreshed and not self.dry_run:
+            found.append(count("TargetsRefreshed", self.refreshed))
+        if self.suspended:
+            # One per unit left as an actor keeps setting it (alarm: DriftFlapping).
+            found.append(count("DriftFlapping", len(self.suspended)))
+        if self.outcome == "paused":
+            # Writes held back by an operator's brake (kill switch or pause tag).
+            found.append(count("ProxymxPaused"))
         if self.outcome == "ignored":
             found.append(count("EventsIgnored"))
         elif self.outcome == "compliant":
@@ -137,6 +154,14 @@ class ProxyProtocolResult:
 
 class BlockedNotifier(Protocol):
     def blocked(self, blocked: list[Blocked], *, sweep: bool) -> None: ...
+
+    def flapping(self, flapping: list[Flapping]) -> None: ...
+
+    def unready(self, unit: str, described: list[str], *, sweep: bool) -> None: ...
+
+    def settled(self, unit: str) -> None: ...
+
+    def broken(self, arns: list[str], request: Callable[[str], str], *, sweep: bool) -> None: ...
 
 
 class CutoverStarter(Protocol):
@@ -181,7 +206,42 @@ class EnableProxyProtocol:
     def targets(self) -> TargetDiscovery:
         return TargetDiscovery(self.settings.fleet_tag_value, self.clients)
 
-    def handle(self, event: ElbApiCallEvent) -> ProxyProtocolResult:
+    @cached_property
+    def flaps(self) -> FlapGuard | None:
+        return flap_guard(self.settings, self.clients)
+
+    def _flapping(self, detail: ElbCallDetail | None, unit: str) -> Flapping | None:
+        """The unit's repairs are suspended, or this drift event makes it so (proxymx.controls).
+        Asked only where a repair is planned: an undo that took nothing away is not counted."""
+        if self.flaps is None:
+            return None
+        now = int(time.time())
+        if detail is not None and detail.is_drift and not self.settings.dry_run:
+            actor = detail.user_identity.issuer_arn or detail.user_identity.who
+            at = int(detail.event_time.timestamp())
+            return self.flaps.record(unit, actor, detail.event_id, at, now)
+        return self.flaps.suspension(unit, now)
+
+    def _suspended(
+        self, detail: ElbCallDetail | None, subject: str, flapping: list[Flapping], changes: list[str]
+    ) -> ProxyProtocolResult:
+        described = [f.describe() for f in flapping]
+        for text in described:
+            log.error("suspended: %s", text, extra={"load_balancer": subject, "actor": _actor(detail)})
+        if self.notifier is not None and not self.settings.dry_run:
+            self.notifier.flapping(flapping)
+        result = self._result(
+            detail, "suspended", " | ".join(described) + f"; would: {changes}", subject, changes
+        )
+        return replace(result, suspended=described)
+
+    def _halted(self) -> str | None:
+        """The kill switch (proxymx.controls), asked only where a write is planned."""
+        return halted(self.settings, self.clients)
+
+    def handle(self, event: LoadBalancerEvent) -> ProxyProtocolResult:
+        if isinstance(event, AttachApiCallEvent):
+            return self.attached(event.detail)
         detail = event.detail
         ignored = self._ignore_reason(detail)
         if ignored:
@@ -256,6 +316,10 @@ class EnableProxyProtocol:
             return self._result(detail, "ignored", plan.out_of_scope, load_balancer=name)
         if wants_off(state.tags):
             # The operator asked for the header off: the way back, never the plan to turn it on.
+            # The kill switch holds it too: paused means no load balancer write at all.
+            halt = self._halted()
+            if halt:
+                return self._result(detail, "paused", f"{halt}; would: the way back", name)
             return self._way_back(detail, name, [WayBack(self).classic(state)], [f"classic/{name}"])
         for reason in plan.skipped:
             log.info("skipped %s", reason, extra={"load_balancer": name})
@@ -263,15 +327,24 @@ class EnableProxyProtocol:
             return self._result(detail, "compliant", "no SMTP instance port with a TCP/SSL listener", name)
         if not plan.has_changes:
             ports = list(plan.eligible_ports)
+            if detail is None:
+                # The sweep: fleet targets behind the header with a stale tag are refreshed.
+                requirement = Requirement(plan.eligible_ports, "v1")
+                stale = self._sweep_refresh(f"classic/{name}", requirement, state.instances)
+                if stale is not None:
+                    return stale
             return self._result(
                 detail, "compliant", f"PROXY protocol already on instance ports {ports}", name
             )
-        paused = pause_reason([state.tags], datetime.now(UTC))
+        paused = self._halted() or pause_reason([state.tags], datetime.now(UTC))
         if paused:
             log.warning("%s: %s", name, paused, extra={"load_balancer": name})
             return self._result(
                 detail, "paused", f"{paused}; would: {plan.describe()}", name, plan.describe()
             )
+        flapping = self._flapping(detail, f"classic/{name}")
+        if flapping is not None:
+            return self._suspended(detail, name, [flapping], plan.describe())
         if plan.attach:
             # Ports agree: the requirement is the instance ports the ELB forwards to (25 -> 2525).
             requirement = Requirement(plan.eligible_ports, "v1")
@@ -288,6 +361,9 @@ class EnableProxyProtocol:
             return self._result(detail, "changed", "dry run: nothing written", plan.load_balancer, changes)
         self.classic.apply(plan)
         self.classic.verify(plan)
+        if self.notifier is not None and plan.attach:
+            # Switched: a notice sent about this unit is over (the next problem is news).
+            self.notifier.settled(f"classic/{plan.load_balancer}")
         return self._changed(detail, plan.load_balancer, changes, len(plan.attach))
 
     # ----- registration is a write too (issue 7.2) ---------------------------------------
@@ -326,29 +402,140 @@ class EnableProxyProtocol:
         return self._registered(detail, f"tg/{arn}", requirement, targets)
 
     def _registered(
-        self, detail: ElbCallDetail, unit: str, requirement: Requirement, targets: list[Target]
+        self, detail: ElbCallDetail | None, unit: str, requirement: Requirement, targets: list[Target]
     ) -> ProxyProtocolResult:
+        """Targets behind a unit that already sends the header: fleet targets not ready for it are
+        configured at once (proxymx.loadbalancer.refresh); the others are reported and alarmed."""
         unready = unready_targets(requirement, self.targets.readiness(targets))
         if not unready:
             return self._result(
                 detail, "compliant", f"registered targets are ready for {requirement.describe()}", unit
             )
-        described = [u.describe() for u in unready]
+        plan = plan_refresh(unit, requirement, unready)
+        halt = self._halted() if plan.fleet else None
+        changes: list[str] = []
+        offline: list[str] = []
+        sent = 0
+        if plan.fleet and self.settings.dry_run:
+            changes, sent = plan.describe(), len(plan.fleet)
+        elif plan.fleet and not halt:
+            changes, offline, sent = self.refresher.refresh(plan)
         # The header already reaches them: each session gets 500 5.5.2 until Postfix is configured.
-        # Fleet targets: run the document (Mode=configure) on them -- the automatic refresh is not
-        # built yet (docs/agreement.md); outside the fleet: the operator's to fix.
-        log.error(
-            "registered behind a unit that sends the PROXY header, not ready: %s",
-            "; ".join(described),
-            extra={"load_balancer": unit, "unready": described},
+        # Outside the fleet (or while paused, or no agent): the operator's -- metric, alarm, notice.
+        left = [u for u in unready if u.target_id not in plan.fleet or halt or u.target_id in offline]
+        described = [u.describe() for u in left]
+        if described:
+            log.error(
+                "behind a unit that sends the PROXY header, not ready: %s",
+                "; ".join(described),
+                extra={"load_balancer": unit, "unready": described},
+            )
+            if self.notifier is not None and not self.settings.dry_run:
+                self.notifier.unready(unit, described, sweep=detail is None)
+        reasons = [f"{unit} sends {requirement.describe()}"]
+        if changes:
+            reasons.append(f"{len(plan.fleet)} fleet target(s) refreshed: " + "; ".join(changes))
+        if described:
+            reasons.append("target(s) not ready: " + ", ".join(described))
+        if halt:
+            reasons.append(halt)
+        # Nothing sent because every command is still in flight: nothing changed by this call.
+        outcome: Outcome = (
+            "paused" if halt else "blocked" if described else "changed" if sent else "compliant"
         )
-        result = self._result(
-            detail,
-            "blocked",
-            f"{unit} sends {requirement.describe()}; registered target(s) not ready: " + ", ".join(described),
-            unit,
+        if outcome == "changed" and self.settings.dry_run:
+            reasons.append("dry run: nothing sent")
+        result = self._result(detail, outcome, "; ".join(reasons), unit, changes)
+        return replace(result, unready_behind_header=described, refreshed=sent)
+
+    def _sweep_refresh(
+        self, unit: str, requirement: Requirement, instances: Sequence[str] | None = None, tg: Any = None
+    ) -> ProxyProtocolResult | None:
+        """A unit that sends: its stale fleet targets refreshed (None when every target is ready).
+        Launches held in Pending:Wait are left out: the launch flow's own command is theirs."""
+        if tg is not None:
+            targets = self.targets.target_group_targets(tg.arn, tg.port)
+        else:
+            targets = self.targets.classic_targets(unit.removeprefix("classic/"), list(instances or []))
+        settled = [t for t in targets if t.source != "pending-wait"]
+        if not settled:
+            return None
+        result = self._registered(None, unit, requirement, settled)
+        return None if result.outcome == "compliant" else result
+
+    def _sweep_refresh_target_groups(self, sending: list[TargetGroupState]) -> ProxyProtocolResult | None:
+        results = []
+        for tg in sending:
+            blocked = self._interlock_target_group(tg)
+            if blocked is None:
+                continue
+            result = self._sweep_refresh(blocked.unit, blocked.requirement, tg=tg)
+            if result is not None:
+                results.append(result)
+        if not results:
+            return None
+        if len(results) == 1:
+            return results[0]
+        worst = next(
+            (r for outcome in ("blocked", "paused", "changed") for r in results if r.outcome == outcome),
+            results[0],
         )
-        return ProxyProtocolResult(**{**result.to_dict(), "unready_behind_header": described})
+        return replace(
+            worst,
+            reason=" | ".join(r.reason for r in results),
+            changes=[c for r in results for c in r.changes],
+            unready_behind_header=[u for r in results for u in r.unready_behind_header],
+            refreshed=sum(r.refreshed for r in results),
+        )
+
+    @cached_property
+    def refresher(self) -> Refresher:
+        return Refresher(self.settings, self.clients)
+
+    def attached(self, call: AttachCall) -> ProxyProtocolResult:
+        """An Auto Scaling group attached to load balancers / target groups (registration is a
+        write too): each unit that sends gets the group's instances checked and refreshed like a
+        registration; a unit that does not send runs its normal plan, as the sweep would."""
+        event_name, actor = call.event_name, call.user_identity.who
+        if call.error_code:
+            reason = f"the API call failed ({call.error_code}): nothing changed"
+            return replace(self._result(None, "ignored", reason), event_name=event_name, actor=actor)
+        instances = self.targets.group_instances(call.group_name)
+        results: list[ProxyProtocolResult] = []
+        for name in call.load_balancer_names:
+            state = self.classic.describe(name)
+            ports = tuple(p for p in self._eligible(state) if self._sends_on(state, p))
+            if not ports:
+                results.append(self.ensure_classic(name))
+                continue
+            targets = [Target(i, None, "registered") for i in instances]
+            results.append(self._registered(None, f"classic/{name}", Requirement(ports, "v1"), targets))
+        for arn in call.target_group_arns:
+            group = self.nlb.target_group(arn)
+            (tg,) = self.nlb.target_group_states([group])
+            if not (tg.supports_proxy_protocol and self.nlb.proxy_protocol_v2(arn)) or tg.port is None:
+                results.append(self._target_group(None, arn))
+                continue
+            requirement = Requirement((tg.port,), "v2", ipv6=self.nlb.dualstack(tg.load_balancer_arns))
+            targets = [Target(i, tg.port, "registered") for i in instances]
+            results.append(self._registered(None, f"tg/{arn}", requirement, targets))
+        if not results:
+            result = self._result(None, "ignored", "no load balancer or target group attached")
+            return replace(result, event_name=event_name, actor=actor)
+        severity = ["broken", "blocked", "suspended", "paused", "changed", "compliant", "ignored"]
+        worst = min(results, key=lambda r: severity.index(r.outcome))
+        return replace(
+            worst,
+            reason=f"{call.group_name} attached: " + " | ".join(r.reason for r in results),
+            load_balancer=call.group_name,
+            changes=[c for r in results for c in r.changes],
+            blocked=[b for r in results for b in r.blocked],
+            unready_behind_header=[u for r in results for u in r.unready_behind_header],
+            enabled_count=sum(r.enabled_count for r in results),
+            refreshed=sum(r.refreshed for r in results),
+            event_name=event_name,
+            actor=actor,
+        )
 
     def _eligible(self, state: ClassicState) -> list[int]:
         return eligible_classic_ports(state.listeners, self.settings.smtp_ports)
@@ -395,6 +582,9 @@ class EnableProxyProtocol:
             for tg in states
             if wants_off(tg.tags, *tg.load_balancer_tags) and not _out_of_scope(tg, self.settings)
         ]
+        halt = self._halted() if off else None
+        if halt:
+            return self._result(detail, "paused", f"{halt}; would: the way back", subject)
         if off:
             # The way back for these groups (proxymx.loadbalancer.wayback); the others as usual.
             done = [WayBack(self).target_group(tg.arn, tg.port) for tg in off]
@@ -415,24 +605,60 @@ class EnableProxyProtocol:
             outcome: Outcome = "ignored" if plan.out_of_scope else "compliant"
             return self._result(detail, outcome, reasons, subject)
         if not plan.has_changes:
+            if detail is None:
+                sending = [tg for tg in read if tg.arn in plan.compliant]
+                stale = self._sweep_refresh_target_groups(sending)
+                if stale is not None:
+                    return stale
             return self._result(detail, "compliant", _compliant_reason(plan), subject)
         by_arn = {tg.arn: tg for tg in read}
+        halt = self._halted()
+        if halt:
+            log.warning("%s: %s", subject, halt, extra={"load_balancer": subject})
+            return self._result(
+                detail, "paused", f"{halt}; would: {plan.describe()}", subject, plan.describe()
+            )
         now = datetime.now(UTC)
         paused: dict[str, str] = {}
+        suspended: dict[str, Flapping] = {}
         for arn in (*plan.enable, *plan.broken):
             why = pause_reason([by_arn[arn].tags, *by_arn[arn].load_balancer_tags], now)
             if why:
                 paused[arn] = why
                 log.warning("%s: %s", arn, why, extra={"load_balancer": subject})
-        if paused:
-            if len(paused) == len(plan.enable) + len(plan.broken):
+                continue
+            flapping = self._flapping(detail, f"tg/{arn}")
+            if flapping is not None:
+                suspended[arn] = flapping
+        if paused or suspended:
+            if len(paused) + len(suspended) == len(plan.enable) + len(plan.broken):
+                if not paused:
+                    return self._suspended(detail, subject, list(suspended.values()), plan.describe())
                 whys = "; ".join(f"{arn}: {why}" for arn, why in paused.items())
                 return self._result(detail, "paused", whys, subject, plan.describe())
+            paused = {**paused, **{arn: f.describe() for arn, f in suspended.items()}}
             plan = replace(
                 plan,
                 enable=tuple(a for a in plan.enable if a not in paused),
                 broken=tuple(a for a in plan.broken if a not in paused),
             )
+        result = self._interlocked_apply(detail, plan, by_arn, subject)
+        if not suspended:
+            return result
+        # Some target groups of this load balancer are suspended (flapping), the others went on.
+        flaps = list(suspended.values())
+        if self.notifier is not None and not self.settings.dry_run:
+            self.notifier.flapping(flaps)
+        described = [f.describe() for f in flaps]
+        return replace(result, suspended=described, reason=" | ".join([result.reason, *described]))
+
+    def _interlocked_apply(
+        self,
+        detail: ElbCallDetail | None,
+        plan: TargetGroupPlan,
+        by_arn: dict[str, TargetGroupState],
+        subject: str,
+    ) -> ProxyProtocolResult:
         # The interlock guards turning the header ON; a placement repair keeps an existing header.
         blocked = [b for b in (self._interlock_target_group(by_arn[arn]) for arn in plan.enable) if b]
         if blocked:
@@ -480,6 +706,9 @@ class EnableProxyProtocol:
                 continue
             applied.append(arn)
         self.nlb.verify(applied)
+        if self.notifier is not None:
+            for arn in applied:
+                self.notifier.settled(f"tg/{arn}")
         done = [c for c, arn in zip(changes, (*plan.enable, *plan.broken), strict=True) if arn in applied]
         enabled = sum(1 for arn in applied if arn in plan.enable)
         result = (
@@ -505,6 +734,9 @@ class EnableProxyProtocol:
         outcome: Outcome = "broken" if broken else "blocked"
         for reason in reasons:
             log.error("%s: %s", outcome, reason, extra={"load_balancer": result.load_balancer})
+        if self.notifier is not None and broken and not self.settings.dry_run:
+            # Every SMTP session through it hangs: told once (per state), not every sweep.
+            self.notifier.broken(broken, support_request, sweep=result.event_name == SWEEP_EVENT_NAME)
         fields = {**result.to_dict(), "outcome": outcome, "reason": " | ".join(reasons)}
         return ProxyProtocolResult(**{**fields, "placement_blocked": blocked, "broken": broken})
 
@@ -656,7 +888,7 @@ def _actor(detail: ElbCallDetail | None) -> str:
 
 
 def enable_proxy_protocol(
-    event: ElbApiCallEvent,
+    event: LoadBalancerEvent,
     settings: Settings,
     clients: Clients,
     *,
@@ -689,6 +921,13 @@ def blocked_notifier(settings: Settings, clients: Clients) -> BlockedNotifier | 
     if not settings.notification_topic_arn:
         return None
     from proxymx.launch.sns import Notifications
-    from proxymx.loadbalancer.notify import SnsBlockedNotifier
+    from proxymx.loadbalancer.notify import NoticeLedger, SnsBlockedNotifier
+    from proxymx.state import StateTable
 
-    return SnsBlockedNotifier(settings.notification_topic_arn, Notifications(clients.sns))
+    # With the StateTable: at most one notice per unit per state change, from the sweep too.
+    ledger = (
+        NoticeLedger(StateTable(settings.state_table_name, clients.dynamodb))
+        if settings.state_table_name
+        else None
+    )
+    return SnsBlockedNotifier(settings.notification_topic_arn, Notifications(clients.sns), ledger)

@@ -143,6 +143,21 @@ class TargetDiscovery:
             raise translate(exc, "DescribeAutoScalingGroups") from exc
         return found
 
+    def group_instances(self, group_name: str) -> list[str]:
+        """The instances of one Auto Scaling group that take traffic or soon will (not those held
+        in Pending:Wait: the launch flow configures them; not those leaving)."""
+        try:
+            groups = self.clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])
+        except aws_errors() as exc:
+            raise translate(exc, "DescribeAutoScalingGroups") from exc
+        return [
+            i["InstanceId"]
+            for group in groups.get("AutoScalingGroups", [])
+            for i in group.get("Instances", [])
+            if i.get("LifecycleState") not in WAITING_STATES
+            and not str(i.get("LifecycleState", "")).startswith(("Terminat", "Detach", "Standby"))
+        ]
+
     # ----- instances --------------------------------------------------------------------------
 
     def instances(self, instance_ids: Iterable[str]) -> dict[str, InstanceFacts]:
