@@ -137,3 +137,18 @@ def test_only_a_failure_is_notified_and_only_with_a_topic() -> None:
     assert release(UNPROVEN, settings_with(**topic)).notify
     assert not release(PROVEN, settings_with(**topic)).notify
     assert not release(UNPROVEN, DEFAULTS).notify
+
+
+def test_a_launch_found_by_the_sweep_has_the_origin_and_destination_of_an_ordinary_launch() -> None:
+    # Given the lifecycle event of an ordinary launch (EC2 -> the group), and the same instance as
+    # the sweep finds it (no event: origin and destination are the defaults)
+    from proxymx.launch.plan import Launch
+    from proxymx.models.lifecycle import parse_lifecycle_event
+
+    event = parse_lifecycle_event(load_event("lifecycle-launch"))
+    from_event = Launch.from_event(event)
+    swept = Launch(from_event.instance_id, from_event.group_name, from_event.hook_name, from_event.time)
+    # Then both name the same launch: the claim key (instance, destination) of a Reconcile re-drive
+    # collides with the late SQS delivery's (issue 9, finding 1)
+    assert (swept.origin, swept.destination) == (from_event.origin, from_event.destination)
+    assert (swept.origin, swept.destination) == ("EC2", "AutoScalingGroup")

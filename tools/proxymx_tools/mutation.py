@@ -11,6 +11,8 @@ mutator in the spirit of mutmut's operators, with no dependency:
 - ``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``, ``in`` <-> ``not in``, ``is`` <-> ``is not``;
 - ``and`` <-> ``or``; ``not x`` -> ``x``; ``+`` <-> ``-``, ``*`` <-> ``/``.
 
+Decorators and annotations are not mutated (``frozen=True`` -> ``False`` changes no decision).
+
 Each mutant is compiled from the mutated AST and put in ``sys.modules`` under the module's name in
 a forked child (the third-party imports are warmed up once in the parent), which then runs the
 unit tests that import the module (``pytest -x``). A mutant survives when they all pass. The
@@ -158,7 +160,8 @@ def _sites(tree: ast.Module, names: frozenset[str] | None) -> Iterator[ast.AST]:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             yield node
         for field, value in ast.iter_fields(node):
-            if field in ("annotation", "returns", "type_comment"):
+            # Types and decorators (``@dataclass(frozen=True)``) configure, they do not decide.
+            if field in ("annotation", "returns", "type_comment", "decorator_list"):
                 continue
             children = value if isinstance(value, list) else [value]
             for child in children:
