@@ -152,3 +152,35 @@ def test_a_launch_found_by_the_sweep_has_the_origin_and_destination_of_an_ordina
     # collides with the late SQS delivery's (issue 9, finding 1)
     assert (swept.origin, swept.destination) == (from_event.origin, from_event.destination)
     assert (swept.origin, swept.destination) == ("EC2", "AutoScalingGroup")
+
+
+def test_a_duplicate_found_without_a_message_says_an_earlier_launch() -> None:
+    # Given the same instance twice from the sweep (no SQS message ids)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    first = Launch("i-0123456789abcdef0", "proxymx-mx-fleet", "proxymx-postfix-launch", now)
+    intake = admit([first, first], load_settings({}))
+    # Then one is pending and the other ignored as a duplicate, naming no message
+    assert intake.pending == (first,)
+    (ignored,) = intake.ignored
+    assert ignored.reason == "duplicate of an earlier launch in this batch"
+
+
+def test_the_configuration_took_the_run_else_the_wait_from_the_request() -> None:
+    from proxymx.launch.plan import Invocation, configuration_seconds
+
+    at = datetime(2026, 11, 30, 12, 0, 30, tzinfo=UTC)
+    requested = at - timedelta(seconds=30)
+
+    def run(started: datetime | None, ended: datetime | None) -> Invocation:
+        return Invocation("c", "i", "doc", "Success", "Success", 0, "", "", "", started, ended)
+
+    # The run's own duration when SSM says when it started and ended (zero is a duration too)
+    assert configuration_seconds(run(requested, requested + timedelta(seconds=12)), requested, at) == 12.0
+    assert configuration_seconds(run(requested, requested), requested, at) == 0.0
+    # Else from the request to the event: a missing start or end, or an end before the start
+    assert configuration_seconds(run(None, at), requested, at) == 30.0
+    assert configuration_seconds(run(requested, None), requested, at) == 30.0
+    assert configuration_seconds(run(at, requested), requested, at) == 30.0
+    # And nothing when the event came before its request (clocks)
+    assert configuration_seconds(run(None, None), at + timedelta(seconds=1), at) is None
+    assert configuration_seconds(run(None, None), at, at) == 0.0

@@ -333,7 +333,16 @@ def test_a_blocked_unit_names_five_targets_and_counts_the_rest() -> None:
     )
     assert "i-4 (no tag; fleet) (+2 more)" in text
     assert "i-5" not in text
-    # And exactly five is shown whole, without a count
-    assert "more" not in Blocked("classic/mx", Requirement((25,), "v1"), unready[:5]).describe()
+    # And six shows five and "+1 more"; exactly five is shown whole, without a count
+    assert (
+        Blocked("classic/mx", Requirement((25,), "v1"), unready[:6])
+        .describe()
+        .endswith("i-4 (no tag; fleet) (+1 more)")
+    )
+    assert (
+        Blocked("classic/mx", Requirement((25,), "v1"), unready[:5])
+        .describe()
+        .endswith("i-4 (no tag; fleet)")
+    )
     # And the targets outside the fleet are the odd ones
     assert [u.target_id for u in blocked.outside_fleet] == ["i-1", "i-3", "i-5"]

@@ -62,12 +62,16 @@ TARGETS = (
     # The decision parts: which statuses come back, what each counts, the batch's verdict.
     Target(
         "proxymx/launch/configure.py",
-        ("tests/unit/test_launch_decisions.py", "tests/unit/test_reconcile_decisions.py"),
+        (
+            "tests/unit/test_launch_reports.py",
+            "tests/unit/test_launch_decisions.py",
+            "tests/unit/test_reconcile_decisions.py",
+        ),
         frozenset({"RETRIED", "STATUS_METRICS", "LaunchOutcome", "LaunchBatchReport"}),
     ),
     Target(
         "proxymx/launch/outcome.py",
-        ("tests/unit/test_launch_decisions.py",),
+        ("tests/unit/test_launch_reports.py", "tests/unit/test_launch_decisions.py"),
         frozenset({"SHARED_OUTCOME", "OutcomeReport", "settled_status"}),
     ),
     Target(
