@@ -151,3 +151,51 @@ def test_the_settled_status_names_undeliverable_and_delivery_timeouts(
     status: str, details: str, settled: str
 ) -> None:
     assert settled_status(invocation(status, details)) == settled
+
+
+@pytest.mark.parametrize(
+    ("status", "level"),
+    [
+        ("rejected", "WARNING"),
+        ("failed", "WARNING"),
+        ("abandoned", "WARNING"),
+        ("sent", "INFO"),
+        ("ignored", "INFO"),
+        ("not-ready", "INFO"),
+    ],
+)
+def test_each_launch_is_logged_at_its_level_with_the_fields_operators_search_by(
+    status: str, level: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given one launch outcome / When the batch records it
+    with caplog.at_level("INFO"):
+        LaunchBatchReport().add(LaunchOutcome("m-1", status, "why", "i-1", "c-1"))  # type: ignore[arg-type]
+    # Then one line at its level, with the message id, instance, command and outcome as fields
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("launch ")]
+    assert (record.levelname, record.getMessage()) == (level, f"launch {status}: why")
+    fields = {
+        key: getattr(record, key, None) for key in ("message_id", "instance_id", "command_id", "outcome")
+    }
+    assert fields == {"message_id": "m-1", "instance_id": "i-1", "command_id": "c-1", "outcome": status}
+
+
+def test_the_batch_answers_the_invocation_with_its_launches_and_commands() -> None:
+    from proxymx.launch.configure import SentCommand
+
+    batch = report("sent")
+    batch.commands.append(SentCommand("c-1", "g", "h", ("i-1",)))
+    batch.heartbeats.append("i-1")
+    data = batch.to_dict()
+    assert set(data) == {"outcome", "reason", "launches", "commands", "heartbeats"}
+    assert data["launches"][0]["status"] == "sent"
+    assert data["commands"] == [
+        {"command_id": "c-1", "group_name": "g", "hook_name": "h", "instance_ids": ("i-1",)}
+    ]
+    assert data["heartbeats"] == ["i-1"]
+    assert data["reason"] == "1 sent; 1 command(s) sent"
+
+
+def test_a_check_outcome_report_is_not_notified_until_a_notification_went_out() -> None:
+    result = OutcomeReport("ignored", "why")
+    assert result.notified is False
+    assert result.to_dict()["notified"] is False

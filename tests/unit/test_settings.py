@@ -161,3 +161,11 @@ def test_settings_are_read_once_from_the_environment(monkeypatch: pytest.MonkeyP
 def test_settings_can_be_built_directly_for_tests_and_the_cli() -> None:
     assert Settings(smtp_ports=(587,)).smtp_ports == (587,)
     assert dataclasses.replace(load_settings({}), dry_run=True).dry_run is True
+
+
+def test_the_fleet_tag_key_is_the_documented_one() -> None:
+    # The tag operators put on their MX instances (docs/agreement.md): a renamed key would take
+    # every instance out of the fleet, and the interlock would then never configure them
+    from proxymx.config import FLEET_TAG_KEY
+
+    assert FLEET_TAG_KEY == "proxymx:fleet"
