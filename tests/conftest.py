@@ -26,9 +26,20 @@ settings.load_profile(
 
 def pytest_configure(config: pytest.Config) -> None:
     # One seed for the run's fuzz tests: --hypothesis-seed=N replays it, else a fresh one, printed
-    # in the header (and in every fuzz failure) so that any run can be replayed.
+    # in the header (and in every fuzz failure) so that any run can be replayed. Under xdist
+    # (`make test` runs -n 2) every worker takes the controller's seed.
+    worker: dict[str, Any] | None = getattr(config, "workerinput", None)
     given = config.getoption("hypothesis_seed", default=None)
-    config.stash[FUZZ_SEED] = int(given) if given is not None else random.randrange(2**32)
+    if worker is not None and "fuzz_seed" in worker:
+        config.stash[FUZZ_SEED] = int(worker["fuzz_seed"])
+    else:
+        config.stash[FUZZ_SEED] = int(given) if given is not None else random.randrange(2**32)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: hand the controller's fuzz seed to each worker."""
+    node.workerinput["fuzz_seed"] = node.config.stash[FUZZ_SEED]
 
 
 FUZZ_SEED = pytest.StashKey[int]()
