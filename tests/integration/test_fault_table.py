@@ -26,9 +26,19 @@ from proxymx_tools.seed import seed_world
 from support import GROUP, HOOK, ROOT, emf_metrics, lambda_context, load_app, load_event
 
 FAULTS_DOC = ROOT / "docs" / "faults.md"
-FLOWS = ("ConfigureInstance", "CheckOutcome", "EnableProxyProtocol")
-OUTCOMES = ("retried by SQS", "retried by Lambda", "sent", "ignored", "already over", "ABANDON", "n/a")
-EXCEPTIONS = ("NotReadyYet", "TransientAwsError", "PermanentAwsError")
+FLOWS = ("ConfigureInstance", "CheckOutcome", "EnableProxyProtocol", "Reconcile")
+OUTCOMES = (
+    "retried by SQS",
+    "retried by Lambda",
+    "retried by the next sweep",
+    "skipped",
+    "sent",
+    "ignored",
+    "already over",
+    "ABANDON",
+    "n/a",
+)
+EXCEPTIONS = ("NotReadyYet", "TransientAwsError", "PermanentAwsError", "ReconcileFailed")
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ INJECTED_ON = {
     "ConfigureInstance": ("ssm", "SendCommand"),
     "CheckOutcome": ("ssm", "GetCommandInvocation"),
     "EnableProxyProtocol": ("elb", "DescribeLoadBalancers"),
+    "Reconcile": ("elb", "DescribeTags"),
 }
 CELLS = read_table()
 
@@ -219,6 +230,17 @@ def run_enable_proxy_protocol(cell: Cell, stage: Stage) -> Run:
     )
 
 
+def run_reconcile(cell: Cell, stage: Stage) -> Run:
+    seed_world(load_event("elb-create-smtp"))
+    app = load_app("reconcile")
+    context = lambda_context("ReconcileFunction")
+    event = load_event("scheduled-reconcile")
+    settings = stage.settings
+    return stage.run(
+        cell, lambda clients: app.lambda_handler(event, context, settings=settings, clients=clients), None
+    )
+
+
 APPLICABLE = [cell for cell in CELLS if cell.outcome != "n/a"]
 
 
@@ -235,6 +257,8 @@ def test_each_fault_has_its_documented_outcome_in_each_flow(
         run = run_configure_instance(cell, stage)
     elif cell.flow == "CheckOutcome":
         run = run_check_outcome(cell, stage)
+    elif cell.flow == "Reconcile":
+        run = run_reconcile(cell, stage)
     else:
         run = run_enable_proxy_protocol(cell, stage)
     # Then the outcome is the documented one
@@ -243,6 +267,9 @@ def test_each_fault_has_its_documented_outcome_in_each_flow(
         assert cell.exception is not None, f"{cell.fault}/{cell.flow}: the doc names no exception"
         assert type(run.raised).__name__ == cell.exception, run.raised
         assert run.metrics.get("Failures") == [1.0]
+    elif cell.outcome == "retried by the next sweep":
+        # The sweep went on past the failed load balancer and failed at its end, its metrics out
+        assert type(run.raised).__name__ == cell.exception, run.raised
     else:
         assert run.raised is None, f"{cell.fault}/{cell.flow} raised {run.raised!r}"
         assert run.returned is not None
@@ -251,6 +278,9 @@ def test_each_fault_has_its_documented_outcome_in_each_flow(
         retried = [item["itemIdentifier"] for item in run.returned["batchItemFailures"]]
         assert (len(retried) == 1) is (cell.outcome == "retried by SQS"), run.returned
         assert run.writes.count("send_command") == (0 if cell.outcome == "ignored" else 1)
+    if cell.outcome == "skipped":
+        assert run.returned is not None
+        assert run.writes == ()
     if cell.outcome == "already over":
         assert run.returned is not None
         assert run.returned["decision"] == "already-over"
