@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         if run_one(target, None, options.timeout) != 0:
             sys.stdout.write(f"{target.path}: the unit tests fail WITHOUT a mutant: fix them first\n")
             return 1
-        killed = survived = equivalent = 0
+        killed = survived = equivalent = unloadable = 0
         for mutant in mutants(target):
             code = run_one(target, mutant.index, options.timeout)
             key = (mutant.path, mutant.line, mutant.description)
@@ -358,12 +358,17 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(f"  SURVIVED   {mutant.path}:{mutant.line}: {mutant.description}\n")
             else:
                 killed += 1
+                # pytest says 1 when a test failed; anything else: the mutant broke the module's
+                # load or the run (still killed: nothing could use it), or timed out (-1)
+                unloadable += code != 1
+                if key in EQUIVALENT:
+                    sys.stdout.write(f"  killed, yet listed as equivalent (remove it): {key}\n")
             sys.stdout.flush()
         counted = killed + survived
         rate = 100.0 * killed / counted if counted else 100.0
         lines.append(
-            f"{target.path:34s} {counted:4d} mutants  {killed:4d} killed  {survived:3d} survived  "
-            f"{equivalent:3d} equivalent  {rate:5.1f}%"
+            f"{target.path:34s} {counted:4d} mutants  {killed:4d} killed ({unloadable:2d} at load)  "
+            f"{survived:3d} survived  {equivalent:3d} equivalent  {rate:5.1f}%"
         )
         totals = [totals[0] + killed, totals[1] + survived, totals[2] + equivalent]
         sys.stdout.write(lines[-1] + "\n")
@@ -372,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     rate = 100.0 * totals[0] / counted if counted else 100.0
     sys.stdout.write("\n" + "\n".join(lines) + "\n")
     sys.stdout.write(
-        f"{'all':34s} {counted:4d} mutants  {totals[0]:4d} killed  {totals[1]:3d} survived  "
+        f"{'all':34s} {counted:4d} mutants  {totals[0]:4d} killed              {totals[1]:3d} survived  "
         f"{totals[2]:3d} equivalent  {rate:5.1f}%\n"
     )
     return 0
