@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 # Debian packages for the data plane (real Postfix, HAProxy, swaks) and shellcheck.
 DEB_PACKAGES := postfix haproxy swaks
 
-.PHONY: help venv system-deps lint test test-unit test-integration test-dataplane build demo bench clean constraints
+.PHONY: help venv system-deps lint test test-unit test-integration test-dataplane build demo bench mutation clean constraints
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ demo: venv system-deps ## the whole chain on the embedded AWS and, as root on De
 bench: venv system-deps build ## benchmarks, printed as tables: PROXY header on vs off; cold start the Lambda way
 	$(BIN)/python -m proxymx_tools.bench
 	$(BIN)/python -m proxymx_tools.bench_coldstart
+
+mutation: venv ## mutation testing of the decision code against the unit tests, kill rate per file (~7 min; not in CI)
+	$(BIN)/python -m proxymx_tools.mutation
 
 constraints: ## re-pin every package from the current venv
 	{ echo '# Every Python package the venv may install, pinned. Regenerate with `make constraints`.'; \

@@ -8,10 +8,50 @@ those clients make. Nothing is cached between tests: there is nothing to clear.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles: "ci" (CI=true) runs the fuzz tests with at least 1,000 cases in all;
+# "dev" (the default elsewhere) a quicker 300. HYPOTHESIS_PROFILE picks one by name.
+settings.register_profile("ci", max_examples=1000)
+settings.register_profile("dev", max_examples=300)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One seed for the run's fuzz tests: --hypothesis-seed=N replays it, else a fresh one, printed
+    # in the header (and in every fuzz failure) so that any run can be replayed. Under xdist
+    # (`make test` runs -n 2) every worker takes the controller's seed.
+    worker: dict[str, Any] | None = getattr(config, "workerinput", None)
+    given = config.getoption("hypothesis_seed", default=None)
+    if worker is not None and "fuzz_seed" in worker:
+        config.stash[FUZZ_SEED] = int(worker["fuzz_seed"])
+    else:
+        config.stash[FUZZ_SEED] = int(given) if given is not None else random.randrange(2**32)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: hand the controller's fuzz seed to each worker."""
+    node.workerinput["fuzz_seed"] = node.config.stash[FUZZ_SEED]
+
+
+FUZZ_SEED = pytest.StashKey[int]()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"fuzz seed: {config.stash[FUZZ_SEED]} (replay: --hypothesis-seed={config.stash[FUZZ_SEED]})"
+
+
+@pytest.fixture
+def fuzz_seed(request: pytest.FixtureRequest) -> int:
+    return request.config.stash[FUZZ_SEED]
 
 
 @pytest.fixture(autouse=True)

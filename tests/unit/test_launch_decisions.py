@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -146,3 +147,53 @@ def test_parameters_we_send_satisfy_the_documents_patterns(env: dict[str, str]) 
 def test_settings_refuse_a_timeout_the_document_would_refuse() -> None:
     with pytest.raises(ValueError, match="UPSTREAM_PROXY_TIMEOUT"):
         load_settings({"UPSTREAM_PROXY_TIMEOUT": "5m"})
+
+
+# ----- verdicts, word for word (operators read them in notifications; make mutation) --------
+
+
+def _revert_summary(**changes: object) -> str:
+    summary = {
+        "proxymx": "postfix-summary",
+        "schema": 2,
+        "result": "reverted",
+        "mode": "revert",
+        "postfix_version": "3.7.11",
+        "smtp_ports": [25],
+        "changed": ["main.cf:postscreen_upstream_proxy_protocol"],
+        "verified": {"postscreen_upstream_proxy_protocol": ""},
+        "listening": True,
+        "running": True,
+        "dry_run": False,
+    }
+    return json.dumps(summary | changes)
+
+
+def test_a_revert_run_that_proves_postfix_plain_continues() -> None:
+    # Given a launch behind units that send no header (issue 7.4), whose run reverted and proved it
+    verdict = judge("Success", _invocation(_revert_summary()))
+    # Then the instance goes in service: plain is what it must be
+    assert (verdict.result, verdict.reason) == ("CONTINUE", "Postfix 3.7.11 proven plain")
+
+
+def test_a_revert_run_that_does_not_prove_plain_abandons() -> None:
+    verdict = judge("Success", _invocation(_revert_summary(running=False)))
+    assert (verdict.result, verdict.reason) == (
+        "ABANDON",
+        "the revert run does not prove Postfix plain (result=reverted)",
+    )
+
+
+def test_the_verdicts_reasons_word_for_word() -> None:
+    assert judge("Success", _invocation("no line\n")).reason == (
+        "the document succeeded but printed no summary line"
+    )
+    no_version = judge("Success", _invocation(proving_summary().replace('"3.7.11"', "null")))
+    assert (no_version.result, no_version.reason) == ("CONTINUE", "Postfix ? configured and verified")
+    dry = judge("Success", _invocation(proving_summary(result="dry-run")))
+    assert dry.reason == (
+        "the summary does not prove the configuration (result=dry-run, running=True, listening=True, "
+        "dry_run=False)"
+    )
+    assert judge("Undeliverable", None).reason == "undeliverable: the SSM agent could not be reached"
+    assert judge("Failed", None).reason == "Failed (exit code -1)"

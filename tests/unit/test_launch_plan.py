@@ -137,3 +137,50 @@ def test_only_a_failure_is_notified_and_only_with_a_topic() -> None:
     assert release(UNPROVEN, settings_with(**topic)).notify
     assert not release(PROVEN, settings_with(**topic)).notify
     assert not release(UNPROVEN, DEFAULTS).notify
+
+
+def test_a_launch_found_by_the_sweep_has_the_origin_and_destination_of_an_ordinary_launch() -> None:
+    # Given the lifecycle event of an ordinary launch (EC2 -> the group), and the same instance as
+    # the sweep finds it (no event: origin and destination are the defaults)
+    from proxymx.launch.plan import Launch
+    from proxymx.models.lifecycle import parse_lifecycle_event
+
+    event = parse_lifecycle_event(load_event("lifecycle-launch"))
+    from_event = Launch.from_event(event)
+    swept = Launch(from_event.instance_id, from_event.group_name, from_event.hook_name, from_event.time)
+    # Then both name the same launch: the claim key (instance, destination) of a Reconcile re-drive
+    # collides with the late SQS delivery's (issue 9, finding 1)
+    assert (swept.origin, swept.destination) == (from_event.origin, from_event.destination)
+    assert (swept.origin, swept.destination) == ("EC2", "AutoScalingGroup")
+
+
+def test_a_duplicate_found_without_a_message_says_an_earlier_launch() -> None:
+    # Given the same instance twice from the sweep (no SQS message ids)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    first = Launch("i-0123456789abcdef0", "proxymx-mx-fleet", "proxymx-postfix-launch", now)
+    intake = admit([first, first], load_settings({}))
+    # Then one is pending and the other ignored as a duplicate, naming no message
+    assert intake.pending == (first,)
+    (ignored,) = intake.ignored
+    assert ignored.reason == "duplicate of an earlier launch in this batch"
+
+
+def test_the_configuration_took_the_run_else_the_wait_from_the_request() -> None:
+    from proxymx.launch.plan import Invocation, configuration_seconds
+
+    at = datetime(2026, 11, 30, 12, 0, 30, tzinfo=UTC)
+    requested = at - timedelta(seconds=30)
+
+    def run(started: datetime | None, ended: datetime | None) -> Invocation:
+        return Invocation("c", "i", "doc", "Success", "Success", 0, "", "", "", started, ended)
+
+    # The run's own duration when SSM says when it started and ended (zero is a duration too)
+    assert configuration_seconds(run(requested, requested + timedelta(seconds=12)), requested, at) == 12.0
+    assert configuration_seconds(run(requested, requested), requested, at) == 0.0
+    # Else from the request to the event: a missing start or end, or an end before the start
+    assert configuration_seconds(run(None, at), requested, at) == 30.0
+    assert configuration_seconds(run(requested, None), requested, at) == 30.0
+    assert configuration_seconds(run(at, requested), requested, at) == 30.0
+    # And nothing when the event came before its request (clocks)
+    assert configuration_seconds(run(None, None), at + timedelta(seconds=1), at) is None
+    assert configuration_seconds(run(None, None), at, at) == 0.0

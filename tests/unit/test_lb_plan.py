@@ -235,3 +235,114 @@ def test_an_unreadable_pause_tag_pauses_and_says_so() -> None:
 
     reason = pause_reason([{PAUSE_TAG_KEY: "tomorrow"}], datetime(2026, 11, 30, tzinfo=UTC))
     assert reason is not None and "unreadable" in reason and "'tomorrow'" in reason
+
+
+# ----- what mutation testing found unpinned (make mutation) --------------------------------------
+
+
+def test_the_names_aws_and_existing_load_balancers_know_are_pinned() -> None:
+    # Given the constants other systems read: the policy name already on deployed Classic ELBs,
+    # the NLB attribute AWS defines, the operator's pause tag (docs) / Then they are these literals
+    from proxymx.loadbalancer.plan import PAUSE_TAG_KEY, PROXY_POLICY_TYPE, PROXY_PROTOCOL_V2
+
+    assert PROXY_POLICY_NAME == "proxymx-ProxyProtocol"
+    assert PROXY_POLICY_TYPE == "ProxyProtocolPolicyType"
+    assert PROXY_PROTOCOL_V2 == "proxy_protocol_v2.enabled"
+    assert PAUSE_TAG_KEY == "proxymx:pause-until"
+
+
+def test_an_ssl_backend_gets_the_policy_like_a_tcp_one() -> None:
+    # Given an SMTPS listener whose instance protocol is SSL (TLS to the instance)
+    ssl = classic(listeners=(ClassicListener(465, "SSL", 465, "SSL"),))
+    # When planned with port 465 as an SMTP port / Then the instance port gets the policy
+    plan = plan_classic(ssl, settings(SMTP_PORTS="25,465"))
+    assert [b.instance_port for b in plan.attach] == [465]
+
+
+def test_a_pause_without_offset_is_utc_and_ends_exactly_at_its_time() -> None:
+    from datetime import UTC, datetime
+
+    from proxymx.loadbalancer.plan import PAUSE_TAG_KEY, pause_reason
+
+    now = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
+    # Given a pause tag without offset (read as UTC), one minute ahead / Then it pauses
+    assert pause_reason([{PAUSE_TAG_KEY: "2026-11-30T21:01:00"}], now) is not None
+    # And a pause that ends exactly now no longer pauses
+    assert pause_reason([{PAUSE_TAG_KEY: "2026-11-30T21:00:00Z"}], now) is None
+
+
+def test_a_plan_has_changes_with_either_part_alone() -> None:
+    from proxymx.loadbalancer.plan import BackendPolicies, ClassicPlan, TargetGroupPlan
+
+    # A Classic plan that only creates the policy, or only attaches it, has changes
+    assert ClassicPlan("mx", PROXY_POLICY_NAME, create_policy=True).has_changes
+    assert ClassicPlan("mx", PROXY_POLICY_NAME, attach=(BackendPolicies(25, ()),)).has_changes
+    assert not ClassicPlan("mx", PROXY_POLICY_NAME).has_changes
+    # A target group plan that only enables, or only repairs a broken placement, has changes
+    assert TargetGroupPlan(enable=("arn:tg",)).has_changes
+    assert TargetGroupPlan(broken=("arn:tg",)).has_changes
+    assert not TargetGroupPlan().has_changes
+    # And a target group with no planned attributes gets the header switched on, nothing else
+    assert TargetGroupPlan().attributes_for("arn:tg") == (("proxy_protocol_v2.enabled", "true"),)
+
+
+def test_each_header_decision_lands_in_its_own_part_of_the_plan() -> None:
+    from dataclasses import replace
+
+    from proxymx.loadbalancer.nlbheader import HeaderAttributes
+
+    def tg(name: str, header: HeaderAttributes) -> TargetGroupState:
+        state = TargetGroupState(f"arn:{name}", name, "TCP", 25, listener_protocols=("TCP",))
+        return replace(state, header=header, proxy_protocol_v2=header.enabled)
+
+    # Given four NLB target groups on port 25 whose header attributes were read
+    groups = [
+        tg("on", HeaderAttributes(True, "on_first_ack", False, "ip")),
+        tg("off", HeaderAttributes(False, "on_first_ack_with_payload", False, "ip")),
+        tg("deadlock", HeaderAttributes(True, "on_first_ack_with_payload", False, "ip")),
+        tg("preserved", HeaderAttributes(False, "on_first_ack_with_payload", True, "instance")),
+    ]
+    # When planned
+    plan = plan_target_groups(groups, DEFAULT)
+    # Then each is in the part its decision names, and only the writes it needs are planned
+    assert plan.compliant == ("arn:on",)
+    assert plan.enable == ("arn:off",)
+    assert plan.broken == ("arn:deadlock",)
+    assert plan.preserved == ("arn:preserved",)
+    assert set(plan.writes) == {"arn:off", "arn:deadlock"}
+
+
+def test_an_opted_out_or_ineligible_target_group_is_no_candidate_for_reading() -> None:
+    good = TargetGroupState("arn:good", "good", "TCP", 25)
+    http = TargetGroupState("arn:http", "http", "HTTP", 25)
+    opted_out = TargetGroupState("arn:out", "out", "TCP", 25, tags={"proxymx:opt-out": "true"})
+    assert target_group_candidates([good, http, opted_out], DEFAULT) == [good]
+
+
+def test_a_blocked_unit_names_five_targets_and_counts_the_rest() -> None:
+    from proxymx.loadbalancer.plan import Blocked
+    from proxymx.loadbalancer.readiness import Requirement
+    from proxymx.loadbalancer.targets import Unready
+
+    unready = tuple(Unready(f"i-{n}", "no tag", in_fleet=n % 2 == 0) for n in range(7))
+    blocked = Blocked("classic/mx", Requirement((25,), "v1"), unready)
+    # Then the description shows the first five, then "+2 more"
+    text = blocked.describe()
+    assert text.startswith(
+        "classic/mx: 7 target(s) not ready for PROXY v1 on ports 25: i-0 (no tag; fleet), "
+    )
+    assert "i-4 (no tag; fleet) (+2 more)" in text
+    assert "i-5" not in text
+    # And six shows five and "+1 more"; exactly five is shown whole, without a count
+    assert (
+        Blocked("classic/mx", Requirement((25,), "v1"), unready[:6])
+        .describe()
+        .endswith("i-4 (no tag; fleet) (+1 more)")
+    )
+    assert (
+        Blocked("classic/mx", Requirement((25,), "v1"), unready[:5])
+        .describe()
+        .endswith("i-4 (no tag; fleet)")
+    )
+    # And the targets outside the fleet are the odd ones
+    assert [u.target_id for u in blocked.outside_fleet] == ["i-1", "i-3", "i-5"]

@@ -199,3 +199,43 @@ def test_a_last_line_longer_than_the_limit_is_not_a_summary() -> None:
     assert parse_summary(output(at_limit)) is not None
     assert parse_summary(output(beyond)) is None
     assert SUMMARY_MAX == 2000
+
+
+# ----- the bounds, each side (mutation testing: a bound moved by one must fail a test) ---------
+
+
+@pytest.mark.parametrize(
+    ("change", "accepted"),
+    [
+        ({"proxy_protocol": "v1"}, True),
+        ({"proxy_protocol": "v2"}, True),
+        ({"proxy_protocol": "any"}, True),
+        ({"proxy_protocol": "v3"}, False),
+        ({"accepts": "v1"}, True),
+        ({"accepts": "any"}, True),
+        ({"accepts": "v2"}, False),
+        ({"config_level": 1}, True),
+        ({"config_level": 0}, False),
+        ({"config_level": 99}, True),
+        ({"config_level": 100}, False),
+        ({"smtp_ports": [1, 65535]}, True),
+        ({"smtp_ports": [0]}, False),
+        ({"smtp_ports": [65536]}, False),
+        ({"smtp_ports": list(range(1, 65))}, True),
+        ({"smtp_ports": list(range(1, 66))}, False),
+        ({"changed": [f"c{i}" for i in range(64)]}, True),
+        ({"changed": [f"c{i}" for i in range(65)]}, False),
+        ({"verified": {f"k{i}": "v" for i in range(64)}}, True),
+        ({"verified": {f"k{i}": "v" for i in range(65)}}, False),
+        ({"postfix_version": "3" + "." * 63}, True),
+        ({"postfix_version": "3" + "." * 64}, False),
+    ],
+)
+def test_each_bound_accepts_its_edge_and_refuses_one_past_it(change: dict[str, Any], accepted: bool) -> None:
+    # Given a schema-2 summary with one field at (or one past) its bound
+    # When parsed / Then it is a summary exactly when the value is within the contract
+    summary = parse_summary(output(SCHEMA_2 | change))
+    assert (summary is not None) is accepted
+    if summary is not None:
+        ((field, value),) = change.items()
+        assert getattr(summary, field) == value

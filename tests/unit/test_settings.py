@@ -179,3 +179,29 @@ def test_settings_are_read_once_from_the_environment(monkeypatch: pytest.MonkeyP
 def test_settings_can_be_built_directly_for_tests_and_the_cli() -> None:
     assert Settings(smtp_ports=(587,)).smtp_ports == (587,)
     assert dataclasses.replace(load_settings({}), dry_run=True).dry_run is True
+
+
+def test_the_fleet_tag_key_is_the_documented_one() -> None:
+    # The tag operators put on their MX instances (docs/agreement.md): a renamed key would take
+    # every instance out of the fleet, and the interlock would then never configure them
+    from proxymx.config import FLEET_TAG_KEY
+
+    assert FLEET_TAG_KEY == "proxymx:fleet"
+
+
+def test_a_value_is_shown_whole_up_to_80_characters_then_cut() -> None:
+    # Given refused values of 80 and 81 characters
+    for size, shown in ((80, "," + "k" * 79), (81, ("," + "k" * 80)[:77])):
+        value = "," + "k" * (size - 1)
+        with pytest.raises(InvalidSetting) as raised:
+            load_settings({"OPT_OUT_TAG_KEY": value})
+        # Then the first is quoted whole, the second cut to 77 characters and "..."
+        suffix = ":" if size == 80 else "...:"
+        assert str(raised.value).startswith(f"OPT_OUT_TAG_KEY={shown!r}{suffix}")
+
+
+def test_numbers_say_what_they_must_be() -> None:
+    with pytest.raises(InvalidSetting, match=r"'29' is not a whole number \(30-2592000"):
+        load_settings({"COMMAND_TIMEOUT_SECONDS": "29"})
+    with pytest.raises(InvalidSetting, match=r"'0' is not a number of seconds \(1-999"):
+        load_settings({"UPSTREAM_PROXY_TIMEOUT": "0s"})

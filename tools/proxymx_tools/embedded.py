@@ -52,6 +52,13 @@ Requests were already validated by botocore against the service model before ``b
 every emulated or overlaid RESPONSE is validated against the operation's output shape too, so
 the extension cannot drift from the real API. A client created elsewhere can be attached with
 :meth:`LaunchExtension.attach`.
+
+Threads: AWS applies each request atomically (a conditional PutItem, a CompleteLifecycleAction
+that only one caller can win); moto's backends and the extension's state are plain Python
+objects with check-then-act code. The concurrency tests (tests/integration/test_concurrency.py)
+call the handlers from 8 threads at once, so every request the embedded AWS answers (moto's
+``before-send`` stubber, the extension's emulated answers and overlays) runs under ONE lock,
+:data:`BACKEND_LOCK`: requests interleave as they do in AWS, never half-way through one.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -80,6 +88,9 @@ SSM_OUTPUT_LIMIT = 24000
 WAITING = ("Pending:Wait", "Warmed:Pending:Wait")
 
 Handler = Callable[..., Any]
+# One request at a time inside the embedded AWS (see "Threads" above). Re-entrant: an emulated
+# answer may read moto's backends, which an overlay of the same request also does.
+BACKEND_LOCK = threading.RLock()
 
 
 # ----------------------------------------------------------------------------- outcomes
@@ -461,6 +472,10 @@ class LaunchExtension:
 
     def _short_circuit(self, handler: Handler) -> Handler:
         def before_call(model: Any, context: dict[str, Any], **_: Any) -> Any:
+            with BACKEND_LOCK:
+                return answer(model, context)
+
+        def answer(model: Any, context: dict[str, Any]) -> Any:
             params = context.get("proxymx_params", {})
             try:
                 violations = limit_violations(params, model.input_shape)
@@ -486,9 +501,10 @@ class LaunchExtension:
         ) -> None:
             if http_response.status_code >= 300:
                 return
-            tolerated = _model_errors(model, parsed)
-            overlay(context.get("proxymx_params", {}), parsed)
-            _validate_output(model, parsed, tolerated)
+            with BACKEND_LOCK:
+                tolerated = _model_errors(model, parsed)
+                overlay(context.get("proxymx_params", {}), parsed)
+                _validate_output(model, parsed, tolerated)
 
         return after_call
 
@@ -1023,13 +1039,21 @@ def embedded_aws(
     extension.refuse_header_placement(refuse_header_placement)
     if mail_config is not None:
         extension.use_real_document(mail_config, template_path)
+    from moto.core.botocore_stubber import BotocoreStubber
     from moto.ec2 import utils as ec2_utils
+
+    moto_answer = BotocoreStubber.__call__
+
+    def one_request_at_a_time(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
+        with BACKEND_LOCK:
+            return moto_answer(self, event_name, request, **kwargs)
 
     # moto 5 raises NotImplementedError for this DescribeInstances filter (see the table above).
     ip_filter = {"network-interface.addresses.private-ip-address": "private_ip"}
     with (
         mock.patch.dict(os.environ, fake_env),
         mock.patch.dict(ec2_utils.filter_dict_attribute_mapping, ip_filter),
+        mock.patch.object(BotocoreStubber, "__call__", one_request_at_a_time),
         mock_aws(),
     ):
         create_state_table(region)
