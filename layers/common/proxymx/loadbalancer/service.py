@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -56,6 +56,7 @@ from proxymx.models.cloudtrail import (
     V2RegisterTargets,
 )
 from proxymx.results import Metric, count
+from proxymx.scope import load_balancer_out_of_scope
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +215,12 @@ class EnableProxyProtocol:
 
     # ----- Classic ELB ------------------------------------------------------------------
 
-    def ensure_classic(self, name: str, detail: ElbCallDetail | None = None) -> ProxyProtocolResult:
-        """Bring one Classic ELB into compliance (``detail``: the event that asked; None: the sweep)."""
-        state = self.classic.describe(name)
+    def ensure_classic(
+        self, name: str, detail: ElbCallDetail | None = None, *, state: ClassicState | None = None
+    ) -> ProxyProtocolResult:
+        """Bring one Classic ELB into compliance (``detail``: the event that asked; None: the sweep).
+        ``state``: already read (the sweep's pages, :mod:`proxymx.inventory`), else described here."""
+        state = state if state is not None else self.classic.describe(name)
         plan = plan_classic(state, self.settings)
         if plan.out_of_scope:
             return self._result(detail, "ignored", plan.out_of_scope, load_balancer=name)
@@ -338,6 +342,32 @@ class EnableProxyProtocol:
         states = self.nlb.target_group_states(groups, self.nlb.listener_ports(arn))
         return self._reconcile_target_groups(detail, states, lb.name)
 
+    def ensure_listed_v2(
+        self,
+        arn: str,
+        name: str,
+        groups: Sequence[dict[str, Any]],
+        tags: Mapping[str, Mapping[str, str]],
+    ) -> ProxyProtocolResult:
+        """The sweep's form of :meth:`ensure_load_balancer_v2`: the NLB, its target groups and the
+        tags of both already read in pages (:mod:`proxymx.inventory`). What has no batch read is
+        read here, and only where it decides something: the listeners (one call) when a TCP/TLS
+        group is in scope, each candidate's attributes (one call each)."""
+        if not groups:
+            return self._result(
+                None, "compliant", "no target groups yet (CreateTargetGroup/CreateListener bring them)", arn
+            )
+        lb_tags = tags.get(arn, {})
+        needs_listeners = any(
+            (tg.get("Protocol") or "").upper() in NLB_PROXY_PROTOCOLS
+            and load_balancer_out_of_scope([tags.get(tg["TargetGroupArn"], {}), lb_tags], self.settings)
+            is None
+            for tg in groups
+        )
+        ports = self.nlb.listener_ports(arn) if needs_listeners else {}
+        states = self.nlb.target_group_states(groups, ports, tags=tags)
+        return self._reconcile_target_groups(None, states, name)
+
     def _target_group(self, detail: ElbCallDetail | None, arn: str) -> ProxyProtocolResult:
         group = self.nlb.target_group(arn)
         if (group.get("Protocol") or "").upper() not in NLB_PROXY_PROTOCOLS:
@@ -354,7 +384,12 @@ class EnableProxyProtocol:
         self, detail: ElbCallDetail | None, states: list[TargetGroupState], subject: str
     ) -> ProxyProtocolResult:
         candidates = {tg.arn for tg in target_group_candidates(states, self.settings)}
-        read = [self.nlb.with_proxy_protocol_state(tg) if tg.arn in candidates else tg for tg in states]
+        # A state whose header was read already (proxymx audit reads it to tell broken apart) is
+        # not read twice.
+        read = [
+            self.nlb.with_proxy_protocol_state(tg) if tg.arn in candidates and tg.header is None else tg
+            for tg in states
+        ]
         plan = plan_target_groups(read, self.settings)
         for reason in plan.skipped:
             log.info("skipped %s", reason, extra={"load_balancer": subject})
