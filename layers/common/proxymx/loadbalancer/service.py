@@ -358,15 +358,27 @@ class EnableProxyProtocol:
                 None, "compliant", "no target groups yet (CreateTargetGroup/CreateListener bring them)", arn
             )
         lb_tags = tags.get(arn, {})
-        needs_listeners = any(
-            (tg.get("Protocol") or "").upper() in NLB_PROXY_PROTOCOLS
+        in_scope = [
+            tg
+            for tg in groups
+            if (tg.get("Protocol") or "").upper() in NLB_PROXY_PROTOCOLS
             and load_balancer_out_of_scope([tags.get(tg["TargetGroupArn"], {}), lb_tags], self.settings)
             is None
-            for tg in groups
-        )
-        ports = self.nlb.listener_ports(arn) if needs_listeners else {}
+        ]
+        ports = self.nlb.listener_ports(arn) if any(self._needs_listeners(tg) for tg in in_scope) else {}
         states = self.nlb.target_group_states(groups, ports, tags=tags)
         return self._reconcile_target_groups(None, states, name)
+
+    def _needs_listeners(self, group: Mapping[str, Any]) -> bool:
+        """The listeners decide something only for a group whose own port is not an SMTP port
+        (a listener on 25 may forward to 2525), or a TCP instance group (a TLS listener in front
+        hides the client's address: nlbheader rule 3). Any other group needs the header or not
+        whatever its listeners are."""
+        if group.get("Port") not in self.settings.smtp_ports:
+            return True
+        return (group.get("TargetType") or "instance") == "instance" and (
+            group.get("Protocol") or ""
+        ).upper() == "TCP"
 
     def _target_group(self, detail: ElbCallDetail | None, arn: str) -> ProxyProtocolResult:
         group = self.nlb.target_group(arn)
