@@ -25,6 +25,13 @@ from proxymx.config import Settings
 from proxymx.reconcile import Reconcile
 from proxymx_tools.recorder import CallRecorder
 from proxymx_tools.seed_account import AccountBuilder, compliant_classic, compliant_nlbs
+from proxymx_tools.sweepcost import (
+    LATENCY_SECONDS,
+    formula_classic,
+    formula_nlb,
+    reconcile_timeout_seconds,
+    sweep_cost,
+)
 
 ELB_SERVICES = ("elb", "elbv2")
 
@@ -108,3 +115,30 @@ def test_a_foreign_proxy_policy_name_costs_one_policy_read(
     # Then only those 5 have their policies read (the name says nothing about the type)
     assert made["elb.describe_load_balancer_policies"] == 5
     assert made["elb.describe_tags"] == 2
+
+
+# ----- the sweep's time at a realistic latency (simulated: no real sleeping) -----------------
+
+
+@pytest.mark.parametrize("kind", ["classic", "nlb"])
+def test_a_1000_load_balancer_sweep_finishes_well_inside_the_reconcile_timeout(
+    aws: object, settings: Settings, clients: Clients, kind: str
+) -> None:
+    # Given 1,000 compliant load balancers of one kind, and 50 ms per AWS call (sweepcost says why)
+    if kind == "classic":
+        compliant_classic(1000)
+    else:
+        compliant_nlbs(1000)
+    # When one whole sweep runs (trail check, load balancers, stuck instances), its calls charged
+    # the latency on a simulated clock
+    cost = sweep_cost(settings, clients, latency=LATENCY_SECONDS)
+    # Then it finishes within half of the function's timeout (the other half is the margin for a
+    # slow day: the same rule as each call's budget, proxymx.budget)
+    timeout = reconcile_timeout_seconds()
+    assert cost.summary.checked == 1000
+    assert cost.simulated_seconds <= timeout / 2, (cost.simulated_seconds, cost.operations)
+    # And the load balancer part is the formula's, plus the few fixed reads of the other steps
+    formula = formula_classic(1000) if kind == "classic" else formula_nlb(1000)
+    elb_calls = sum(n for op, n in cost.operations.items() if op.split(".")[0] in ELB_SERVICES)
+    assert elb_calls <= formula + 2
+    assert cost.calls - elb_calls <= 5
