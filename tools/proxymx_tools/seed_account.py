@@ -141,7 +141,7 @@ class AccountBuilder:
             "compliant-foreign-policy": "compliant",
             "blocked-outside-fleet": "blocked",
             "opted-out": "out of scope",
-            "no-smtp": "compliant",
+            "no-smtp": "out of scope",
         }.get(kind, kind)
         return name
 
@@ -233,11 +233,11 @@ def realistic_account(load_balancers: int = 200, instances: int = 2000) -> Seede
     # Mostly compliant, as a real account: every other slot compliant, the rest cycles the states.
     ready_iter = iter(ready)
     for n in range(load_balancers):
-        flavour, kind = (
-            (("classic", "compliant") if n % 2 else ("nlb", "compliant"))
-            if n % 3
-            else kinds[(n // 3) % len(kinds)]
-        )
+        # Every third one cycles through the states; the others are compliant, as in a real account.
+        if n % 3 == 0:
+            flavour, kind = kinds[(n // 3) % len(kinds)]
+        else:
+            flavour, kind = ("classic", "compliant") if n % 2 else ("nlb", "compliant")
         if flavour == "classic":
             registered = [next(ready_iter) for _ in range(3)]
             if kind == "blocked":

@@ -144,6 +144,9 @@ class EnableProxyProtocol:
         self._backoff = backoff
         self._sleep = sleep
         self.notifier = notifier
+        # Sees every Blocked verdict, dry run included (proxymx audit names the unready targets);
+        # the notifier, by contrast, is an SNS notice and never fires in a dry run.
+        self.on_blocked: Callable[[list[Blocked]], None] | None = None
 
     @cached_property
     def classic(self) -> ClassicElb:
@@ -351,12 +354,18 @@ class EnableProxyProtocol:
     ) -> ProxyProtocolResult:
         """The sweep's form of :meth:`ensure_load_balancer_v2`: the NLB, its target groups and the
         tags of both already read in pages (:mod:`proxymx.inventory`). What has no batch read is
-        read here, and only where it decides something: the listeners (one call) when a TCP/TLS
-        group is in scope, each candidate's attributes (one call each)."""
+        read here, and only where it decides something: the listeners (one call, see
+        :meth:`_needs_listeners`), each candidate's attributes (one call each)."""
         if not groups:
             return self._result(
                 None, "compliant", "no target groups yet (CreateTargetGroup/CreateListener bring them)", arn
             )
+        return self.ensure_target_group_states(name, self.listed_v2_states(arn, groups, tags))
+
+    def listed_v2_states(
+        self, arn: str, groups: Sequence[dict[str, Any]], tags: Mapping[str, Mapping[str, str]]
+    ) -> list[TargetGroupState]:
+        """The states of an NLB's listed groups (attributes not read yet)."""
         lb_tags = tags.get(arn, {})
         in_scope = [
             tg
@@ -366,8 +375,11 @@ class EnableProxyProtocol:
             is None
         ]
         ports = self.nlb.listener_ports(arn) if any(self._needs_listeners(tg) for tg in in_scope) else {}
-        states = self.nlb.target_group_states(groups, ports, tags=tags)
-        return self._reconcile_target_groups(None, states, name)
+        return self.nlb.target_group_states(groups, ports, tags=tags)
+
+    def ensure_target_group_states(self, subject: str, states: list[TargetGroupState]) -> ProxyProtocolResult:
+        """Target groups already described (the sweep's pages; audit's one group at a time)."""
+        return self._reconcile_target_groups(None, states, subject)
 
     def _needs_listeners(self, group: Mapping[str, Any]) -> bool:
         """The listeners decide something only for a group whose own port is not an SMTP port
@@ -516,6 +528,8 @@ class EnableProxyProtocol:
         """The header stays off: the same outcome on the event path, in Reconcile and in a dry run.
         ``applied``: what was done meanwhile to the other target groups of the same subject."""
         described = [b.describe() for b in blocked]
+        if self.on_blocked is not None:
+            self.on_blocked(blocked)
         log.warning(
             "blocked: %s", "; ".join(described), extra={"load_balancer": subject, "blocked": described}
         )
