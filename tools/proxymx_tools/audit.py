@@ -495,10 +495,11 @@ def audit(
     return Audit(settings, clients, fix=fix, dry_run=dry_run, progress=progress).run()
 
 
-def print_report(report: AuditReport, *, as_json: bool, markdown: bool, out: TextIO = sys.stdout) -> None:
+def print_report(report: AuditReport, *, as_json: bool, markdown: bool, out: TextIO | None = None) -> None:
+    stream = out if out is not None else sys.stdout
     if as_json:
-        out.write(json.dumps(report.to_json(), indent=2) + "\n")
+        stream.write(json.dumps(report.to_json(), indent=2) + "\n")
     elif markdown:
-        out.write(report.markdown() + "\n")
+        stream.write(report.markdown() + "\n")
     else:
-        out.write(report.table() + "\n")
+        stream.write(report.table() + "\n")
