@@ -484,6 +484,21 @@ def settings_from_template(overrides: dict[str, str] | None = None) -> Settings:
     return load_settings(function_env(template, "ReconcileFunction"))
 
 
+def audit_clients(settings: Settings) -> Clients:
+    """Clients with the Reconcile function's call budget (the audit makes the sweep's reads; the
+    default budget of a process without FUNCTION_TIMEOUT_SECONDS is a 30 s function's)."""
+    import boto3
+    from proxymx.aws import botocore_config
+    from proxymx.budget import call_budget
+
+    config = botocore_config(call_budget(settings.function_timeout_seconds))
+
+    def make(service: str, **_: Any) -> Any:
+        return boto3.client(service, config=config)  # type: ignore[call-overload]
+
+    return Clients(make)
+
+
 def audit(
     settings: Settings,
     clients: Clients,

@@ -197,9 +197,7 @@ def _audit(args: argparse.Namespace) -> int:
     import contextlib
     import logging
 
-    from proxymx.aws import Clients
-
-    from proxymx_tools.audit import audit, print_report, progress_bar, settings_from_template
+    from proxymx_tools.audit import audit, audit_clients, print_report, progress_bar, settings_from_template
     from proxymx_tools.runner import InvokeUsageError, parse_parameter_overrides
 
     # The domain code logs what it decides (CloudWatch's business in Lambda); the audit's report
@@ -228,7 +226,11 @@ def _audit(args: argparse.Namespace) -> int:
             realistic_account(load_balancers=45, instances=100)
         try:
             report = audit(
-                settings, Clients(), fix=args.fix, dry_run=args.dry_run, progress=progress_bar(sys.stderr)
+                settings,
+                audit_clients(settings),
+                fix=args.fix,
+                dry_run=args.dry_run,
+                progress=progress_bar(sys.stderr),
             )
         except Exception as exc:
             # A bug's path, not AWS's (the audit turns AWS errors into its report): one line, exit 1.

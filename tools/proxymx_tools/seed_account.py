@@ -196,7 +196,8 @@ class AccountBuilder:
         ids = list(targets)
         if ids:
             self.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i, "Port": 25} for i in ids])
-        self.seeded.expected[tg] = "out of scope" if kind == "opted-out" else kind
+        # Preserved: instance targets see the client's own address; no header needed, compliant.
+        self.seeded.expected[tg] = {"opted-out": "out of scope", "preserved": "compliant"}.get(kind, kind)
         return str(tg)
 
     def alb(self, name: str) -> str:

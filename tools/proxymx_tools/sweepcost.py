@@ -87,3 +87,62 @@ def formula_nlb(load_balancers: int, listener_reads: int = 0) -> int:
     groups, DescribeTags of 20 ARNs (NLBs and groups), one attribute read per group, and the
     listener reads where they decide something."""
     return 2 * ceil(load_balancers / 400) + ceil(2 * load_balancers / 20) + load_balancers + listener_reads
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    kind: str
+    load_balancers: int
+    calls: int
+    formula: int
+    seconds: float
+    slow_seconds: float
+
+
+def measure(kind: str, load_balancers: int) -> SweepRow:
+    """Seed ``load_balancers`` compliant ones of ``kind`` in a fresh embedded AWS and sweep once."""
+    from proxymx.config import load_settings
+
+    from proxymx_tools.embedded import embedded_aws
+    from proxymx_tools.seed_account import compliant_classic, compliant_nlbs
+
+    with embedded_aws():
+        if kind == "Classic":
+            compliant_classic(load_balancers)
+            formula = formula_classic(load_balancers)
+        else:
+            compliant_nlbs(load_balancers)
+            formula = formula_nlb(load_balancers)
+        cost = sweep_cost(load_settings({}), Clients())
+    # The formula counts the load balancer reads; the sweep's fixed reads (the v2 or Classic listing
+    # with nothing in it, the trail check, the fleet's groups) are in the measured calls.
+    return SweepRow(
+        kind, load_balancers, cost.calls, formula, cost.simulated_seconds, cost.at(2 * LATENCY_SECONDS)
+    )
+
+
+def sweep_table(sizes: tuple[int, ...] = (10, 100, 1000)) -> str:
+    timeout = reconcile_timeout_seconds()
+    rows = [measure(kind, size) for kind in ("Classic", "NLB") for size in sizes]
+    ms = int(LATENCY_SECONDS * 1000)
+    lines = [
+        f"Reconcile sweep: L compliant load balancers, simulated at {ms} ms and {2 * ms} ms a call "
+        f"(timeout {timeout} s)",
+        f"{'kind':<8} {'L':>5} {'calls':>6} {'formula':>8} {'calls/LB':>9} "
+        f"{f'{ms} ms':>8} {f'{2 * ms} ms':>8} {'of timeout':>10}",
+    ]
+    for row in rows:
+        lines.append(
+            f"{row.kind:<8} {row.load_balancers:>5} {row.calls:>6} {row.formula:>8} "
+            f"{row.calls / row.load_balancers:>9.2f} {row.seconds:>7.1f}s {row.slow_seconds:>7.1f}s "
+            f"{row.seconds / timeout:>10.0%}"
+        )
+    lines.append(
+        "formula: Classic ceil(L/400) + ceil(L/20); NLB 2*ceil(L/400) + ceil(2L/20) + L "
+        "(one DescribeTargetGroupAttributes per group; +1 DescribeListeners per NLB whose listeners decide)"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(sweep_table())
