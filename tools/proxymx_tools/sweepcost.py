@@ -145,7 +145,8 @@ def sweep_table(sizes: tuple[int, ...] = (10, 100, 1000)) -> str:
             f"{row.seconds / timeout:>10.0%}"
         )
     lines.append(
-        "formula (load balancer reads): Classic ceil(L/400) + ceil(L/20); NLB 2*ceil(L/400) + ceil(2L/20) + L "
+        "formula (load balancer reads): Classic ceil(L/400) + ceil(L/20); "
+        "NLB 2*ceil(L/400) + ceil(2L/20) + L "
         "(one DescribeTargetGroupAttributes per group; +1 DescribeListeners per NLB whose listeners "
         "decide); calls also count the sweep's fixed reads (the other listing, the trail, the fleet's groups)"
     )
