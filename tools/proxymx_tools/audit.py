@@ -240,7 +240,8 @@ class Audit:
         progress: Progress | None = None,
         now: datetime | None = None,
     ) -> None:
-        writes = fix and not dry_run
+        # A stack deployed with DryRun=true writes nothing: neither does --fix with its settings.
+        writes = fix and not dry_run and not settings.dry_run
         self.settings = replace(settings, dry_run=not writes)
         self.clients = clients
         self.inventory = Inventory(clients)
@@ -248,7 +249,7 @@ class Audit:
         self.service = EnableProxyProtocol(self.settings, clients, backoff=SWEEP_BACKOFF, sleep=time.sleep)
         self._blocked: list[Blocked] = []
         self.service.on_blocked = self._blocked.extend
-        self.report = AuditReport(fix=fix, dry_run=dry_run)
+        self.report = AuditReport(fix=fix, dry_run=not writes)
         self.progress = progress
         self.now = now or datetime.now(UTC)
         self._fleet: dict[str, dict[str, str]] = {}
