@@ -58,7 +58,7 @@ test-dataplane: venv system-deps
 demo: venv system-deps ## the whole chain on the embedded AWS and, as root on Debian, local Postfix + HAProxy (installed like make test)
 	$(BIN)/proxymx demo
 
-bench: venv system-deps build ## benchmarks, printed as tables: PROXY header on vs off; cold start the Lambda way
+bench: venv system-deps build ## benchmarks, printed as tables: Reconcile sweep calls and time; PROXY header on vs off; cold start
 	$(BIN)/python -m proxymx_tools.bench
 	$(BIN)/python -m proxymx_tools.bench_coldstart
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from proxymx.aws import Clients
 from proxymx.config import load_settings
 from proxymx.errors import MalformedEvent, NotReadyYet, PermanentAwsError
-from proxymx.inventory import FleetGroup, OurInvocation, WaitingInstance
+from proxymx.inventory import FleetGroup, ListedClassic, ListedV2, OurInvocation, V2Listing, WaitingInstance
 from proxymx.launch.configure import LaunchOutcome
 from proxymx.launch.plan import Launch
+from proxymx.loadbalancer.plan import ClassicState
 from proxymx.loadbalancer.service import SWEEP_EVENT_NAME, ProxyProtocolResult
 from proxymx.models.schedule import parse_scheduled_event
 from proxymx.reconcile import (
@@ -45,11 +47,15 @@ class FakeInventory:
             raise value
         return value
 
-    def classic_load_balancer_names(self) -> list[str]:
-        return list(self._get("classic"))
+    def classic_load_balancers(self) -> list[ListedClassic]:
+        return [ListedClassic(ClassicState(name, (), {}, (), {}), ()) for name in self._get("classic")]
 
-    def network_load_balancer_arns(self) -> list[str]:
-        return list(self._get("network"))
+    def classic_policies(self, listed: ListedClassic, _settings: Any) -> ClassicState:
+        return listed.state
+
+    def v2_load_balancers(self) -> V2Listing:
+        arns = self._get("network")
+        return V2Listing(tuple(ListedV2(arn, arn, "network", "ipv4", {}) for arn in arns), {})
 
     def fleet_groups(self, *_: Any) -> list[FleetGroup]:
         return list(self._get("groups"))
@@ -69,6 +75,7 @@ class FakeService:
     def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
         self.asked: list[str] = []
+        self.nlb = SimpleNamespace(known_ip_address_types={})
 
     def _answer(self, name: str) -> ProxyProtocolResult:
         self.asked.append(name)
@@ -78,10 +85,10 @@ class FakeService:
         assert isinstance(answer, ProxyProtocolResult)
         return answer
 
-    def ensure_classic(self, name: str) -> ProxyProtocolResult:
+    def ensure_classic(self, name: str, *, state: Any = None) -> ProxyProtocolResult:
         return self._answer(name)
 
-    def ensure_load_balancer_v2(self, arn: str) -> ProxyProtocolResult:
+    def ensure_listed_v2(self, arn: str, *_: Any) -> ProxyProtocolResult:
         return self._answer(arn)
 
 

@@ -1,4 +1,5 @@
-"""``make bench``: what the PROXY-protocol hop costs the data plane.
+"""``make bench``: what the PROXY-protocol hop costs the data plane (and, first, what one Reconcile
+sweep costs in AWS calls and simulated time: proxymx_tools.sweepcost).
 
 One private Postfix, configured by the SSM document's script (the exact text from
 template.yaml). Four paths into the same postscreen -> smtpd pipeline:
@@ -210,7 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=BenchConfig.sessions)
     parser.add_argument("--size", type=int, default=BenchConfig.size)
     parser.add_argument("--budget", type=float, default=BenchConfig.budget_seconds, help="seconds")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the Reconcile sweep table")
     args = parser.parse_args(argv)
+    if not args.no_sweep:
+        # The control plane's table first (no Postfix, no root): what a sweep costs (issue 12).
+        from proxymx_tools.sweepcost import sweep_table
+
+        print(sweep_table(), end="\n\n", flush=True)
     missing = missing_tools()
     if missing:
         print(f"bench: skipped: missing {' '.join(missing)} ({INSTALL_HINT})", file=sys.stderr)

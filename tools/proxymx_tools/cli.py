@@ -10,6 +10,10 @@
     ``false`` (no load balancer write, no refresh, no drift repair; launches are still
     configured), ``resume`` writes ``true``. Takes effect within 30 s (the functions' cache).
     ``--backend moto`` flips it in a fresh embedded AWS (to try the verb; nothing persists).
+``proxymx audit [--fix] [--dry-run] [--backend aws|moto] [--parameter-overrides K=V ...]
+[--json] [--markdown]``
+    Where every load balancer, target group and fleet instance stands (proxymx_tools.audit).
+    Exit 0 all compliant, 2 drifted/blocked/cutting over/broken/paused (a pipeline gate), 1 errors.
 
 ``proxymx demo [--template PATH] [--no-data-plane]``
     The local demo (``make demo``): every sample event, then the whole chain (real Postfix and
@@ -107,6 +111,36 @@ def _parser() -> argparse.ArgumentParser:
             default="aws",
             help="aws: your credentials and account (default); moto: a fresh embedded AWS",
         )
+    audit = commands.add_parser(
+        "audit",
+        help="where every load balancer and instance stands; --fix applies what the functions would",
+        description=(
+            "Read every Classic ELB, NLB target group and fleet instance in the account and region "
+            "(credentials and endpoint from the standard AWS environment, AWS_ENDPOINT_URL included). "
+            "Exit 0 when everything in scope is compliant, 2 when anything is drifted, blocked, cutting "
+            "over, broken or paused, 1 on errors."
+        ),
+    )
+    audit.add_argument(
+        "--fix", action="store_true", help="apply what the functions would (never starts a cutover)"
+    )
+    audit.add_argument("--dry-run", action="store_true", help="with --fix: print the plan, write nothing")
+    audit.add_argument(
+        "--backend",
+        choices=("aws", "moto"),
+        default="aws",
+        help="aws: the account of your AWS environment (default); moto: a seeded embedded AWS (a demo)",
+    )
+    audit.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the stack's parameters (SmtpPorts, FleetTagValue, RequiredTag...), as sam deploy takes them",
+    )
+    output = audit.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
+    output.add_argument("--markdown", action="store_true", help="print the table as Markdown")
 
     demo = commands.add_parser("demo", help="run the local demo (make demo)")
     demo.add_argument("--template", type=Path, default=None, help="template.yaml to use")
@@ -263,8 +297,62 @@ def _switch(args: argparse.Namespace, *, enabled: bool) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    import contextlib
+    import logging
+
+    from proxymx_tools.audit import audit, audit_clients, print_report, progress_bar, settings_from_template
+    from proxymx_tools.runner import InvokeUsageError, parse_parameter_overrides
+
+    # The domain code logs what it decides (CloudWatch's business in Lambda); the audit's report
+    # says it once. Without a handler, Python would print the warnings on stderr.
+    logging.getLogger("proxymx").addHandler(logging.NullHandler())
+    if args.dry_run and not args.fix:
+        # An audit writes nothing anyway; say so instead of silently accepting it.
+        print(
+            "proxymx audit: --dry-run only means something with --fix (an audit never writes)",
+            file=sys.stderr,
+        )
+    try:
+        settings = settings_from_template(parse_parameter_overrides(args.parameter_overrides))
+    except (InvokeUsageError, ValueError) as exc:
+        print(f"proxymx audit: {exc}", file=sys.stderr)
+        return 1
+    world: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if args.backend == "moto":
+        from proxymx_tools.embedded import embedded_aws
+
+        world = embedded_aws()
+    with world:
+        if args.backend == "moto":
+            from proxymx_tools.seed_account import realistic_account
+
+            realistic_account(load_balancers=45, instances=100)
+        try:
+            report = audit(
+                settings,
+                audit_clients(settings),
+                fix=args.fix,
+                dry_run=args.dry_run,
+                progress=progress_bar(sys.stderr),
+            )
+        except Exception as exc:
+            # A bug's path, not AWS's (the audit turns AWS errors into its report): one line, exit 1.
+            print(f"proxymx audit: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+    print_report(report, as_json=args.json, markdown=args.markdown)
+    return report.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "audit":
+        try:
+            return _audit(args)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
     if args.command == "invoke":
         try:
             return _invoke(args)

@@ -3,9 +3,11 @@
 EventBridge delivers CloudTrail and Auto Scaling events on a best-effort basis. On a schedule
 (``ReconcileSchedule``, every 5 minutes by default) the sweep:
 
-1. lists every Classic ELB and every NLB and runs each one through the SAME domain code as
-   EnableProxyProtocol (:meth:`proxymx.loadbalancer.service.EnableProxyProtocol.ensure_classic`
-   / ``ensure_load_balancer_v2``): the same plan, scope (SMTP ports, opt-out tag, required tag),
+1. reads every Classic ELB and every NLB in pages and batches (:mod:`proxymx.inventory`: the
+   calls grow with pages, not with load balancers, issue 12) and runs each one through the SAME
+   domain code as EnableProxyProtocol
+   (:meth:`proxymx.loadbalancer.service.EnableProxyProtocol.ensure_classic` with the state read,
+   ``ensure_listed_v2``): the same plan, scope (SMTP ports, opt-out tag, required tag), interlock,
    dry run, read-back. A target group attached to no load balancer takes no traffic and is
    left to the ``CreateListener`` event, or to the sweep after it;
 2. finds the instances of the fleet's groups (tag ``proxymx:fleet=<FleetTagValue>``, and
@@ -36,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -44,7 +46,7 @@ from aws_lambda_powertools import Logger
 from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.errors import NotReadyYet, ProxymxError
-from proxymx.inventory import FleetGroup, Inventory
+from proxymx.inventory import FleetGroup, Inventory, ListedClassic
 from proxymx.launch.autoscaling import AutoScaling
 from proxymx.launch.configure import LaunchOutcome, configure
 from proxymx.launch.plan import Launch
@@ -368,27 +370,48 @@ class Reconcile:
     # ----- 1. load balancers ----------------------------------------------------------------
 
     def sweep_load_balancers(self) -> None:
+        """Every load balancer read in pages and batches (:mod:`proxymx.inventory`), then each one
+        through the domain code with what was read; a per-resource read only where AWS has none."""
         try:
-            names = self.inventory.classic_load_balancer_names()
+            classic = self.inventory.classic_load_balancers()
         except ProxymxError as exc:
             self._error(f"listing Classic load balancers failed: {exc}")
-            names = []
-        for name in names:
-            self._check_one("classic", name)
+            classic = []
+        for listed in classic:
+            if listed.error:
+                self._failed("classic", listed.name, listed.error)
+                continue
+            self._check_one("classic", listed.name, partial(self._ensure_classic, listed))
         try:
-            arns = self.inventory.network_load_balancer_arns()
+            v2 = self.inventory.v2_load_balancers()
         except ProxymxError as exc:
             self._error(f"listing network load balancers failed: {exc}")
-            arns = []
-        for arn in arns:
-            self._check_one("network", arn)
+            return
+        # IpAddressType came with the pages: no DescribeLoadBalancers per target group.
+        self.service.nlb.known_ip_address_types.update(v2.ip_address_types())
+        tags = {**v2.target_group_tags, **{lb.arn: lb.tags for lb in v2.load_balancers}}
+        for lb in v2.network:
+            if lb.error:
+                self._failed("network", lb.arn, lb.error)
+                continue
+            ensure = partial(self.service.ensure_listed_v2, lb.arn, lb.name, lb.target_groups, tags)
+            self._check_one("network", lb.arn, ensure)
 
-    def _check_one(self, kind: LoadBalancerKind, name: str) -> None:
+    def _ensure_classic(self, listed: ListedClassic) -> ProxyProtocolResult:
+        state = self.inventory.classic_policies(listed, self.settings)
+        return self.service.ensure_classic(listed.name, state=state)
+
+    def _failed(self, kind: LoadBalancerKind, name: str, reason: str) -> None:
+        logger.error(
+            f"reconcile: {kind} load balancer {name} failed: {reason}", extra={"load_balancer": name}
+        )
+        self.summary.load_balancers.append(LoadBalancerCheck(kind, name, "failed", reason))
+
+    def _check_one(
+        self, kind: LoadBalancerKind, name: str, ensure: Callable[[], ProxyProtocolResult]
+    ) -> None:
         try:
-            if kind == "classic":
-                check = _check(kind, name, self.service.ensure_classic(name))
-            else:
-                check = _check(kind, name, self.service.ensure_load_balancer_v2(name))
+            check = _check(kind, name, ensure())
         except NotReadyYet as exc:
             check = LoadBalancerCheck(kind, name, "vanished", f"deleted during the sweep ({exc})")
         except Exception as exc:

@@ -5,7 +5,7 @@ The only code that talks to the Classic ELB API.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from proxymx.errors import VerificationFailed, aws_errors, error_code, translate
@@ -53,20 +53,9 @@ class ClassicElb(ElbAdapter["ElasticLoadBalancingClient"]):
         tags = {t["Key"]: t.get("Value", "") for d in tag_descriptions for t in d.get("Tags", [])}
         return ClassicState(
             name=name,
-            listeners=tuple(_listener(d["Listener"]) for d in description.get("ListenerDescriptions", [])),
-            backend_policies=_backend_policies(description),
-            policies=tuple(
-                ClassicPolicy(
-                    name=p["PolicyName"],
-                    type_name=p.get("PolicyTypeName", ""),
-                    attributes={
-                        a["AttributeName"]: a.get("AttributeValue", "")
-                        for a in p.get("PolicyAttributeDescriptions", [])
-                        if "AttributeName" in a
-                    },
-                )
-                for p in policies
-            ),
+            listeners=tuple(listener(d["Listener"]) for d in description.get("ListenerDescriptions", [])),
+            backend_policies=backend_policies(description),
+            policies=tuple(policy(p) for p in policies),
             tags=tags,
             instances=tuple(i["InstanceId"] for i in description.get("Instances", []) if "InstanceId" in i),
         )
@@ -104,7 +93,7 @@ class ClassicElb(ElbAdapter["ElasticLoadBalancingClient"]):
         # right before the write and add ours to what is there NOW; verify() reads it back after.
         # What remains is the window of this one read and write (milliseconds); Classic ELB offers
         # no conditional write to close it.
-        current = _backend_policies(self._description(plan.load_balancer))
+        current = backend_policies(self._description(plan.load_balancer))
         for backend in plan.attach:
             now = current.get(backend.instance_port, ())
             if plan.policy_name in now:
@@ -133,18 +122,34 @@ class ClassicElb(ElbAdapter["ElasticLoadBalancingClient"]):
                 )
 
 
-def _listener(listener: dict[str, Any]) -> ClassicListener:
-    protocol = str(listener.get("Protocol", ""))
-    return ClassicListener(
-        load_balancer_port=int(listener["LoadBalancerPort"]),
-        protocol=protocol,
-        instance_port=int(listener["InstancePort"]),
-        # InstanceProtocol defaults to the front-end protocol's family when omitted.
-        instance_protocol=str(listener.get("InstanceProtocol") or protocol),
+# The parsers of DescribeLoadBalancers / DescribeLoadBalancerPolicies entries, shared with the
+# paged inventory (proxymx.inventory), so that a sweep reads the same state as an event.
+
+
+def policy(description: Mapping[str, Any]) -> ClassicPolicy:
+    return ClassicPolicy(
+        name=description["PolicyName"],
+        type_name=description.get("PolicyTypeName", ""),
+        attributes={
+            a["AttributeName"]: a.get("AttributeValue", "")
+            for a in description.get("PolicyAttributeDescriptions", [])
+            if "AttributeName" in a
+        },
     )
 
 
-def _backend_policies(description: dict[str, Any]) -> dict[int, tuple[str, ...]]:
+def listener(entry: Mapping[str, Any]) -> ClassicListener:
+    protocol = str(entry.get("Protocol", ""))
+    return ClassicListener(
+        load_balancer_port=int(entry["LoadBalancerPort"]),
+        protocol=protocol,
+        instance_port=int(entry["InstancePort"]),
+        # InstanceProtocol defaults to the front-end protocol's family when omitted.
+        instance_protocol=str(entry.get("InstanceProtocol") or protocol),
+    )
+
+
+def backend_policies(description: Mapping[str, Any]) -> dict[int, tuple[str, ...]]:
     return {
         int(b["InstancePort"]): tuple(b.get("PolicyNames", []))
         for b in description.get("BackendServerDescriptions", [])

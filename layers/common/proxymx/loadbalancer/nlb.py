@@ -7,7 +7,7 @@ together with the header placement in ONE ModifyTargetGroupAttributes call, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,8 @@ class NetworkLoadBalancers(ElbAdapter["ElasticLoadBalancingv2Client"]):
         super().__init__(*args, **kwargs)
         # Target group ARN -> protocols of the listeners forwarding to it, seen by listener_ports.
         self._listener_protocols: dict[str, set[str]] = {}
+        # Load balancer ARN -> IpAddressType, when already read in pages (proxymx.inventory).
+        self.known_ip_address_types: dict[str, str] = {}
 
     # ----- read ---------------------------------------------------------------------------
 
@@ -131,8 +133,11 @@ class NetworkLoadBalancers(ElbAdapter["ElasticLoadBalancingv2Client"]):
         self,
         groups: Sequence[dict[str, Any]],
         listener_ports: dict[str, tuple[int, ...]] | None = None,
+        *,
+        tags: Mapping[str, Mapping[str, str]] | None = None,
     ) -> list[TargetGroupState]:
-        """States (with tags of the groups and their load balancers); attributes not read yet."""
+        """States (with tags of the groups and their load balancers); attributes not read yet.
+        ``tags``: already read (ARN -> tags), else read here."""
         if not groups:
             return []
         ports: dict[str, tuple[int, ...]] = dict(listener_ports or {})
@@ -141,7 +146,8 @@ class NetworkLoadBalancers(ElbAdapter["ElasticLoadBalancingv2Client"]):
                 for tg_arn, lb_ports in self.listener_ports(lb_arn).items():
                     ports[tg_arn] = tuple(sorted({*ports.get(tg_arn, ()), *lb_ports}))
         lb_arns = [arn for tg in groups for arn in tg.get("LoadBalancerArns", [])]
-        tags = self.tags([*(tg["TargetGroupArn"] for tg in groups), *lb_arns])
+        if tags is None:
+            tags = self.tags([*(tg["TargetGroupArn"] for tg in groups), *lb_arns])
         return [
             TargetGroupState(
                 arn=tg["TargetGroupArn"],
@@ -176,6 +182,8 @@ class NetworkLoadBalancers(ElbAdapter["ElasticLoadBalancingv2Client"]):
         )
 
     def ip_address_types(self, load_balancer_arns: Sequence[str]) -> tuple[str, ...]:
+        if all(arn in self.known_ip_address_types for arn in load_balancer_arns):
+            return tuple(self.known_ip_address_types[arn] for arn in load_balancer_arns)
         response = self._read_with_retry(
             lambda: self.client.describe_load_balancers(LoadBalancerArns=list(load_balancer_arns)),
             f"load balancers {list(load_balancer_arns)}",

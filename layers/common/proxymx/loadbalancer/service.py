@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -61,6 +61,7 @@ from proxymx.models.cloudtrail import (
     V2RegisterTargets,
 )
 from proxymx.results import Metric, count
+from proxymx.scope import load_balancer_out_of_scope
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,9 @@ class EnableProxyProtocol:
         self._sleep = sleep
         self.notifier = notifier
         self.cutovers = cutovers
+        # Sees every Blocked verdict, dry run included (proxymx audit names the unready targets);
+        # the notifier, by contrast, is an SNS notice and never fires in a dry run.
+        self.on_blocked: Callable[[list[Blocked]], None] | None = None
 
     @cached_property
     def classic(self) -> ClassicElb:
@@ -308,9 +312,12 @@ class EnableProxyProtocol:
 
     # ----- Classic ELB ------------------------------------------------------------------
 
-    def ensure_classic(self, name: str, detail: ElbCallDetail | None = None) -> ProxyProtocolResult:
-        """Bring one Classic ELB into compliance (``detail``: the event that asked; None: the sweep)."""
-        state = self.classic.describe(name)
+    def ensure_classic(
+        self, name: str, detail: ElbCallDetail | None = None, *, state: ClassicState | None = None
+    ) -> ProxyProtocolResult:
+        """Bring one Classic ELB into compliance (``detail``: the event that asked; None: the sweep).
+        ``state``: already read (the sweep's pages, :mod:`proxymx.inventory`), else described here."""
+        state = state if state is not None else self.classic.describe(name)
         plan = plan_classic(state, self.settings)
         if plan.out_of_scope:
             return self._result(detail, "ignored", plan.out_of_scope, load_balancer=name)
@@ -562,6 +569,53 @@ class EnableProxyProtocol:
         states = self.nlb.target_group_states(groups, self.nlb.listener_ports(arn))
         return self._reconcile_target_groups(detail, states, lb.name)
 
+    def ensure_listed_v2(
+        self,
+        arn: str,
+        name: str,
+        groups: Sequence[dict[str, Any]],
+        tags: Mapping[str, Mapping[str, str]],
+    ) -> ProxyProtocolResult:
+        """The sweep's form of :meth:`ensure_load_balancer_v2`: the NLB, its target groups and the
+        tags of both already read in pages (:mod:`proxymx.inventory`). What has no batch read is
+        read here, and only where it decides something: the listeners (one call, see
+        :meth:`_needs_listeners`), each candidate's attributes (one call each)."""
+        if not groups:
+            return self._result(
+                None, "compliant", "no target groups yet (CreateTargetGroup/CreateListener bring them)", arn
+            )
+        return self.ensure_target_group_states(name, self.listed_v2_states(arn, groups, tags))
+
+    def listed_v2_states(
+        self, arn: str, groups: Sequence[dict[str, Any]], tags: Mapping[str, Mapping[str, str]]
+    ) -> list[TargetGroupState]:
+        """The states of an NLB's listed groups (attributes not read yet)."""
+        lb_tags = tags.get(arn, {})
+        in_scope = [
+            tg
+            for tg in groups
+            if (tg.get("Protocol") or "").upper() in NLB_PROXY_PROTOCOLS
+            and load_balancer_out_of_scope([tags.get(tg["TargetGroupArn"], {}), lb_tags], self.settings)
+            is None
+        ]
+        ports = self.nlb.listener_ports(arn) if any(self._needs_listeners(tg) for tg in in_scope) else {}
+        return self.nlb.target_group_states(groups, ports, tags=tags)
+
+    def ensure_target_group_states(self, subject: str, states: list[TargetGroupState]) -> ProxyProtocolResult:
+        """Target groups already described (the sweep's pages; audit's one group at a time)."""
+        return self._reconcile_target_groups(None, states, subject)
+
+    def _needs_listeners(self, group: Mapping[str, Any]) -> bool:
+        """The listeners decide something only for a group whose own port is not an SMTP port
+        (a listener on 25 may forward to 2525), or a TCP instance group (a TLS listener in front
+        hides the client's address: nlbheader rule 3). Any other group needs the header or not
+        whatever its listeners are."""
+        if group.get("Port") not in self.settings.smtp_ports:
+            return True
+        return (group.get("TargetType") or "instance") == "instance" and (
+            group.get("Protocol") or ""
+        ).upper() == "TCP"
+
     def _target_group(self, detail: ElbCallDetail | None, arn: str) -> ProxyProtocolResult:
         group = self.nlb.target_group(arn)
         if (group.get("Protocol") or "").upper() not in NLB_PROXY_PROTOCOLS:
@@ -595,7 +649,12 @@ class EnableProxyProtocol:
             result = self._reconcile_target_groups(detail, rest, subject)
             return replace(result, way_back=[w.describe(u) for w, u in zip(done, units, strict=True)])
         candidates = {tg.arn for tg in target_group_candidates(states, self.settings)}
-        read = [self.nlb.with_proxy_protocol_state(tg) if tg.arn in candidates else tg for tg in states]
+        # A state whose header was read already (proxymx audit reads it to tell broken apart) is
+        # not read twice.
+        read = [
+            self.nlb.with_proxy_protocol_state(tg) if tg.arn in candidates and tg.header is None else tg
+            for tg in states
+        ]
         plan = plan_target_groups(read, self.settings)
         for reason in plan.skipped:
             log.info("skipped %s", reason, extra={"load_balancer": subject})
@@ -764,6 +823,8 @@ class EnableProxyProtocol:
         """The header stays off: the same outcome on the event path, in Reconcile and in a dry run.
         ``applied``: what was done meanwhile to the other target groups of the same subject."""
         described = [b.describe() for b in blocked]
+        if self.on_blocked is not None:
+            self.on_blocked(blocked)
         log.warning(
             "blocked: %s", "; ".join(described), extra={"load_balancer": subject, "blocked": described}
         )
