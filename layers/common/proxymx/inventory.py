@@ -11,12 +11,12 @@ invocations of our document on one instance. Every error is translated here, onc
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from proxymx.batching import chunked
 from proxymx.errors import aws_errors, translate
+from proxymx.frozen import frozen
 
 if TYPE_CHECKING:
     from proxymx.aws import Clients
@@ -27,13 +27,13 @@ INSTANCES_PER_CALL = 50
 IN_FLIGHT_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 
 
-@dataclass(frozen=True)
+@frozen
 class WaitingInstance:
     instance_id: str
     state: str
 
 
-@dataclass(frozen=True)
+@frozen
 class FleetGroup:
     name: str
     arn: str
@@ -51,7 +51,7 @@ class FleetGroup:
         return parts[3] if len(parts) > 3 else ""
 
 
-@dataclass(frozen=True)
+@frozen
 class OurInvocation:
     command_id: str
     status: str

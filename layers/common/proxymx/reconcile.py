@@ -44,6 +44,7 @@ from aws_lambda_powertools import Logger
 from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.errors import NotReadyYet, ProxymxError
+from proxymx.frozen import frozen
 from proxymx.inventory import FleetGroup, Inventory
 from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult, blocked_notifier
 from proxymx.models.schedule import ScheduledEvent
@@ -75,7 +76,7 @@ LoadBalancerKind = Literal["classic", "network"]
 CheckOutcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused", "vanished", "failed"]
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadBalancerCheck:
     kind: LoadBalancerKind
     load_balancer: str
@@ -90,7 +91,7 @@ class LoadBalancerCheck:
     broken: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class SkippedInstance:
     instance_id: str
     group_name: str

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from proxymx.aws import Clients
 from proxymx.config import Settings
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.backoff import DEFAULT_BACKOFF
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers, PlacementRefused
@@ -67,7 +68,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ProxyProtocolResult:
     outcome: Outcome
     reason: str
