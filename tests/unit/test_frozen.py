@@ -114,3 +114,54 @@ def test_a_method_of_the_class_body_wins() -> None:
     # Then it is kept
     assert repr(Shown(1)) == "<1>"
     assert dataclasses.is_dataclass(Requirement) and Requirement.__repr__.__name__ == "_repr"
+
+
+def test_what_the_shared_init_cannot_do_is_refused_at_decoration() -> None:
+    # Given classes using what only the generated __init__ handles / When decorated
+    # Then @frozen refuses them with a message, instead of building a wrong class
+    with pytest.raises(TypeError, match="__post_init__"):
+
+        @frozen
+        class Post:
+            value: int
+
+            def __post_init__(self) -> None:
+                pass
+
+    with pytest.raises(TypeError, match="kw_only"):
+
+        @frozen
+        class KeywordOnly:
+            value: int = field(kw_only=True)
+
+    @frozen
+    class Base:
+        value: int
+
+    with pytest.raises(TypeError, match="inherited"):
+
+        @frozen
+        class Derived(Base):
+            more: int = 0
+
+
+def test_the_constructor_binds_as_the_generated_one() -> None:
+    # Given the twin classes
+    generated, shared = twins(plan_like)
+    # When built positionally, by keyword, mixed, or wrongly
+    cases: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        (("a", (25,)), {}),
+        ((), {"name": "a", "secret": "s"}),
+        (("a",), {"raw": "r", "ports": (1,)}),
+    ]
+    for args, kwargs in cases:
+        # Then they hold the same values
+        assert asdict(shared(*args, **kwargs)) == asdict(generated(*args, **kwargs))
+    # And each gets its own default_factory value
+    assert shared("a").attributes is not shared("a").attributes
+    # And the same mistakes fail in both
+    for args, kwargs in [((), {}), (("a",), {"name": "b"}), (("a",), {"colour": 1}), (("a",) * 6, {})]:
+        with pytest.raises(TypeError):
+            generated(*args, **kwargs)
+        with pytest.raises(TypeError):
+            shared(*args, **kwargs)
