@@ -26,10 +26,24 @@ def test_header_ratios_are_medians_of_adjacent_on_off_pairs_with_their_spread() 
         "direct": [220.0, 330.0, 110.0],
     }
 
+    # And the CPU per message the proxy + postscreen spent on each load (seconds)
+    result.cpu = {"off": [0.0004] * 6, "v1": [0.00044] * 3, "v2": [0.0004] * 3, "direct": [0.0001] * 3}
+    result.cpu_pairs = {
+        "v1": [(0.00044, 0.0004), (0.00045, 0.0004), (0.0005, 0.0004)],
+        "v2": [(0.0004, 0.0004)] * 3,
+        "direct": [(0.0001, 0.0004)] * 3,
+    }
+
     # When the table is computed
     table = result.table()
 
-    # Then each ratio is the median of its pairs' on / off (v1: 0.99, 1.0, 0.9 -> 0.99; the
+    # Then the CPU ratio is the median of the pairs' on / off too (1.1, 1.125, 1.25 -> 1.125),
+    # printed beside each path's microseconds per message
+    assert result.cpu_ratio("v1") == pytest.approx(1.125)
+    assert "v1 1.12, v2 1.00" in table
+    assert "440" in table and "100   0.25" in table
+
+    # And each ratio is the median of its pairs' on / off (v1: 0.99, 1.0, 0.9 -> 0.99; the
     # unpaired medians would say 198 / 200 too, but v2's 0.5, 0.5, 0.6 -> 0.5 vs 100 / 200 only by
     # luck), with the middle half of the pairs as its spread, and the target 0.97 judged
     assert result.ratio("v1") == 0.99
