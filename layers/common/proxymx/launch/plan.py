@@ -39,10 +39,11 @@ from proxymx.batching import chunked
 from proxymx.config import Settings
 from proxymx.errors import MalformedEvent
 from proxymx.frozen import frozen
-from proxymx.models.lifecycle import LaunchQueueBatch, LifecycleLaunchEvent
 from proxymx.scope import Home, from_home, launch_out_of_scope
 
 if TYPE_CHECKING:
+    # Annotations only: CheckOutcome, which uses this plan's verdict, never parses a lifecycle event.
+    from proxymx.models.lifecycle import LaunchQueueBatch, LifecycleLaunchEvent
     from proxymx.postfix_summary import PostfixConfigResult
 
 # SendCommand accepts at most 50 InstanceIds (botocore model: InstanceIds max 50).
