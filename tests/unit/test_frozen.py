@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError, asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from proxymx.frozen import frozen
@@ -137,6 +137,10 @@ def test_what_the_shared_init_cannot_do_is_refused_at_decoration() -> None:
     @frozen
     class Base:
         value: int
+        # A ClassVar is not a field, as with @dataclass
+        LIMIT: ClassVar[int] = 3
+
+    assert [f.name for f in fields(Base)] == ["value"] and Base(1).LIMIT == 3
 
     with pytest.raises(TypeError, match="inherited"):
 

@@ -14,7 +14,7 @@ The shared methods answer what the generated ones answer (tests/unit/test_frozen
 them with ``@dataclass(frozen=True)``'s): the same constructor arguments (positional or by
 keyword, defaults, ``default_factory``), ``FrozenInstanceError`` on assignment and deletion, the
 same ``repr`` text, ``==`` with the same short-circuit and ``NotImplemented`` for another class,
-the same ``hash``. What they do not support (``__post_init__``, ``InitVar``, ``kw_only``,
+the same ``hash``. What they do not support (``__post_init__``, so ``InitVar``, ``kw_only``,
 ``init=False`` fields, inheriting fields) is refused when the class is decorated: use
 ``@dataclass(frozen=True)`` for such a class. ``__dataclass_params__.frozen`` reads False (the
 freezing is ours), so a ``@dataclass(frozen=True)`` cannot subclass a ``@frozen`` class.
@@ -115,10 +115,9 @@ def frozen(cls: type[T]) -> type[T]:
         cls.__doc__ = f"{cls.__name__}({', '.join(vars(cls).get('__annotations__', {}))})"
     made: Any = dataclass(init=False, repr=False, eq=False)(cls)
     found = fields(made)
-    if any(f.kw_only is True or not f.init for f in found) or len(found) != len(made.__dataclass_fields__):
-        raise TypeError(
-            f"@frozen {cls.__qualname__}: kw_only, init=False or InitVar: use @dataclass(frozen=True)"
-        )
+    # (ClassVar annotations are not fields, as with @dataclass; an InitVar needs __post_init__.)
+    if any(f.kw_only is True or not f.init for f in found):
+        raise TypeError(f"@frozen {cls.__qualname__}: kw_only or init=False: use @dataclass(frozen=True)")
     setattr(made, _INIT, tuple((f.name, f.default, f.default_factory) for f in found))
     setattr(made, _COMPARED, tuple(f.name for f in found if f.compare))
     # dataclass hashes the compared fields, unless a field says otherwise with hash=.
