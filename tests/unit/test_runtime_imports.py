@@ -143,11 +143,12 @@ def test_a_cold_start_stays_within_its_module_and_dataclass_ceilings(handler: st
     # Then it holds no more proxymx modules and dataclasses than measured within the limit
     modules_max, dataclasses_max = CEILINGS[handler]
     assert "proxymx.config" in found["ours"]  # the check sees what it should
-    assert len(found["ours"]) <= modules_max, found["ours"]
-    assert len(found["dataclasses"]) <= dataclasses_max, found["dataclasses"]
+    hint = "over the measured ceiling: re-measure with `make bench` and raise CEILINGS, or import at use"
+    assert len(found["ours"]) <= modules_max, (hint, found["ours"])
+    assert len(found["dataclasses"]) <= dataclasses_max, (hint, found["dataclasses"])
     # And its frozen dataclasses share their methods (@frozen: a third of each one's cost)
     assert len(found["dataclasses"]) > 10  # the check sees them
-    assert found["compiled"] == []
+    assert found["compiled"] == [], "use @proxymx.frozen.frozen, not @dataclass(frozen=True), on a cold path"
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
