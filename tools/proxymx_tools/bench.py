@@ -89,6 +89,8 @@ class BenchResult:
     )
     # Path -> CPU seconds the proxy + postscreen spent per message, one figure per load.
     cpu: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
+    # Path -> the postscreen's share of it (the rest is the proxy).
+    postscreen_cpu: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
     # Header path -> (on, off) CPU per message of each adjacent pair.
     cpu_pairs: dict[str, list[tuple[float, float]]] = field(
         default_factory=lambda: {path: [] for path in PATHS if path != "off"}
@@ -106,6 +108,9 @@ class BenchResult:
 
     def cpu_median(self, path: str) -> float:
         return statistics.median(self.cpu[path]) if self.cpu[path] else 0.0
+
+    def postscreen_median(self, path: str) -> float:
+        return statistics.median(self.postscreen_cpu[path]) if self.postscreen_cpu[path] else 0.0
 
     def ratios(self, path: str) -> list[float]:
         return [on / off for on, off in self.pairs[path]]
@@ -133,8 +138,9 @@ class BenchResult:
             + (" (stopped early: time budget)" if self.stopped_early else ""),
             "",
             f"{'path':<38} {'msg/s (median)':>15} {'min':>7} {'max':>7} "
-            f"{'x off (median)':>15} {'[spread]':>13} {'proxy+postscreen us/msg':>23} {'x off':>6}",
-            f"{'-' * 38} {'-' * 15} {'-' * 7} {'-' * 7} {'-' * 15} {'-' * 13} {'-' * 23} {'-' * 6}",
+            f"{'x off (median)':>15} {'[spread]':>13} {'proxy+postscreen us/msg':>23} {'x off':>6} "
+            f"{'of which postscreen':>19}",
+            " ".join("-" * width for width in (38, 15, 7, 7, 15, 13, 23, 6, 19)),
         ]
         labels = {
             "off": "proxy, header off (plain mode tcp)",
@@ -148,7 +154,8 @@ class BenchResult:
             lines.append(
                 f"{labels[path]:<38} {self.median(path):>15.1f} {min(rates):>7.1f} {max(rates):>7.1f} "
                 f"{self.ratio(path):>15.3f} {f'[{low:.3f}-{high:.3f}]':>13} "
-                f"{self.cpu_median(path) * 1e6:>23.0f} {self.cpu_ratio(path):>6.2f}"
+                f"{self.cpu_median(path) * 1e6:>23.0f} {self.cpu_ratio(path):>6.2f} "
+                f"{self.postscreen_median(path) * 1e6:>19.0f}"
             )
         verdicts = [
             f"{path} {self.ratio(path):.3f} {'ok' if self.ratio(path) >= HEADER_TARGET else 'BELOW'}"
@@ -297,6 +304,13 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 watched.append(proxy_pids[path])
             return {pid: run_time(pid) for pid in watched}
 
+        def delta(before: dict[int, float], after: dict[int, float], only: set[int] | None = None) -> float:
+            return sum(
+                max(0.0, seconds - before.get(pid, 0.0))
+                for pid, seconds in after.items()
+                if only is None or pid in only
+            )
+
         def measure(path: str) -> tuple[float, float]:
             nonlocal sent
             before = front_cpu(path)
@@ -304,11 +318,14 @@ def run_bench(config: BenchConfig) -> BenchResult:
             after = front_cpu(path)
             # A postscreen that appeared during the load counts from 0; one that left is lost
             # (postscreen lives 100 s idle: every path is used every few seconds).
-            cpu = sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in after.items())
+            cpu = delta(before, after)
+            proxy_pid = proxy_pids.get(path)
+            postscreen = delta(before, after, {pid for pid in after if pid != proxy_pid})
             sent += config.messages
             wait_until_drained(postfix, sent)
             result.rates[path].append(rate)
             result.cpu[path].append(cpu / config.messages)
+            result.postscreen_cpu[path].append(postscreen / config.messages)
             return rate, cpu / config.messages
 
         # Warm-up: every daemon spawned, every cache opened, on every path.
