@@ -21,13 +21,25 @@ the same client address as Postfix sees it (smtp-source and HAProxy are both on 
 mynetworks and postscreen decide alike on both sides). ``direct`` against ``off`` shows what
 the extra hop costs on this machine (HAProxy shares the cores with Postfix and the client).
 
-Every round sends the same ``smtp-source`` load down each path, in an order that rotates
-from round to round (interleaved, so drift on the machine hits every path alike); the queue
-is drained to the sink before each measurement so every run starts from the same state. The
-figure is messages accepted per second (the client's wall time for the whole load); the
-table shows the median over the rounds of each path's rate, and the median over the rounds of
-its ratio to ``off`` (header on / off) and to ``direct`` in the same round (paired: a round the
-shared machine slowed down moves both sides).
+Every round sends the same ``smtp-source`` load down each path. Each header path is measured
+in an adjacent PAIR with the header-off path (A B, then B A in the next round: ABBA, so drift
+and the order's own effect cancel), and its ratio is that pair's on / off; ``direct`` runs once
+per round, as a reference against the round's first ``off``. The queue is drained to the sink
+before each measurement so every run starts from the same state. The figure is messages
+accepted per second (the client's wall time for the whole load); the table shows each path's
+median rate and, for the ratios, the median over the pairs with the middle half of them
+(25th-75th percentile) as the spread: the machine's noise, said beside the figure.
+
+Beside the rate, a second figure that the neighbours do not move: the CPU time the two parts
+that handle the header spend per message, the proxy (every thread of its HAProxy process) and
+postscreen (the one that reads the header, or its header-less twin), from the kernel's
+per-thread run time (``/proc/<pid>/task/<tid>/schedstat``, nanoseconds) before and after each
+load. The rest of the pipeline (smtpd, cleanup, qmgr, the relay to the sink) is the same on
+both sides: the header never reaches it.
+
+``--pin`` (Linux): the Postfix master (and the daemons it forks), the sink on CPU 0; the
+proxies (every thread) and the client on CPU 1, so that the proxy never waits behind
+Postfix for the same core. It cannot keep the neighbours of a shared machine away.
 
 Bounded in time: the rounds stop early (and say so) when the budget runs out.
 """
@@ -35,6 +47,7 @@ Bounded in time: the rounds stop early (and say so) when the budget runs out.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -59,10 +72,11 @@ class BenchConfig:
     # More, shorter rounds than a single long load: the on/off difference is a few percent and
     # the shared machine's round-to-round noise is +-8 %; medians over 15 pairs tame it.
     rounds: int = 15
-    messages: int = 300
+    messages: int = 400
     sessions: int = 8
     size: int = 4096
-    budget_seconds: float = 240.0
+    budget_seconds: float = 300.0
+    pin: bool = False
 
 
 @dataclass
@@ -70,25 +84,64 @@ class BenchResult:
     config: BenchConfig
     postfix_version: str
     rates: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
+    # Header path -> (on, off) rates of each adjacent pair; "direct" -> (direct, the round's off).
+    pairs: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {path: [] for path in PATHS if path != "off"}
+    )
+    # Path -> CPU seconds the proxy + postscreen spent per message, one figure per load.
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
+    # Path -> the postscreen's share of it (the rest is the proxy).
+    postscreen_cpu: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
+    # Header path -> (on, off) CPU per message of each adjacent pair.
+    cpu_pairs: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {path: [] for path in PATHS if path != "off"}
+    )
     stopped_early: bool = False
+
+    def cpu_ratio(self, path: str) -> float:
+        """The median over the pairs of header on / off CPU per message (> 1: the header costs)."""
+        if path == "off" or not self.cpu_pairs[path]:
+            return 1.0
+        return statistics.median(on / off for on, off in self.cpu_pairs[path])
 
     def median(self, path: str) -> float:
         return statistics.median(self.rates[path])
 
-    def ratio(self, path: str, reference: str = "off") -> float:
-        """The median over the rounds of path / reference in the same round: paired, so a round
-        the neighbours slowed down moves both sides and cancels out."""
-        return statistics.median(a / b for a, b in zip(self.rates[path], self.rates[reference], strict=True))
+    def cpu_median(self, path: str) -> float:
+        return statistics.median(self.cpu[path]) if self.cpu[path] else 0.0
+
+    def postscreen_median(self, path: str) -> float:
+        return statistics.median(self.postscreen_cpu[path]) if self.postscreen_cpu[path] else 0.0
+
+    def ratios(self, path: str) -> list[float]:
+        return [on / off for on, off in self.pairs[path]]
+
+    def ratio(self, path: str) -> float:
+        """The median over the pairs of path / header off, each pair measured back to back: a
+        moment the neighbours slowed down moves both sides and cancels out."""
+        return statistics.median(self.ratios(path)) if path != "off" else 1.0
+
+    def spread(self, path: str) -> tuple[float, float]:
+        """The 25th and 75th percentiles of the pairs' ratios (the middle half)."""
+        ratios = self.ratios(path) if path != "off" else [1.0]
+        if len(ratios) < 2:
+            return ratios[0], ratios[0]
+        quartiles = statistics.quantiles(ratios, n=4, method="inclusive")
+        return quartiles[0], quartiles[2]
 
     def table(self) -> str:
         cfg = self.config
+        pairs = len(self.pairs["v1"])
         lines = [
             f"proxymx bench: Postfix {self.postfix_version}, smtp-source -s {cfg.sessions} -m {cfg.messages} "
-            f"-l {cfg.size}, {len(self.rates['off'])} interleaved round(s), median"
+            f"-l {cfg.size}, {pairs} round(s) of adjacent on/off pairs (ABBA)"
+            + (", pinned: Postfix+sink CPU 0, proxies+client CPU 1" if cfg.pin else ", not pinned")
             + (" (stopped early: time budget)" if self.stopped_early else ""),
             "",
-            f"{'path':<38} {'msg/s (median)':>15} {'min':>8} {'max':>8} {'x off':>7} {'x direct':>9}",
-            f"{'-' * 38} {'-' * 15} {'-' * 8} {'-' * 8} {'-' * 7} {'-' * 9}",
+            f"{'path':<38} {'msg/s (median)':>15} {'min':>7} {'max':>7} "
+            f"{'x off (median)':>15} {'[spread]':>13} {'proxy+postscreen us/msg':>23} {'x off':>6} "
+            f"{'of which postscreen':>19}",
+            " ".join("-" * width for width in (38, 15, 7, 7, 15, 13, 23, 6, 19)),
         ]
         labels = {
             "off": "proxy, header off (plain mode tcp)",
@@ -98,19 +151,59 @@ class BenchResult:
         }
         for path in PATHS:
             rates = self.rates[path]
+            low, high = self.spread(path)
             lines.append(
-                f"{labels[path]:<38} {self.median(path):>15.1f} {min(rates):>8.1f} {max(rates):>8.1f} "
-                f"{self.ratio(path):>7.2f} {self.ratio(path, 'direct'):>9.2f}"
+                f"{labels[path]:<38} {self.median(path):>15.1f} {min(rates):>7.1f} {max(rates):>7.1f} "
+                f"{self.ratio(path):>15.3f} {f'[{low:.3f}-{high:.3f}]':>13} "
+                f"{self.cpu_median(path) * 1e6:>23.0f} {self.cpu_ratio(path):>6.2f} "
+                f"{self.postscreen_median(path) * 1e6:>19.0f}"
             )
         verdicts = [
-            f"{path} {self.ratio(path):.2f} {'ok' if self.ratio(path) >= HEADER_TARGET else 'BELOW'}"
+            f"{path} {self.ratio(path):.3f} {'ok' if self.ratio(path) >= HEADER_TARGET else 'BELOW'}"
             for path in ("v1", "v2")
         ]
         lines += [
             "",
-            f"header on / header off, same proxy (target >= {HEADER_TARGET}): " + ", ".join(verdicts),
+            f"header on / header off, same proxy, median of {pairs} pairs (target >= {HEADER_TARGET}): "
+            + ", ".join(verdicts),
+            "CPU of the parts that handle the header, header on / off (median of the pairs): "
+            + ", ".join(f"{path} {self.cpu_ratio(path):.2f}" for path in ("v1", "v2")),
         ]
         return "\n".join(lines)
+
+
+def run_time(pid: int) -> float:
+    """Seconds on CPU of every thread of ``pid`` so far (0 when it is gone)."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total / 1e9
+
+
+def postscreens(master: int) -> list[int]:
+    """The postscreen processes our master runs (they are spawned on the first connection and
+    may be replaced: looked up at each load)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == master and (entry / "comm").read_text().strip() == "postscreen":
+                found.append(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return found
+
+
+def pin_process(pid: int, cpu: int) -> None:
+    """Every thread of ``pid`` on ``cpu`` (children it forks later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpu})
 
 
 def send_load(port: int, config: BenchConfig) -> float:
@@ -126,7 +219,8 @@ def send_load(port: int, config: BenchConfig) -> float:
         f"{LOOPBACK}:{port}",
     ]  # fmt: skip
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    pin = (lambda: os.sched_setaffinity(0, {1})) if config.pin else None
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, preexec_fn=pin)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"smtp-source failed on port {port}: {done.stdout}{done.stderr}")
@@ -144,8 +238,9 @@ def wait_until_drained(postfix: LocalPostfix, expected: int, timeout: float = 60
 
 
 @contextmanager
-def bench_rig() -> Iterator[tuple[LocalPostfix, dict[str, int]]]:
-    """The configured Postfix and the port of each path; everything stopped on exit."""
+def bench_rig(pin: bool = False) -> Iterator[tuple[LocalPostfix, dict[str, int], dict[str, int]]]:
+    """The configured Postfix, the port of each path and the pid of each path's proxy; everything
+    stopped on exit."""
     root = Path(tempfile.mkdtemp(prefix="proxymx-bench-"))
     root.chmod(0o755)
     direct_port = free_port()
@@ -169,9 +264,24 @@ def bench_rig() -> Iterator[tuple[LocalPostfix, dict[str, int]]]:
             proxies.append(LocalHaproxy(root / "haproxy", postfix.smtp_port, mode).start())
         # Header off: the same HAProxy configuration minus send-proxy, to the header-less twin.
         proxies.append(LocalHaproxy(root / "haproxy", direct_port, "off").start())
+        if pin:
+            master = postfix.master_pid()
+            if master is None or postfix.sink is None or postfix.sink.process is None:
+                raise RuntimeError("bench --pin: the Postfix master or the sink is not running")
+            pin_process(master, 0)
+            pin_process(postfix.sink.process.pid, 0)
+            for proxy in proxies:
+                assert proxy.process is not None
+                pin_process(proxy.process.pid, 1)
+        pids = {
+            path: proxy.process.pid
+            for path, proxy in zip(("v1", "v2", "off"), proxies, strict=True)
+            if proxy.process
+        }
         yield (
             postfix,
             {"direct": direct_port, "v1": proxies[0].port, "v2": proxies[1].port, "off": proxies[2].port},
+            pids,
         )
     finally:
         for proxy in proxies:
@@ -182,12 +292,47 @@ def bench_rig() -> Iterator[tuple[LocalPostfix, dict[str, int]]]:
 
 def run_bench(config: BenchConfig) -> BenchResult:
     started = time.monotonic()
-    with bench_rig() as (postfix, ports):
+    with bench_rig(config.pin) as (postfix, ports, proxy_pids):
         version = postfix.postconf("-h", "mail_version").strip()
         result = BenchResult(config, version)
         sent = 0
+
+        master = postfix.master_pid()
+
+        def front_cpu(path: str) -> dict[int, float]:
+            watched = postscreens(master) if master is not None else []
+            if path in proxy_pids:
+                watched.append(proxy_pids[path])
+            return {pid: run_time(pid) for pid in watched}
+
+        def delta(before: dict[int, float], after: dict[int, float], only: set[int] | None = None) -> float:
+            return sum(
+                max(0.0, seconds - before.get(pid, 0.0))
+                for pid, seconds in after.items()
+                if only is None or pid in only
+            )
+
+        def measure(path: str) -> tuple[float, float]:
+            nonlocal sent
+            before = front_cpu(path)
+            rate = send_load(ports[path], config)
+            after = front_cpu(path)
+            # A postscreen that appeared during the load counts from 0; one that left is lost
+            # (postscreen lives 100 s idle: every path is used every few seconds).
+            cpu = delta(before, after)
+            proxy_pid = proxy_pids.get(path)
+            postscreen = delta(before, after, {pid for pid in after if pid != proxy_pid})
+            sent += config.messages
+            wait_until_drained(postfix, sent)
+            result.rates[path].append(rate)
+            result.cpu[path].append(cpu / config.messages)
+            result.postscreen_cpu[path].append(postscreen / config.messages)
+            return rate, cpu / config.messages
+
         # Warm-up: every daemon spawned, every cache opened, on every path.
-        warmup = BenchConfig(rounds=1, messages=50, sessions=config.sessions, size=config.size)
+        warmup = BenchConfig(
+            rounds=1, messages=50, sessions=config.sessions, size=config.size, pin=config.pin
+        )
         for path in PATHS:
             send_load(ports[path], warmup)
             sent += warmup.messages
@@ -196,11 +341,22 @@ def run_bench(config: BenchConfig) -> BenchResult:
             if round_index > 0 and time.monotonic() - started > config.budget_seconds:
                 result.stopped_early = True
                 break
-            order = PATHS[round_index % len(PATHS) :] + PATHS[: round_index % len(PATHS)]
-            for path in order:
-                result.rates[path].append(send_load(ports[path], config))
-                sent += config.messages
-                wait_until_drained(postfix, sent)
+            flip = round_index % 2 == 1  # ABBA: off first in even rounds, the header first in odd ones
+            first_off: tuple[float, float] | None = None
+            for path in ("v1", "v2") if not flip else ("v2", "v1"):
+                if flip:
+                    on = measure(path)
+                    off = measure("off")
+                else:
+                    off = measure("off")
+                    on = measure(path)
+                first_off = off if first_off is None else first_off
+                result.pairs[path].append((on[0], off[0]))
+                result.cpu_pairs[path].append((on[1], off[1]))
+            assert first_off is not None
+            direct = measure("direct")
+            result.pairs["direct"].append((direct[0], first_off[0]))
+            result.cpu_pairs["direct"].append((direct[1], first_off[1]))
     return result
 
 
@@ -212,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=BenchConfig.size)
     parser.add_argument("--budget", type=float, default=BenchConfig.budget_seconds, help="seconds")
     parser.add_argument("--no-sweep", action="store_true", help="skip the Reconcile sweep table")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="Postfix and the sink on CPU 0, the proxies and the client on CPU 1",
+    )
     args = parser.parse_args(argv)
     if not args.no_sweep:
         # The control plane's table first (no Postfix, no root): what a sweep costs (issue 12).
@@ -222,8 +383,6 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"bench: skipped: missing {' '.join(missing)} ({INSTALL_HINT})", file=sys.stderr)
         return 2
-    import os
-
     if os.geteuid() != 0:
         print("bench: skipped: the private Postfix runs as root (run `sudo make bench`)", file=sys.stderr)
         return 2
@@ -233,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         sessions=args.sessions,
         size=args.size,
         budget_seconds=args.budget,
+        pin=args.pin,
     )
     print(run_bench(config).table())
     return 0

@@ -298,6 +298,10 @@ class LocalPostfix:
         if self.sink is not None:
             self.sink.stop()
 
+    def master_pid(self) -> int | None:
+        """The pid of this instance's running master (the bench pins it to a CPU), or None."""
+        return self._master_pid()
+
     def _master_pid(self) -> int | None:
         """The pid of THIS instance's running master (pid file, and its cwd is our queue), or None."""
         pid_file = self.queue_dir / "pid" / "master.pid"

@@ -19,7 +19,7 @@ each function's ``Timeout``; tests/unit/test_budget.py proves the two agree).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from proxymx.frozen import frozen
 
 # A regional AWS endpoint accepts a connection in milliseconds: a longer wait is a network fault.
 MAX_CONNECT_TIMEOUT = 2.0
@@ -30,7 +30,7 @@ MAX_ATTEMPTS = 5
 MAX_BACKOFF = 20.0
 
 
-@dataclass(frozen=True)
+@frozen
 class CallBudget:
     """What one AWS call may spend: ``attempts`` in all (botocore's ``max_attempts`` counts them
     all in standard mode, the first included), each bounded by the two timeouts."""

@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from functools import lru_cache
 from typing import Any, Final, TypeVar
+
+from proxymx.frozen import frozen
 
 # The fleet tag's KEY is fixed: CloudFormation cannot build an IAM condition key from a parameter.
 FLEET_TAG_KEY = "proxymx:fleet"
@@ -149,7 +151,7 @@ def setting(env: str, parse: Parser, default: T) -> T:
 # ----- the table ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Settings:
     smtp_ports: tuple[int, ...] = setting("SMTP_PORTS", ports, (25,))
     opt_out_tag_key: str = setting("OPT_OUT_TAG_KEY", matching(TAG_KEY), "proxymx:opt-out")

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxymx.errors import TransientAwsError, aws_errors, error_code
+from proxymx.frozen import frozen
 from proxymx.state import StateTable
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def drift_key(unit: str) -> str:
     return f"DRIFT#{unit}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Flapping:
     """Repairs of ``unit`` suspended until ``until`` (epoch seconds) because of ``actor``."""
 

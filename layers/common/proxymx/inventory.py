@@ -24,12 +24,12 @@ instance). Every error is translated here, once (:func:`proxymx.errors.translate
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from proxymx.batching import chunked
 from proxymx.errors import aws_errors, translate
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.plan import (
     NLB_PROXY_PROTOCOLS,
     PROXY_POLICY_NAME,
@@ -54,7 +54,7 @@ TAGS_PER_CALL = 20
 IN_FLIGHT_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 
 
-@dataclass(frozen=True)
+@frozen
 class ListedClassic:
     """One Classic ELB as its page described it, with its tags; ``state.policies`` are filled by
     :meth:`Inventory.classic_policies` (read only when needed)."""
@@ -70,7 +70,7 @@ class ListedClassic:
         return self.state.name
 
 
-@dataclass(frozen=True)
+@frozen
 class ListedV2:
     """One v2 load balancer (any type: audit names ALBs as out of scope) with its tags and the
     target groups that list it (raw DescribeTargetGroups entries)."""
@@ -85,7 +85,7 @@ class ListedV2:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class V2Listing:
     load_balancers: tuple[ListedV2, ...]
     # Target group ARN -> its tags (groups of a network load balancer only).
@@ -145,13 +145,13 @@ def known_policies(listed: ListedClassic, settings: Settings) -> tuple[ClassicPo
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class WaitingInstance:
     instance_id: str
     state: str
 
 
-@dataclass(frozen=True)
+@frozen
 class FleetGroup:
     name: str
     arn: str
@@ -169,7 +169,7 @@ class FleetGroup:
         return parts[3] if len(parts) > 3 else ""
 
 
-@dataclass(frozen=True)
+@frozen
 class OurInvocation:
     command_id: str
     status: str

@@ -39,17 +39,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
 
 from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.errors import NotReadyYet, ProxymxError
+from proxymx.frozen import frozen
 from proxymx.inventory import FleetGroup, Inventory, ListedClassic
-from proxymx.launch.autoscaling import AutoScaling
-from proxymx.launch.configure import LaunchOutcome, configure
-from proxymx.launch.plan import Launch
 from proxymx.loadbalancer.cutover_flow import Cutovers
 from proxymx.loadbalancer.cutover_flow import cutovers_for as cutover_engine
 from proxymx.loadbalancer.service import EnableProxyProtocol, ProxyProtocolResult, blocked_notifier
@@ -57,6 +55,13 @@ from proxymx.models.schedule import ScheduledEvent
 from proxymx.results import FailedResult, Metric, count
 from proxymx.scope import fleet_tag, launch_out_of_scope
 from proxymx.trail import check_event_path
+
+if TYPE_CHECKING:
+    # The launch side is imported where the sweep first needs it (a group with instances waiting,
+    # which most sweeps never see): it is a third of this handler's cold import (issue 11).
+    from proxymx.launch.autoscaling import AutoScaling
+    from proxymx.launch.configure import LaunchOutcome
+    from proxymx.launch.plan import Launch
 
 logger = Logger(child=True)
 
@@ -77,7 +82,7 @@ CheckOutcome = Literal[
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadBalancerCheck:
     kind: LoadBalancerKind
     load_balancer: str
@@ -95,7 +100,7 @@ class LoadBalancerCheck:
     unready_behind_header: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class SkippedInstance:
     instance_id: str
     group_name: str
@@ -330,6 +335,8 @@ class Reconcile:
 
     @cached_property
     def autoscaling(self) -> AutoScaling:
+        from proxymx.launch.autoscaling import AutoScaling
+
         return AutoScaling(self.clients.autoscaling)
 
     def run(self) -> ReconcileSummary:
@@ -442,6 +449,9 @@ class Reconcile:
                 self._error(f"group {group.name}: {type(exc).__name__}: {exc}")
         if not launches:
             return
+        # The launch side is imported here, where a sweep first needs it (most sweeps never do).
+        from proxymx.launch.configure import configure
+
         try:
             report = configure(launches, self.settings, self.clients, now=self.now)
         except Exception as exc:
@@ -453,6 +463,8 @@ class Reconcile:
 
     def _stuck_in(self, group: FleetGroup) -> list[Launch]:
         """The group's stuck instances, as the launches Auto Scaling announced (or should have)."""
+        from proxymx.launch.plan import Launch
+
         hooks = [
             hook
             for hook in self.autoscaling.launch_hook_names(group.name, self.settings.lifecycle_hook_names)

@@ -15,15 +15,15 @@ Every domain entry point returns a result with the same four members, so the han
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from proxymx.errors import ProxymxError
+from proxymx.frozen import frozen
 
 Outcome = Literal["changed", "compliant", "ignored", "rejected", "failed"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Metric:
     name: str
     unit: str  # a CloudWatch unit: "Count", "Seconds"

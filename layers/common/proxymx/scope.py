@@ -22,11 +22,11 @@ Pure: tags and names in, a reason out (None means in scope).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from proxymx.config import FLEET_TAG_KEY, Settings
 from proxymx.errors import MalformedEvent
+from proxymx.frozen import frozen
 from proxymx.models.envelope import EventBridgeEvent
 
 Event = TypeVar("Event", bound=EventBridgeEvent)
@@ -62,7 +62,7 @@ def fleet_tag(settings: Settings) -> tuple[str, str]:
     return FLEET_TAG_KEY, settings.fleet_tag_value
 
 
-@dataclass(frozen=True)
+@frozen
 class Home:
     """The function's own account and region, from its ARN."""
 

@@ -14,10 +14,10 @@ item whose ``expires_at`` is in the past as absent (conditions below compare it 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from proxymx.errors import aws_errors, error_code, translate
+from proxymx.frozen import frozen
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -49,7 +49,7 @@ def _is_decimal(value: Any) -> bool:
     return isinstance(value, Decimal)
 
 
-@dataclass(frozen=True)
+@frozen
 class Written:
     """The answer to a conditional write: ``won`` (this call wrote), else the record that stood in
     the way, read in the same atomic step (``ReturnValuesOnConditionCheckFailure``)."""

@@ -15,13 +15,13 @@ and a false "blind" alarm is worse than none.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from proxymx.errors import aws_errors, error_code, translate
+from proxymx.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class EventPathCheck:
     blind: bool
     reason: str

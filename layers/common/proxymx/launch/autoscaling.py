@@ -4,11 +4,11 @@ heartbeat, completion, and the launch hooks of a group."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from proxymx.batching import chunked
 from proxymx.errors import aws_errors, error_code, translate
+from proxymx.frozen import frozen
 from proxymx.launch.plan import LifecycleResult
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
 Completion = Literal["completed", "no-active-action"]
 
 
-@dataclass(frozen=True)
+@frozen
 class InstanceLifecycle:
     instance_id: str
     group_name: str

@@ -38,10 +38,10 @@ again, and Reconcile may re-drive an instance whose command's verdict was lost.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from proxymx.frozen import frozen
 from proxymx.state import StateTable
 
 ClaimState = Literal["claiming", "sent"]
@@ -57,7 +57,7 @@ def launch_key(instance_id: str, destination: str) -> str:
     return f"LAUNCH#{instance_id}#{destination}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Claim:
     """The answer to a claim: ``won`` (send now), else what the other delivery recorded."""
 

@@ -44,6 +44,7 @@ from aws_lambda_powertools import Logger
 from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.errors import ProxymxError
+from proxymx.frozen import frozen
 from proxymx.launch.autoscaling import AutoScaling
 from proxymx.launch.claims import Claim, LaunchClaims
 from proxymx.launch.context import encode_comment
@@ -77,7 +78,7 @@ STATUS_METRICS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class LaunchOutcome:
     """What became of one launch; ``key`` is its SQS message id (or ``sweep-<instance>``)."""
 
@@ -92,7 +93,7 @@ class LaunchOutcome:
         return self.status in RETRIED
 
 
-@dataclass(frozen=True)
+@frozen
 class SentCommand:
     command_id: str
     group_name: str

@@ -12,13 +12,14 @@ not fit, the comment is plain ``proxymx`` and CheckOutcome falls back to looking
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+
+from proxymx.frozen import frozen
 
 COMMENT_PREFIX = "proxymx"
 MAX_COMMENT = 100  # SendCommand Comment, botocore model
 
 
-@dataclass(frozen=True)
+@frozen
 class ActionContext:
     group_name: str
     hook_name: str

@@ -32,17 +32,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from proxymx.batching import chunked
 from proxymx.config import Settings
 from proxymx.errors import MalformedEvent
-from proxymx.models.lifecycle import LaunchQueueBatch, LifecycleLaunchEvent
+from proxymx.frozen import frozen
 from proxymx.scope import Home, from_home, launch_out_of_scope
 
 if TYPE_CHECKING:
+    # Annotations only: CheckOutcome, which uses this plan's verdict, never parses a lifecycle event.
+    from proxymx.models.lifecycle import LaunchQueueBatch, LifecycleLaunchEvent
     from proxymx.postfix_summary import PostfixConfigResult
 
 # SendCommand accepts at most 50 InstanceIds (botocore model: InstanceIds max 50).
@@ -53,7 +54,7 @@ LifecycleResult = Literal["CONTINUE", "ABANDON"]
 # ----- ConfigureInstance ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Launch:
     """An instance held by a launch lifecycle hook, whoever found it: the lifecycle event (through
     the launch queue) or the sweep."""
@@ -90,7 +91,7 @@ class Launch:
         return self.message_id or f"sweep-{self.instance_id}"
 
 
-@dataclass(frozen=True)
+@frozen
 class RejectedRecord:
     message_id: str
     reason: str
@@ -112,13 +113,13 @@ def launches_of(
     return launches, rejected
 
 
-@dataclass(frozen=True)
+@frozen
 class Ignored:
     launch: Launch
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Intake:
     """What a batch asks for: the launches to act on (one per instance) and the rest, with why."""
 
@@ -148,7 +149,7 @@ def needs_heartbeat(launch: Launch, now: datetime, settings: Settings) -> bool:
     return (now - launch.time).total_seconds() >= settings.heartbeat_after_seconds
 
 
-@dataclass(frozen=True)
+@frozen
 class CommandChunk:
     """One SendCommand: one (group, hook) pair, at most 50 instances, sorted by instance id."""
 
@@ -187,7 +188,7 @@ def document_parameters(settings: Settings) -> dict[str, str]:
 # ----- CheckOutcome --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Invocation:
     """One instance's run of a command, as GetCommandInvocation shows it."""
 
@@ -204,7 +205,7 @@ class Invocation:
     ended: datetime | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Verdict:
     result: LifecycleResult
     reason: str
@@ -258,7 +259,7 @@ def judge(status: str, invocation: Invocation | None) -> Verdict:
 Decision = Literal["continued", "abandoned", "left-to-hook-default"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Release:
     """What to do with the lifecycle action after a verdict."""
 

@@ -18,13 +18,13 @@ sends v1; an NLB target group with ``proxy_protocol_v2.enabled`` sends v2.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
 from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.errors import aws_errors, translate
+from proxymx.frozen import frozen
 from proxymx.launch.plan import document_parameters
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.nlb import NetworkLoadBalancers
@@ -33,7 +33,7 @@ from proxymx.loadbalancer.plan import eligible_classic_ports
 Mode = Literal["configure", "revert"]
 
 
-@dataclass(frozen=True)
+@frozen
 class UnitSends:
     unit: str
     ports: tuple[int, ...]
@@ -41,7 +41,7 @@ class UnitSends:
     version: Literal["v1", "v2"] | None
 
 
-@dataclass(frozen=True)
+@frozen
 class LaunchDecision:
     mode: Mode
     smtp_ports: tuple[int, ...]

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.plan import Blocked
 from proxymx.loadbalancer.readiness import Requirement
 from proxymx.state import StateTable, Written
@@ -98,7 +98,7 @@ def rate_key(now: datetime) -> str:
     return RATE_PREFIX + now.astimezone(UTC).strftime("%Y%m%dT%H")
 
 
-@dataclass(frozen=True)
+@frozen
 class StartDecision:
     """Whether a blocked unit is cut over now; ``reason`` is what the operator reads."""
 

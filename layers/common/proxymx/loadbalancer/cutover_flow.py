@@ -27,6 +27,7 @@ from proxymx.aws import Clients
 from proxymx.batching import chunked
 from proxymx.config import Settings
 from proxymx.errors import ProxymxError
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.cutover import (
     DOCUMENT_EXECUTION_SECONDS,
     RETRY_AFTER_SECONDS,
@@ -58,7 +59,7 @@ INSTANCES_PER_COMMAND = 50
 SWITCH_RETRY_SECONDS = 120
 
 
-@dataclass(frozen=True)
+@frozen
 class StartOutcome:
     started: bool
     reason: str

@@ -8,11 +8,12 @@ together with the header placement in ONE ModifyTargetGroupAttributes call, and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from proxymx.batching import chunked
 from proxymx.errors import ProxymxError, VerificationFailed, aws_errors, error_code, translate
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.backoff import ElbAdapter
 from proxymx.loadbalancer.nlbheader import (
     HEADER_PLACEMENT,
@@ -40,7 +41,7 @@ class PlacementRefused(ProxymxError):
         self.code = code
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadBalancerV2:
     arn: str
     name: str

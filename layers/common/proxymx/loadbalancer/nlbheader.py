@@ -33,8 +33,9 @@ Rules (issue 8; docs/loadbalancers.md "NLB: header placement and preserved clien
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
+
+from proxymx.frozen import frozen
 
 PROXY_PROTOCOL_V2 = "proxy_protocol_v2.enabled"
 HEADER_PLACEMENT = "proxy_protocol_v2.client_to_server.header_placement"
@@ -56,7 +57,7 @@ PLACEMENT_REFUSED_CODES = frozenset(
 HeaderAction = Literal["compliant", "preserved", "enable", "broken"]
 
 
-@dataclass(frozen=True)
+@frozen
 class HeaderAttributes:
     """What one DescribeTargetGroupAttributes (plus the group's TargetType) says."""
 
@@ -113,7 +114,7 @@ def may_be_preserved(attributes: HeaderAttributes, protocol: str | None) -> bool
     return client_address_preserved(attributes, protocol) and not attributes.enabled
 
 
-@dataclass(frozen=True)
+@frozen
 class HeaderDecision:
     action: HeaderAction
     reason: str

@@ -32,10 +32,11 @@ Decisions (see docs/loadbalancers.md):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 
 from proxymx.config import Settings
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.nlbheader import HeaderAttributes, decide_header
 from proxymx.loadbalancer.readiness import Requirement
 from proxymx.loadbalancer.targets import TargetReadiness, Unready, unready_targets
@@ -75,7 +76,7 @@ def pause_reason(tag_sets: Sequence[Tags], now: datetime) -> str | None:
 # ----- Classic ELB ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class ClassicListener:
     load_balancer_port: int
     protocol: str
@@ -87,7 +88,7 @@ class ClassicListener:
         return self.instance_protocol.upper() in CLASSIC_BACKEND_PROTOCOLS
 
 
-@dataclass(frozen=True)
+@frozen
 class ClassicPolicy:
     name: str
     type_name: str
@@ -101,7 +102,7 @@ class ClassicPolicy:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class ClassicState:
     name: str
     listeners: tuple[ClassicListener, ...]
@@ -112,13 +113,13 @@ class ClassicState:
     instances: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class BackendPolicies:
     instance_port: int
     policy_names: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class ClassicPlan:
     load_balancer: str
     policy_name: str
@@ -203,7 +204,7 @@ def plan_classic(state: ClassicState, settings: Settings) -> ClassicPlan:
 # ----- NLB target groups -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class TargetGroupState:
     arn: str
     name: str
@@ -232,7 +233,7 @@ class TargetGroupState:
         return self.port in smtp_ports or any(port in smtp_ports for port in self.listener_ports)
 
 
-@dataclass(frozen=True)
+@frozen
 class TargetGroupPlan:
     enable: tuple[str, ...] = ()
     compliant: tuple[str, ...] = ()
@@ -325,7 +326,7 @@ def plan_target_groups(groups: Sequence[TargetGroupState], settings: Settings) -
 # ----- the interlock (issue 7.2) -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Blocked:
     """A unit whose header may not be switched on: the targets that are not ready for it."""
 

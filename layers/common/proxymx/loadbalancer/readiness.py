@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import Literal
+
+from proxymx.frozen import frozen
 
 READINESS_TAG_KEY = "proxymx:proxy-protocol"
 # The configuration level of the current document: a tag proven at a lower level does not
@@ -36,7 +38,7 @@ Accepts = Literal["any", "v1"]
 _TIME = re.compile(r"^\d{8}T\d{6}Z$")
 
 
-@dataclass(frozen=True)
+@frozen
 class Requirement:
     """What a unit needs of every target behind it: the instance ports it forwards to, the PROXY
     version it sends, and whether IPv6 senders reach it (a dual-stack NLB)."""
@@ -50,7 +52,7 @@ class Requirement:
         return f"PROXY {self.version} on ports {ports}" + (" with IPv6 senders" if self.ipv6 else "")
 
 
-@dataclass(frozen=True)
+@frozen
 class Readiness:
     state: Literal["ready", "plain", "unknown"]
     # None: every port (bare ``ready``).

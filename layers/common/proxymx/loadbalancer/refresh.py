@@ -26,12 +26,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from proxymx.aws import Clients
 from proxymx.batching import chunked
 from proxymx.config import Settings
 from proxymx.errors import ProxymxError
+from proxymx.frozen import frozen
 from proxymx.launch.claims import DOCUMENT_EXECUTION_SECONDS
 from proxymx.launch.runcommand import RunCommand
 from proxymx.loadbalancer.readiness import Requirement
@@ -51,7 +51,7 @@ def refresh_comment(unit: str) -> str:
     return f"proxymx:refresh:{hashlib.sha256(unit.encode()).hexdigest()[:16]}"
 
 
-@dataclass(frozen=True)
+@frozen
 class RefreshPlan:
     """What to do about a unit's unready targets (pure: :func:`plan_refresh`)."""
 

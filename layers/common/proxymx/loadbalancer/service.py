@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal, Protocol
@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from proxymx.aws import Clients
 from proxymx.config import Settings
 from proxymx.controls import FlapGuard, Flapping, flap_guard, halted
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.backoff import DEFAULT_BACKOFF
 from proxymx.loadbalancer.classic import ClassicElb
 from proxymx.loadbalancer.cutover_flow import StartOutcome
@@ -75,7 +76,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["changed", "compliant", "ignored", "blocked", "broken", "paused", "suspended"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ProxyProtocolResult:
     outcome: Outcome
     reason: str

@@ -18,12 +18,13 @@ Tags, state and private IPs come from DescribeInstances with an ``instance-id`` 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from proxymx.aws import Clients
 from proxymx.config import FLEET_TAG_KEY
 from proxymx.errors import aws_errors, translate
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.readiness import READINESS_TAG_KEY, Readiness, Requirement
 
 # A DescribeInstances filter takes at most 200 values.
@@ -32,7 +33,7 @@ WAITING_STATES = frozenset({"Pending:Wait", "Warmed:Pending:Wait"})
 UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
+@frozen
 class Target:
     """One target of a unit: an instance id (or ``unknown:<ip>``) and the port it is sent to."""
 
@@ -41,7 +42,7 @@ class Target:
     source: str  # "registered", "ip", "pending-wait"
 
 
-@dataclass(frozen=True)
+@frozen
 class TargetReadiness:
     target_id: str
     readiness: Readiness
@@ -53,7 +54,7 @@ class TargetReadiness:
     launching: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Unready:
     target_id: str
     why: str
@@ -76,7 +77,7 @@ def unready_targets(requirement: Requirement, targets: Sequence[TargetReadiness]
     return tuple(unready)
 
 
-@dataclass(frozen=True)
+@frozen
 class InstanceFacts:
     instance_id: str
     tags: Mapping[str, str]

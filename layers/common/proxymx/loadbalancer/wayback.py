@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxymx.batching import chunked
 from proxymx.errors import ProxymxError, VerificationFailed
+from proxymx.frozen import frozen
 from proxymx.loadbalancer.cutover import comment_for
 from proxymx.loadbalancer.plan import PROXY_PROTOCOL_V2, BackendPolicies, ClassicState
 from proxymx.loadbalancer.readiness import READINESS_TAG_KEY
@@ -75,7 +75,7 @@ def revert_candidates(targets: Sequence[TargetReadiness], still_sent: Iterable[s
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class WayBackResult:
     turned_off: tuple[str, ...]
     reverted: tuple[str, ...]

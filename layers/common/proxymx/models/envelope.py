@@ -11,7 +11,8 @@ import re
 from datetime import datetime
 from typing import Any, ClassVar
 
-from proxymx.models.reader import ARN_MAX, SHORT_MAX, Obj
+from proxymx.errors import MalformedEvent
+from proxymx.models.reader import ARN_MAX, SHORT_MAX, Invalid, Obj
 from proxymx.models.record import Record
 
 _ACCOUNT = re.compile(r"[0-9]{12}")
@@ -19,6 +20,11 @@ _REGION = re.compile(r"[a-z0-9-]{1,32}")
 # EventBridge puts at most a few ARNs in resources; PutEvents allows at most 10 per entry, AWS
 # services a few more (an Auto Scaling group, its instances).
 RESOURCES_MAX = 100
+
+
+def malformed(exc: Invalid, what: str) -> MalformedEvent:
+    """One clear message naming the bad field (``malformed lifecycle event: detail.EC2InstanceId: ...``)."""
+    return MalformedEvent(f"malformed {what}: {exc}")
 
 
 class EventBridgeEvent(Record):

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal, cast
 
 from proxymx.errors import MalformedEvent
-from proxymx.models.envelope import EventBridgeEvent
+from proxymx.models.envelope import EventBridgeEvent, malformed
 from proxymx.models.reader import SHORT_MAX, Invalid, Obj
 from proxymx.models.record import Record
 
@@ -38,11 +38,6 @@ INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 # SQS: a message (its body) is at most 256 KiB; its id is at most 100 characters.
 BODY_MAX: Final = 262144
 MESSAGE_ID_MAX: Final = 100
-
-
-def malformed(exc: Invalid, what: str) -> MalformedEvent:
-    """One clear message naming the bad field (``malformed lifecycle event: detail.EC2InstanceId: ...``)."""
-    return MalformedEvent(f"malformed {what}: {exc}")
 
 
 class LifecycleLaunchDetail(Record):

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from proxymx.models.envelope import EventBridgeEvent
-from proxymx.models.lifecycle import malformed
+from proxymx.models.envelope import EventBridgeEvent, malformed
 from proxymx.models.reader import Invalid, Obj
 
 SCHEDULED_SOURCE = "aws.events"

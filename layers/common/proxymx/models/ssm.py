@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Final
 
 from proxymx.errors import MalformedEvent
-from proxymx.models.envelope import EventBridgeEvent
-from proxymx.models.lifecycle import malformed
+from proxymx.models.envelope import EventBridgeEvent, malformed
 from proxymx.models.reader import ARN_MAX, Invalid, Obj, show
 from proxymx.models.record import Record
 
