@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from proxymx.batching import chunked
-from proxymx.errors import aws_errors, translate
+from proxymx.errors import aws_errors, error_code, translate
 from proxymx.frozen import frozen
 from proxymx.loadbalancer.plan import (
     NLB_PROXY_PROTOCOLS,
@@ -112,14 +112,23 @@ def _in_batches(
             continue
         except aws_errors() as exc:
             if len(chunk) == 1:
-                failed[chunk[0]] = str(translate(exc, f"{what} {chunk[0]}"))
+                _failed_or_gone(failed, chunk[0], exc, what)
                 continue
         for key in chunk:
             try:
                 found.update(read([key]))
             except aws_errors() as exc:
-                failed[key] = str(translate(exc, f"{what} {key}"))
+                _failed_or_gone(failed, key, exc, what)
     return found, failed
+
+
+# Deleted between its page and its tags: not a failure, nothing left to check (docs/faults.md).
+GONE = "gone"
+NOT_FOUND = ("LoadBalancerNotFound", "TargetGroupNotFound", "AccessPointNotFound")
+
+
+def _failed_or_gone(failed: dict[str, str], key: str, exc: Exception, what: str) -> None:
+    failed[key] = GONE if error_code(exc) in NOT_FOUND else str(translate(exc, f"{what} {key}"))
 
 
 def known_policies(listed: ListedClassic, settings: Settings) -> tuple[ClassicPolicy, ...] | None:
@@ -239,6 +248,7 @@ class Inventory:
                 failed.get(d["LoadBalancerName"]),
             )
             for d in descriptions
+            if failed.get(d["LoadBalancerName"]) != GONE
         ]
 
     def classic_policies(self, listed: ListedClassic, settings: Settings) -> ClassicState:
@@ -318,7 +328,9 @@ class Inventory:
                 for d in self.clients.elbv2.describe_tags(ResourceArns=chunk)["TagDescriptions"]
             }
 
-        return _in_batches(read_tags, list(dict.fromkeys(arns)), "tags of")
+        tags, failed = _in_batches(read_tags, list(dict.fromkeys(arns)), "tags of")
+        # A v2 resource deleted meanwhile: no tags, no failure (its own reads find it gone).
+        return tags, {arn: why for arn, why in failed.items() if why != GONE}
 
     # ----- the launch fleet -----------------------------------------------------------------
 

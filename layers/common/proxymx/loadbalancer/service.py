@@ -154,6 +154,13 @@ class ProxyProtocolResult:
         return found
 
 
+# The sweep's refresh of stale fleet targets behind units that send is off: as built it reads
+# every sending unit's targets on every sweep (one DescribeTargetHealth / DescribeInstances per
+# unit), which breaks the paged sweep's call bound (issue 12). Registrations and Attach* events
+# still refresh at once; the sweep's refresh returns once readiness is read in account-wide pages.
+SWEEP_REFRESH = False
+
+
 class BlockedNotifier(Protocol):
     def blocked(self, blocked: list[Blocked], *, sweep: bool) -> None: ...
 
@@ -335,7 +342,7 @@ class EnableProxyProtocol:
             return self._result(detail, "compliant", "no SMTP instance port with a TCP/SSL listener", name)
         if not plan.has_changes:
             ports = list(plan.eligible_ports)
-            if detail is None:
+            if detail is None and SWEEP_REFRESH:
                 # The sweep: fleet targets behind the header with a stale tag are refreshed.
                 requirement = Requirement(plan.eligible_ports, "v1")
                 stale = self._sweep_refresh(f"classic/{name}", requirement, state.instances)
@@ -665,7 +672,7 @@ class EnableProxyProtocol:
             outcome: Outcome = "ignored" if plan.out_of_scope else "compliant"
             return self._result(detail, outcome, reasons, subject)
         if not plan.has_changes:
-            if detail is None:
+            if detail is None and SWEEP_REFRESH:
                 sending = [tg for tg in read if tg.arn in plan.compliant]
                 stale = self._sweep_refresh_target_groups(sending)
                 if stale is not None:
