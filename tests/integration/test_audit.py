@@ -24,7 +24,7 @@ from proxymx.aws import Clients
 from proxymx.state import StateTable
 from proxymx_tools.audit import Audit, AuditReport, settings_from_template
 from proxymx_tools.cli import main
-from proxymx_tools.embedded import STATE_TABLE_NAME
+from proxymx_tools.embedded import STATE_TABLE_NAME, create_enabled_parameter, create_state_table
 from proxymx_tools.seed_account import AccountBuilder, SeededAccount, realistic_account
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,8 +275,13 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_audit_against_a_moto_server_through_aws_endpoint_url(moto_server: str) -> None:
-    # Given an account of realistic size behind an AWS-compatible endpoint
+    # Given an account of realistic size behind an AWS-compatible endpoint, where proxymx is
+    # deployed: its kill switch on (without it the functions, and so the audit, say "paused") and
+    # its state table (the flapping guard and the cutovers are read from it)
     seeded = realistic_account(load_balancers=150, instances=1500)
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    create_enabled_parameter(region)
+    create_state_table(region)
     # When `proxymx audit --json` runs as a separate process, configured only by the standard AWS
     # environment (AWS_ENDPOINT_URL, credentials, region)
     env = {**os.environ, "AWS_ENDPOINT_URL": moto_server}
@@ -290,7 +295,10 @@ def test_audit_against_a_moto_server_through_aws_endpoint_url(moto_server: str) 
         check=False,
     )
     # Then it audits that account as it was built, and gates with 2
-    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.returncode == 2, (
+        done.stderr[-2000:],
+        [line for line in done.stdout.splitlines() if "rror" in line][:5],
+    )
     assert "Traceback" not in done.stderr
     report = json.loads(done.stdout)
     assert_json_shape(report)

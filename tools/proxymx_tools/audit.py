@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TextIO
 
+from proxymx import controls
 from proxymx.aws import Clients
 from proxymx.config import FLEET_TAG_KEY, Settings
 from proxymx.errors import NotReadyYet, ProxymxError
@@ -247,6 +248,8 @@ class Audit:
         self.inventory = Inventory(clients)
         # No notifier: a notice is the functions' to send (once per state change, state table).
         self.service = EnableProxyProtocol(self.settings, clients, backoff=SWEEP_BACKOFF, sleep=time.sleep)
+        # A report that writes nothing reads the Auto Scaling groups once for every unit.
+        self.service.targets.snapshot_groups = not writes
         self._blocked: list[Blocked] = []
         self.service.on_blocked = self._blocked.extend
         self.report = AuditReport(fix=fix, dry_run=not writes)
@@ -267,6 +270,9 @@ class Audit:
         return self.report
 
     def _run(self) -> None:
+        # The kill switch as it stands now, read once for this run (not a verdict cached by an
+        # earlier run in the same process).
+        controls.forget()
         self._fleet = self.inventory.fleet_instances(FLEET_TAG_KEY, self.settings.fleet_tag_value)
         classic = self.inventory.classic_load_balancers()
         v2 = self.inventory.v2_load_balancers()
@@ -430,13 +436,14 @@ class Audit:
         from proxymx.state import StateTable
 
         table = StateTable(self.settings.state_table_name, self.clients.dynamodb)
-        now = int(self.now.timestamp())
+        try:
+            # One BatchGetItem per 100 units, not one read per unit (issue 12).
+            records = table.get_many((f"CUTOVER#{r.unit}" for r in pending), now=int(self.now.timestamp()))
+        except ProxymxError:
+            # No table (a stack without the cutover) or not readable: no cutover known.
+            return
         for resource in pending:
-            try:
-                item = table.get(f"CUTOVER#{resource.unit}", now=now)
-            except ProxymxError:
-                # No table (a stack without the cutover) or not readable: no cutover known.
-                return
+            item = records.get(f"CUTOVER#{resource.unit}")
             phase = str((item or {}).get("phase", ""))
             if item and phase not in TERMINAL_PHASES:
                 resource.state = "cutover in progress"

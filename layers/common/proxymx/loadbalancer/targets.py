@@ -91,6 +91,12 @@ class TargetDiscovery:
     def __init__(self, fleet_tag_value: str, clients: Clients) -> None:
         self.fleet_tag_value = fleet_tag_value
         self.clients = clients
+        # Read-only reports (``proxymx audit`` without writes) read the account's Auto Scaling
+        # groups once per run instead of once per unit. A path that writes never sets this: its
+        # Pending:Wait check must be read right before the switch, or a launch that started a
+        # minute ago is released plain behind a header.
+        self.snapshot_groups = False
+        self._groups: list[Mapping[str, Any]] | None = None
 
     # ----- targets of a unit -----------------------------------------------------------------
 
@@ -130,19 +136,28 @@ class TargetDiscovery:
     ) -> list[Target]:
         """Instances held in Pending:Wait by a group attached to the unit (a launch racing a switch)."""
         found: list[Target] = []
+        for group in self._all_groups():
+            if not _attached(group, load_balancer_name, target_group_arn):
+                continue
+            found.extend(
+                Target(i["InstanceId"], None, "pending-wait")
+                for i in group.get("Instances", [])
+                if i.get("LifecycleState") in WAITING_STATES
+            )
+        return found
+
+    def _all_groups(self) -> list[Mapping[str, Any]]:
+        if self.snapshot_groups and self._groups is not None:
+            return self._groups
+        groups: list[Mapping[str, Any]] = []
         try:
             for page in self.clients.autoscaling.get_paginator("describe_auto_scaling_groups").paginate():
-                for group in page["AutoScalingGroups"]:
-                    if not _attached(group, load_balancer_name, target_group_arn):
-                        continue
-                    found.extend(
-                        Target(i["InstanceId"], None, "pending-wait")
-                        for i in group.get("Instances", [])
-                        if i.get("LifecycleState") in WAITING_STATES
-                    )
+                groups.extend(page["AutoScalingGroups"])
         except aws_errors() as exc:
             raise translate(exc, "DescribeAutoScalingGroups") from exc
-        return found
+        if self.snapshot_groups:
+            self._groups = groups
+        return groups
 
     def group_instances(self, group_name: str) -> list[str]:
         """The instances of one Auto Scaling group that take traffic or soon will (not those held
