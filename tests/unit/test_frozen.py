@@ -169,3 +169,51 @@ def test_the_constructor_binds_as_the_generated_one() -> None:
             generated(*args, **kwargs)
         with pytest.raises(TypeError):
             shared(*args, **kwargs)
+
+
+def test_the_fields_are_collected_as_dataclass_collects_them() -> None:
+    # Given the twin classes (@frozen collects fields without calling dataclass)
+    pair: tuple[Any, Any] = twins(plan_like)
+    generated, shared = pair
+
+    # Then the Field objects say the same, the class attributes are the same defaults (or absent),
+    # match_args and replace() agree, and dataclasses sees a dataclass
+    def described(cls: Any) -> list[tuple[Any, ...]]:
+        return [
+            (f.name, f.type, f.default, f.default_factory, f.init, f.repr, f.hash, f.compare, f.kw_only)
+            for f in fields(cls)
+        ]
+
+    assert described(shared) == described(generated)
+    for name in ("name", "ports", "attributes", "raw", "secret"):
+        assert hasattr(shared, name) == hasattr(generated, name)
+        assert getattr(shared, name, None) == getattr(generated, name, None)
+    assert shared.__match_args__ == generated.__match_args__
+    assert dataclasses.is_dataclass(shared) and dataclasses.is_dataclass(shared("a"))
+    assert asdict(replace(shared("a"), ports=(25,))) == asdict(replace(generated("a"), ports=(25,)))
+    with pytest.raises(TypeError):
+        replace(shared("a"), colour=1)
+
+
+def test_classvars_and_mutable_defaults_are_told_apart_as_dataclass_does() -> None:
+    # Given a ClassVar spelled through the module (a pseudo-field for dataclass too)
+    import typing
+
+    @frozen
+    class Spelled:
+        value: int
+        LIMIT: typing.ClassVar[int] = 3
+
+    assert [f.name for f in fields(Spelled)] == ["value"] and Spelled(1).LIMIT == 3
+    # And a mutable default is refused by both
+    with pytest.raises(ValueError, match="mutable default"):
+
+        @dataclass(frozen=True)
+        class Generated:
+            items: list[int] = []  # noqa: RUF008
+
+    with pytest.raises(ValueError, match="mutable default"):
+
+        @frozen
+        class Shared:
+            items: list[int] = []
