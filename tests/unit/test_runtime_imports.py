@@ -105,7 +105,9 @@ CEILINGS = {
     "check_outcome": (31, 33),
     "configure_instance": (32, 38),
     "enable_proxy_protocol": (35, 39),
-    "reconcile": (39, 49),
+    # Lowered on 2026-12-01: the sweep parses no CloudTrail event (the event models are imported
+    # by the event paths that need them).
+    "reconcile": (37, 49),
 }
 # Imported at use, never at cold start: what only some invocations need.
 NOT_AT_COLD_START = {
@@ -117,6 +119,9 @@ NOT_AT_COLD_START = {
         # safety net and the refresh: they read the state table and the invocations)
         "proxymx.launch.configure",
         "proxymx.launch.sends",
+        # The CloudTrail and Attach* event models: the sweep has no event to parse.
+        "proxymx.models.cloudtrail",
+        "proxymx.models.attach",
         "proxymx.launch.autoscaling",
         "proxymx.models.lifecycle",
     ),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from proxymx.aws import Clients
 from proxymx.config import Settings
@@ -45,24 +45,17 @@ from proxymx.loadbalancer.readiness import Requirement
 from proxymx.loadbalancer.refresh import Refresher, plan_refresh
 from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
 from proxymx.loadbalancer.wayback import WayBack, WayBackResult, wants_off
-from proxymx.models.attach import AttachApiCallEvent, AttachCall, LoadBalancerEvent
-from proxymx.models.cloudtrail import (
-    ClassicCreateLoadBalancer,
-    ClassicCreateLoadBalancerListeners,
-    ClassicDeletePolicy,
-    ClassicRegisterInstances,
-    ClassicSetBackendPolicies,
-    ElbCallDetail,
-    FailedElbCall,
-    V2CreateListener,
-    V2CreateLoadBalancer,
-    V2CreateTargetGroup,
-    V2ModifyListener,
-    V2ModifyTargetGroupAttributes,
-    V2RegisterTargets,
-)
 from proxymx.results import Metric, count
 from proxymx.scope import load_balancer_out_of_scope
+
+if TYPE_CHECKING:
+    # The event models: only the event paths below need them at run time (imported there), so a
+    # Reconcile sweep, which parses no CloudTrail event, does not pay for them at cold start.
+    from proxymx.models.attach import AttachCall, LoadBalancerEvent
+    from proxymx.models.cloudtrail import (
+        ElbCallDetail,
+        V2RegisterTargets,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +245,21 @@ class EnableProxyProtocol:
         return halted(self.settings, self.clients)
 
     def handle(self, event: LoadBalancerEvent) -> ProxyProtocolResult:
+        from proxymx.models.attach import AttachApiCallEvent
+        from proxymx.models.cloudtrail import (
+            ClassicCreateLoadBalancer,
+            ClassicCreateLoadBalancerListeners,
+            ClassicDeletePolicy,
+            ClassicRegisterInstances,
+            ClassicSetBackendPolicies,
+            V2CreateListener,
+            V2CreateLoadBalancer,
+            V2CreateTargetGroup,
+            V2ModifyListener,
+            V2ModifyTargetGroupAttributes,
+            V2RegisterTargets,
+        )
+
         if isinstance(event, AttachApiCallEvent):
             return self.attached(event.detail)
         detail = event.detail
@@ -301,6 +309,14 @@ class EnableProxyProtocol:
     # ----- what is ignored without reading anything ----------------------------------------
 
     def _ignore_reason(self, detail: ElbCallDetail) -> str | None:
+        from proxymx.models.cloudtrail import (
+            FailedElbCall,
+            V2CreateListener,
+            V2CreateLoadBalancer,
+            V2CreateTargetGroup,
+            V2ModifyListener,
+        )
+
         if isinstance(detail, FailedElbCall):
             return f"the API call failed ({detail.error_code}): nothing changed"
         issuer = detail.user_identity.issuer_arn
