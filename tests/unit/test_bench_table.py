@@ -54,6 +54,39 @@ def test_header_ratios_are_medians_of_adjacent_on_off_pairs_with_their_spread() 
     assert "0.990" in table and "[0.945-0.995]" in table
     assert "v1 0.990 ok" in table and "v2 0.500 BELOW" in table
     assert "3 round(s) of adjacent on/off pairs (ABBA), not pinned" in table
+    # And without a cgroup to read Postfix's CPU from, the instance's figure says so
+    assert "instance capacity: n/a" in table
+
+
+def test_instance_capacity_is_the_median_of_the_pairs_off_over_on_cpu_of_all_of_postfix() -> None:
+    # Given the whole Postfix's CPU per message in three adjacent (on, off) pairs per header
+    # path (seconds): v1 costs 1 %, 2 % and 25 % more than its twin load; v2 the same as off
+    result = BenchResult(BenchConfig(rounds=3), "3.7.11")
+    result.rates = {path: [100.0] for path in ("off", "v1", "v2", "direct")}
+    result.pairs = {path: [(100.0, 100.0)] for path in ("v1", "v2", "direct")}
+    result.instance_cpu = {
+        "off": [0.002] * 6,
+        "v1": [0.00202, 0.00204, 0.0025],
+        "v2": [0.002] * 3,
+        "direct": [],
+    }
+    result.instance_pairs = {
+        "v1": [(0.00202, 0.002), (0.00204, 0.002), (0.0025, 0.002)],
+        "v2": [(0.002, 0.002)] * 3,
+        "direct": [],
+    }
+    # When the table is computed
+    table = result.table()
+    # Then the capacity with the header is off / on, the median over the pairs (0.99, 0.98, 0.8
+    # -> 0.98), with its spread, judged against the target, beside the microseconds per message
+    assert result.capacity("v1") == pytest.approx(0.002 / 0.00204)
+    assert result.capacity("v2") == 1.0 and result.capacity("off") == 1.0
+    assert result.capacity("direct") is None
+    assert "v1 0.980 ok, v2 1.000 ok" in table
+    assert "2040" in table and "[0.890-0.985]" in table
+    # And a path whose capacity drops below the target is called out
+    result.instance_pairs["v2"] = [(0.0025, 0.002)] * 3
+    assert "v2 0.800 BELOW" in result.table()
 
 
 def test_cold_start_ratios_are_paired_by_round_with_their_spread_and_the_verdict() -> None:

@@ -37,6 +37,16 @@ per-thread run time (``/proc/<pid>/task/<tid>/schedstat``, nanoseconds) before a
 load. The rest of the pipeline (smtpd, cleanup, qmgr, the relay to the sink) is the same on
 both sides: the header never reaches it.
 
+Third, what the header costs the INSTANCE: the CPU time of the whole Postfix (the master and
+every process it forks, the ones that exit during the load included: postscreen, smtpd, cleanup,
+qmgr, the relay to the sink), read from a ``cpuacct`` cgroup (v1) or ``cpu.stat`` (v2) the bench
+puts the running Postfix in. In AWS the proxy's work is the load balancer's, off the instance, so
+an instance that is CPU-bound takes ``1 / (CPU per message)`` messages a second: the ratio of
+header-off to header-on CPU per message is the instance's capacity with the header, as a share
+of its capacity without (``capacity x off``). It is measured in the same ABBA pairs, and it is
+what the neighbours of a shared machine move least: they slow a load down, but do not add CPU
+time to Postfix's processes. Without a writable cgroup hierarchy the column says n/a.
+
 ``--pin`` (Linux): the Postfix master (and the daemons it forks), the sink on CPU 0; the
 proxies (every thread) and the client on CPU 1, so that the proxy never waits behind
 Postfix for the same core. It cannot keep the neighbours of a shared machine away.
@@ -47,6 +57,7 @@ Bounded in time: the rounds stop early (and say so) when the budget runs out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -96,6 +107,12 @@ class BenchResult:
     cpu_pairs: dict[str, list[tuple[float, float]]] = field(
         default_factory=lambda: {path: [] for path in PATHS if path != "off"}
     )
+    # Path -> CPU seconds the whole Postfix spent per message (empty: no cgroup to read it).
+    instance_cpu: dict[str, list[float]] = field(default_factory=lambda: {path: [] for path in PATHS})
+    # Header path -> (on, off) of the whole Postfix's CPU per message, each adjacent pair.
+    instance_pairs: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {path: [] for path in PATHS if path != "off"}
+    )
     stopped_early: bool = False
 
     def cpu_ratio(self, path: str) -> float:
@@ -106,6 +123,24 @@ class BenchResult:
 
     def median(self, path: str) -> float:
         return statistics.median(self.rates[path])
+
+    def capacity(self, path: str) -> float | None:
+        """The instance's capacity with this path as a share of header off: the median over the
+        pairs of off / on CPU per message of the whole Postfix (None: not measured)."""
+        if path == "off":
+            return 1.0 if self.instance_cpu["off"] else None
+        pairs = [(on, off) for on, off in self.instance_pairs[path] if on > 0]
+        return statistics.median(off / on for on, off in pairs) if pairs else None
+
+    def capacity_spread(self, path: str) -> tuple[float, float] | None:
+        ratios = [off / on for on, off in self.instance_pairs.get(path, []) if on > 0]
+        if len(ratios) < 2:
+            return None
+        quartiles = statistics.quantiles(ratios, n=4, method="inclusive")
+        return quartiles[0], quartiles[2]
+
+    def instance_median(self, path: str) -> float | None:
+        return statistics.median(self.instance_cpu[path]) if self.instance_cpu[path] else None
 
     def cpu_median(self, path: str) -> float:
         return statistics.median(self.cpu[path]) if self.cpu[path] else 0.0
@@ -169,7 +204,116 @@ class BenchResult:
             "CPU of the parts that handle the header, header on / off (median of the pairs): "
             + ", ".join(f"{path} {self.cpu_ratio(path):.2f}" for path in ("v1", "v2")),
         ]
+        lines += ["", *self.instance_table()]
         return "\n".join(lines)
+
+    def instance_table(self) -> list[str]:
+        """The instance's side: the whole Postfix's CPU per message, and its capacity x off."""
+        if self.capacity("off") is None:
+            return ["instance capacity: n/a (no writable cgroup hierarchy to read Postfix's CPU from)"]
+        lines = [
+            f"{'what the instance pays (all of Postfix)':<38} {'CPU us/msg (median)':>20} "
+            f"{'capacity x off (median)':>24} {'[spread]':>13}",
+            " ".join("-" * width for width in (38, 20, 24, 13)),
+        ]
+        for path in ("off", "v1", "v2"):
+            median, capacity = self.instance_median(path), self.capacity(path)
+            spread = self.capacity_spread(path)
+            shown = f"[{spread[0]:.3f}-{spread[1]:.3f}]" if spread else ""
+            lines.append(f"{path:<38} {(median or 0) * 1e6:>20.0f} {capacity or 0:>24.3f} {shown:>13}")
+        verdicts = []
+        for path in ("v1", "v2"):
+            capacity = self.capacity(path) or 0.0
+            verdicts.append(f"{path} {capacity:.3f} {'ok' if capacity >= HEADER_TARGET else 'BELOW'}")
+        lines += [
+            "",
+            "instance capacity with the header / without (off / on CPU per message of all of Postfix, "
+            f"median of the pairs; target >= {HEADER_TARGET}): " + ", ".join(verdicts),
+        ]
+        return lines
+
+
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/cpuacct"), Path("/sys/fs/cgroup"))
+
+
+class CpuGroup:
+    """A cgroup holding the running Postfix (its master and every descendant; what the master
+    forks later is born in it), read for the CPU time of all of them, the exited ones included.
+
+    cgroup v1 ``cpuacct.usage`` (ns) or cgroup v2 ``cpu.stat`` ``usage_usec``; created under the
+    hierarchy's root, given back (processes moved to the root, directory removed) on exit.
+    """
+
+    def __init__(self, path: Path, root: Path) -> None:
+        self.path = path
+        self.root = root
+
+    @classmethod
+    @contextmanager
+    def around(cls, master: int | None) -> Iterator[CpuGroup | None]:
+        group = cls.create(master) if master is not None else None
+        try:
+            yield group
+        finally:
+            if group is not None:
+                group.close()
+
+    @classmethod
+    def create(cls, master: int) -> CpuGroup | None:
+        for root in CGROUP_ROOTS:
+            v1 = (root / "cpuacct.usage").is_file()
+            v2 = (root / "cgroup.controllers").is_file()
+            if not (v1 or v2):
+                continue
+            path = root / f"proxymx-bench-{os.getpid()}"
+            try:
+                path.mkdir(exist_ok=True)
+                group = cls(path, root)
+                for pid in [master, *descendants(master)]:
+                    (path / "cgroup.procs").write_text(f"{pid}\n")
+                group.seconds()
+            except OSError:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+                continue
+            return group
+        return None
+
+    def seconds(self) -> float:
+        usage = self.path / "cpuacct.usage"
+        if usage.is_file():
+            return int(usage.read_text()) / 1e9
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == "usage_usec":
+                return int(value) / 1e6
+        raise OSError(f"no usage_usec in {self.path / 'cpu.stat'}")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    (self.root / "cgroup.procs").write_text(f"{pid}\n")
+            self.path.rmdir()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def run_time(pid: int) -> float:
@@ -292,7 +436,10 @@ def bench_rig(pin: bool = False) -> Iterator[tuple[LocalPostfix, dict[str, int],
 
 def run_bench(config: BenchConfig) -> BenchResult:
     started = time.monotonic()
-    with bench_rig(config.pin) as (postfix, ports, proxy_pids):
+    with (
+        bench_rig(config.pin) as (postfix, ports, proxy_pids),
+        CpuGroup.around(postfix.master_pid()) as group,
+    ):
         version = postfix.postconf("-h", "mail_version").strip()
         result = BenchResult(config, version)
         sent = 0
@@ -312,9 +459,10 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 if only is None or pid in only
             )
 
-        def measure(path: str) -> tuple[float, float]:
+        def measure(path: str) -> tuple[float, float, float | None]:
             nonlocal sent
             before = front_cpu(path)
+            instance_before = group.seconds() if group else None
             rate = send_load(ports[path], config)
             after = front_cpu(path)
             # A postscreen that appeared during the load counts from 0; one that left is lost
@@ -324,10 +472,16 @@ def run_bench(config: BenchConfig) -> BenchResult:
             postscreen = delta(before, after, {pid for pid in after if pid != proxy_pid})
             sent += config.messages
             wait_until_drained(postfix, sent)
+            # The whole Postfix's CPU includes the drain (the relay of this load to the sink),
+            # which is part of what a message costs the instance.
+            instance = None
+            if group is not None and instance_before is not None:
+                instance = (group.seconds() - instance_before) / config.messages
+                result.instance_cpu[path].append(instance)
             result.rates[path].append(rate)
             result.cpu[path].append(cpu / config.messages)
             result.postscreen_cpu[path].append(postscreen / config.messages)
-            return rate, cpu / config.messages
+            return rate, cpu / config.messages, instance
 
         # Warm-up: every daemon spawned, every cache opened, on every path.
         warmup = BenchConfig(
@@ -342,7 +496,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 result.stopped_early = True
                 break
             flip = round_index % 2 == 1  # ABBA: off first in even rounds, the header first in odd ones
-            first_off: tuple[float, float] | None = None
+            first_off: tuple[float, float, float | None] | None = None
             for path in ("v1", "v2") if not flip else ("v2", "v1"):
                 if flip:
                     on = measure(path)
@@ -353,6 +507,8 @@ def run_bench(config: BenchConfig) -> BenchResult:
                 first_off = off if first_off is None else first_off
                 result.pairs[path].append((on[0], off[0]))
                 result.cpu_pairs[path].append((on[1], off[1]))
+                if on[2] is not None and off[2] is not None:
+                    result.instance_pairs[path].append((on[2], off[2]))
             assert first_off is not None
             direct = measure("direct")
             result.pairs["direct"].append((direct[0], first_off[0]))
