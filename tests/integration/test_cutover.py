@@ -609,3 +609,136 @@ def test_a_launch_racing_the_cutover_is_left_to_the_launch_flow(
     assert f"no cutover yet: 1 launch(es) in Pending:Wait ({launching})" in result.reason
     assert calls.of("send_command") == []
     assert backend_policies() == {}
+
+
+# ----- the operator's brake holds a cutover (issue 7.5) ------------------------------------------
+
+
+def braked_settings(**extra: str) -> Settings:
+    from proxymx_tools.embedded import ENABLED_PARAMETER_NAME
+
+    return settings(ENABLED_PARAMETER=ENABLED_PARAMETER_NAME, **extra)
+
+
+def set_switch(value: str) -> None:
+    from proxymx import controls
+    from proxymx_tools.embedded import ENABLED_PARAMETER_NAME
+
+    client("ssm").put_parameter(Name=ENABLED_PARAMETER_NAME, Value=value, Type="String", Overwrite=True)
+    controls.forget()
+
+
+def slot_holders() -> set[str]:
+    slot = StateTable(STATE_TABLE_NAME, Clients().dynamodb).get(SLOT_KEY, now=0)
+    return set((slot or {}).get("holders") or ())
+
+
+def test_a_pause_during_a_cutover_holds_it_and_the_sweep_resumes_it(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cutover of two fleet targets in flight, the kill switch on
+    classic()
+    ids = fleet_behind(fleet, "mx", 2)
+    config = braked_settings()
+    assert "cutover started" in ensure_classic(config).reason
+    # When the operator pauses proxymx, then the targets' proofs arrive
+    set_switch("false")
+    reports = deliver(fleet, config)
+    # Then no switch and no revert: the fleet stays configured, the record says held and why
+    assert backend_policies() == {}
+    assert [c for c in calls.writes if c.service == "elb"] == []
+    assert len(calls.of("send_command")) == 1
+    assert all((tag_of(i) or "").startswith("ready;ports=25") for i in ids)
+    held = record("classic/mx")
+    assert held is not None and held["phase"] == "held" and held["resume"] == "switch"
+    assert "kill switch" in held["reason"] and "'false'" in held["reason"]
+    assert set(held["targets"].values()) == {"proven"}
+    assert "CutoversHeld" in {m.name for r in reports for m in r.measured}
+    # And it keeps its slot (no other cutover may start while everything is frozen)
+    assert slot_holders() == {"classic/mx"}
+    # And a sweep while still paused changes nothing
+    Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    assert backend_policies() == {} and record("classic/mx")["phase"] == "held"  # type: ignore[index]
+    # When the operator resumes and the next sweep runs
+    set_switch("true")
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    # Then the held cutover is switched (recomputed, with the interlock) and its slot released
+    assert "classic/mx: held cutover resumed (switch)" in summary.cutover_repairs
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+    done = record("classic/mx")
+    assert done is not None and done["phase"] == "switched"
+    assert slot_holders() == set()
+    assert len(calls.of("send_command")) == 1
+
+
+def test_a_failure_while_paused_holds_the_revert_until_resumed(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cutover whose second target cannot be configured, and proxymx paused meanwhile
+    classic()
+    ids = fleet_behind(fleet, "mx", 2)
+    fleet.launch.script_outcome(ObedientDocument(failing=frozenset({ids[1]})))
+    config = braked_settings()
+    ensure_classic(config)
+    set_switch("false")
+    # When the status events arrive
+    deliver(fleet, config)
+    # Then the revert is held too: no Mode=revert sent, the proven target stays configured
+    assert len(calls.of("send_command")) == 1
+    held = record("classic/mx")
+    assert held is not None and (held["phase"], held["resume"]) == ("held", "revert")
+    assert held["targets"] == {ids[0]: "proven", ids[1]: "failed"}
+    assert (tag_of(ids[0]) or "").startswith("ready;")
+    # When resumed, the sweep takes up the revert: all or nothing, then failed
+    set_switch("true")
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    assert any("held cutover resumed (revert" in line for line in summary.cutover_repairs)
+    _configure, revert = calls.of("send_command")
+    assert (revert["InstanceIds"], revert["Parameters"]["Mode"]) == ([ids[0]], ["revert"])
+    deliver(fleet, config)
+    failed = record("classic/mx")
+    assert failed is not None and failed["phase"] == "failed"
+    assert (tag_of(ids[0]) or "").startswith("plain;")
+    assert backend_policies() == {}
+
+
+def test_the_pause_tag_holds_a_cutover_until_it_expires(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given a cutover in flight, then the operator's pause tag on that ELB only
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    config = braked_settings()
+    ensure_classic(config)
+    until = (datetime.now(UTC) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:pause-until", "Value": until}])
+    # When the proofs arrive
+    deliver(fleet, config)
+    # Then held by the tag: nothing switched, nothing reverted
+    held = record("classic/mx")
+    assert held is not None and held["phase"] == "held"
+    assert "proxymx:pause-until" in held["reason"]
+    assert backend_policies() == {} and len(calls.of("send_command")) == 1
+    # When the pause has expired (its time is past) and the sweep runs
+    past = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:pause-until", "Value": past}])
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    # Then the sweep switched it
+    assert "classic/mx: held cutover resumed (switch)" in summary.cutover_repairs
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+
+
+def test_the_audit_shows_a_held_cutover_in_progress_with_its_reason(fleet: EmbeddedAws) -> None:
+    from proxymx_tools.audit import Audit
+
+    # Given a cutover held by the kill switch
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    config = braked_settings()
+    ensure_classic(config)
+    set_switch("false")
+    deliver(fleet, config)
+    # When the account is audited
+    report = Audit(config, Clients()).run()
+    # Then the unit is a cutover in progress, held, and the audit says why
+    (unit,) = [r for r in report.resources if r.id == "mx"]
+    assert unit.state == "cutover in progress"
+    assert "cutover held" in unit.reason and "kill switch" in unit.reason

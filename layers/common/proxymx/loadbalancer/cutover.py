@@ -15,8 +15,10 @@ two concurrent callers exactly one wins each transition):
 
 - ``CUTOVER#<unit key>``: the cutover. ``phase``: ``configuring`` -> ``switching`` -> ``switched``;
   on a failure ``reverting`` -> ``failed``; ``cancelled`` (a slot or the hourly cap refused it
-  right after it was claimed). ``targets``: instance id -> ``pending`` | ``proven`` | ``failed``
-  (its configure run failed) | ``reverting`` | ``reverted`` | ``revert-failed``.
+  right after it was claimed); ``held`` (the kill switch or the unit's pause tag stopped its switch
+  or its revert: ``resume`` says which the sweep takes up again). ``targets``: instance id ->
+  ``pending`` | ``proven`` | ``failed`` (its configure run failed) | ``reverting`` | ``reverted``
+  | ``revert-failed``.
 - ``CUTOVER-REF#<16 hex>``: the unit key of a digest. The SendCommand ``Comment`` (at most 100
   characters) cannot hold a target group ARN, so it carries the digest and this record maps it back.
 - ``SLOT#cutover``: the string set ``holders`` of units cutting over now (at most
@@ -58,8 +60,12 @@ RATE_LIFETIME_SECONDS = 2 * 3600
 # command's delivery timeout plus this.
 DOCUMENT_EXECUTION_SECONDS = 300
 
-Phase = Literal["configuring", "switching", "switched", "reverting", "failed", "cancelled"]
+Phase = Literal["configuring", "switching", "switched", "reverting", "failed", "cancelled", "held"]
+# ``held`` is not terminal: a held cutover keeps its slot and its record until the sweep resumes it.
 TERMINAL_PHASES: frozenset[str] = frozenset({"switched", "failed", "cancelled"})
+# What a held cutover does once the operator's brake is off: the switch it was about to make, or
+# the revert (all or nothing) it was about to start.
+Resume = Literal["switch", "revert"]
 # Target states in which Postfix may be configured for the header (a revert is still owed).
 STILL_CONFIGURED: frozenset[str] = frozenset({"pending", "proven", "reverting"})
 
