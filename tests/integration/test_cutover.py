@@ -8,6 +8,7 @@ each status event goes through :func:`proxymx.launch.outcome.check_outcome`.
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -742,3 +743,122 @@ def test_the_audit_shows_a_held_cutover_in_progress_with_its_reason(fleet: Embed
     (unit,) = [r for r in report.resources if r.id == "mx"]
     assert unit.state == "cutover in progress"
     assert "cutover held" in unit.reason and "kill switch" in unit.reason
+
+
+# ----- AddTags starts the way back at once -------------------------------------------------------
+
+
+def add_tags_event(
+    api_version: str, resources: list[str], tags: dict[str, str], config: Settings
+) -> ProxyProtocolResult:
+    """The CloudTrail AddTags call (the sample event, with these resources and tags) through
+    EnableProxyProtocol's event path."""
+    from proxymx.loadbalancer.service import enable_proxy_protocol
+    from proxymx.models.cloudtrail import parse_elb_event
+    from support import load_event
+
+    event = load_event("elb-add-tags-off")
+    detail = event["detail"]
+    detail["apiVersion"] = api_version
+    key = "loadBalancerNames" if api_version == "2012-06-01" else "resourceArns"
+    detail["requestParameters"] = {key: resources, "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+    return enable_proxy_protocol(parse_elb_event(event), config, Clients(), sleep=lambda _s: None)
+
+
+def tag_elb(name: str, tags: dict[str, str]) -> None:
+    client("elb").add_tags(LoadBalancerNames=[name], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def test_add_tags_off_on_a_switched_elb_turns_it_off_then_reverts_the_fleet_at_once(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cut-over Classic ELB, then the operator's tag asking for the header off
+    config = settings()
+    ids = cut_over(fleet, config)
+    tag_elb("mx", {"proxymx:proxy-protocol": "off"})
+    start = len(calls.calls)
+    # When the AddTags call's event arrives (no sweep)
+    result = add_tags_event("2012-06-01", ["mx"], {"proxymx:proxy-protocol": "off"}, config)
+    # Then the way back ran at once: the header off first, then Mode=revert to the fleet
+    assert result.outcome == "changed" and result.event_name == "AddTags"
+    assert result.way_back and "header turned off (instance port 25)" in result.reason
+    assert backend_policies() == {}
+    operations = [c.operation for c in calls.calls[start:]]
+    off_at = operations.index("set_load_balancer_policies_for_backend_server")
+    assert off_at < operations.index("send_command")
+    revert = calls.of("send_command")[-1]
+    assert revert["Parameters"]["Mode"] == ["revert"] and sorted(revert["InstanceIds"]) == sorted(ids)
+    deliver(fleet, config)
+    assert all((tag_of(i) or "").startswith("plain;") for i in ids)
+
+
+def test_add_tags_off_on_a_switched_target_group_disables_v2_then_reverts(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given an NLB target group switched by a cutover
+    lb, tg, world = nlb_world()
+    ids = nlb_fleet(fleet, world, 1)
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids])
+    config = settings(PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED="true")
+    clients = Clients()
+    EnableProxyProtocol(
+        config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+    ).ensure_load_balancer_v2(lb)
+    deliver(fleet, config)
+    assert proxy_v2(world, tg) == "true"
+    # When the operator tags the target group off and its AddTags event arrives
+    world.elbv2.add_tags(ResourceArns=[tg], Tags=[{"Key": "proxymx:proxy-protocol", "Value": "off"}])
+    start = len(calls.calls)
+    result = add_tags_event("2015-12-01", [tg], {"proxymx:proxy-protocol": "off"}, config)
+    # Then v2 is off first, then the fleet reverted
+    assert result.outcome == "changed" and result.way_back
+    assert proxy_v2(world, tg) == "false"
+    operations = [c.operation for c in calls.calls[start:]]
+    assert operations.index("modify_target_group_attributes") < operations.index("send_command")
+    deliver(fleet, config)
+    assert (tag_of(ids[0]) or "").startswith("plain;")
+
+
+def test_add_tags_of_unrelated_keys_is_ignored_without_an_aws_call(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cut-over Classic ELB
+    config = settings()
+    cut_over(fleet, config)
+    start = len(calls.calls)
+    # When someone adds a cost-centre tag, and the pause tag (which only stops writes)
+    tags = {"cost-center": "mail-42", "proxymx:pause-until": "2999-01-01T00:00:00Z"}
+    result = add_tags_event("2012-06-01", ["mx"], tags, config)
+    # Then ignored, and not a single AWS call was made
+    assert result.outcome == "ignored" and "cost-center, proxymx:pause-until" in result.reason
+    assert calls.calls[start:] == []
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+
+
+def test_add_tags_naming_an_alb_is_ignored(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    alb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188"
+    result = add_tags_event("2015-12-01", [alb], {"proxymx:proxy-protocol": "off"}, settings())
+    assert result.outcome == "ignored" and "not a network load balancer or target group" in result.reason
+    assert calls.writes == []
+
+
+@pytest.mark.parametrize(
+    ("request_parameters", "field"),
+    [
+        ({"tags": [{"key": "proxymx:proxy-protocol", "value": "off"}]}, "loadBalancerNames"),
+        ({"loadBalancerNames": [], "tags": [{"key": "k"}]}, "loadBalancerNames"),
+        ({"loadBalancerNames": ["mx"], "tags": []}, "tags"),
+        ({"loadBalancerNames": ["mx"], "tags": [{"value": "off"}]}, "tags[0].key"),
+    ],
+)
+def test_a_malformed_add_tags_is_rejected_naming_the_field(
+    request_parameters: dict[str, Any], field: str
+) -> None:
+    from proxymx.errors import MalformedEvent
+    from proxymx.models.cloudtrail import parse_elb_event
+    from support import load_event
+
+    event = load_event("elb-add-tags-off")
+    event["detail"]["requestParameters"] = request_parameters
+    with pytest.raises(MalformedEvent, match=rf"detail\.requestParameters\.{re.escape(field)}"):
+        parse_elb_event(event)

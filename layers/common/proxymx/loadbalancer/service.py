@@ -44,9 +44,10 @@ from proxymx.loadbalancer.plan import (
 from proxymx.loadbalancer.readiness import Requirement
 from proxymx.loadbalancer.refresh import Refresher, plan_refresh
 from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
-from proxymx.loadbalancer.wayback import WayBack, WayBackResult, wants_off
+from proxymx.loadbalancer.wayback import WayBack, WayBackResult, tags_added, wants_off
 from proxymx.models.attach import AttachApiCallEvent, AttachCall, LoadBalancerEvent
 from proxymx.models.cloudtrail import (
+    ClassicAddTags,
     ClassicCreateLoadBalancer,
     ClassicCreateLoadBalancerListeners,
     ClassicDeletePolicy,
@@ -54,6 +55,7 @@ from proxymx.models.cloudtrail import (
     ClassicSetBackendPolicies,
     ElbCallDetail,
     FailedElbCall,
+    V2AddTags,
     V2CreateListener,
     V2CreateLoadBalancer,
     V2CreateTargetGroup,
@@ -268,6 +270,9 @@ class EnableProxyProtocol:
             return self.registered_classic(detail.request_parameters.load_balancer_name, ids, detail)
         if isinstance(detail, V2RegisterTargets):
             return self.registered_targets(detail)
+        if isinstance(detail, ClassicAddTags | V2AddTags):
+            # The way back at once (proxymx.loadbalancer.wayback.tags_added).
+            return tags_added(self, detail)
         if isinstance(detail, V2CreateLoadBalancer):
             arn = (
                 detail.response_elements.load_balancers[0].load_balancer_arn
