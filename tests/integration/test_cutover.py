@@ -8,6 +8,7 @@ each status event goes through :func:`proxymx.launch.outcome.check_outcome`.
 
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -862,3 +863,143 @@ def test_a_malformed_add_tags_is_rejected_naming_the_field(
     event["detail"]["requestParameters"] = request_parameters
     with pytest.raises(MalformedEvent, match=rf"detail\.requestParameters\.{re.escape(field)}"):
         parse_elb_event(event)
+
+
+# ----- proxymx cutover list | clear ---------------------------------------------------------------
+
+
+def failed_cutover(world: EmbeddedAws, config: Settings) -> list[str]:
+    """A Classic ELB "mx" whose cutover failed (one target could not be configured)."""
+    classic()
+    ids = fleet_behind(world, "mx", 2)
+    world.launch.script_outcome(ObedientDocument(failing=frozenset({ids[1]})))
+    ensure_classic(config)
+    deliver(world, config)
+    failed = record("classic/mx")
+    assert failed is not None and failed["phase"] == "failed"
+    return ids
+
+
+def test_cutover_list_prints_each_record(fleet: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a failed cutover, and one in flight on another ELB
+    config = settings(MAX_CUTOVERS_IN_FLIGHT="2")
+    failed_cutover(fleet, config)
+    classic("mx-b")
+    fleet_behind(fleet, "mx-b", 1)
+    fleet.launch.script_outcome(ObedientDocument())
+    ensure_classic(config, "mx-b")
+    capsys.readouterr()
+    # When the operator lists them
+    assert main(["cutover", "list", "--backend", "moto", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    # Then each record with its phase, start, reason and retry_after
+    by_unit = {row["unit"]: row for row in listed["cutovers"]}
+    assert set(by_unit) == {"classic/mx", "classic/mx-b"}
+    assert by_unit["classic/mx"]["phase"] == "failed"
+    assert "target(s) failed" in by_unit["classic/mx"]["reason"]
+    failed = record("classic/mx")
+    assert failed is not None
+    retry = datetime.fromtimestamp(failed["retry_after"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert by_unit["classic/mx"]["retry_after"] == retry
+    assert by_unit["classic/mx-b"]["phase"] == "configuring"
+    assert by_unit["classic/mx-b"]["started"].startswith(str(datetime.now(UTC).year))
+    # And the text form has a header and one line per record
+    assert main(["cutover", "list", "--backend", "moto"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["unit", "phase", "started", "retry_after", "reason"]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["classic/mx", "failed"],
+        ["classic/mx-b", "configuring"],
+    ]
+
+
+def test_cutover_clear_deletes_a_failed_cutover_so_the_next_sweep_starts_again(
+    fleet: EmbeddedAws, calls: CallRecorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed cutover waiting for its retry_after, its cause fixed
+    config = settings()
+    failed_cutover(fleet, config)
+    fleet.launch.script_outcome(ObedientDocument())
+    assert "not retried before" in ensure_classic(config).reason
+    slot_before = slot_holders()
+    writes_before = len(calls.writes)
+    # When the operator clears it
+    assert main(["cutover", "clear", "mx", "--backend", "moto"]) == 0
+    assert "cleared    CUTOVER#classic/mx" in capsys.readouterr().out
+    # Then the record is gone with ONE conditional delete, nothing else released
+    assert record("classic/mx") is None
+    (delete,) = calls.writes[writes_before:]
+    assert delete.operation == "delete_item" and "ConditionExpression" in delete.params
+    assert slot_holders() == slot_before
+    # And the next reconcile starts a new cutover, which switches the ELB
+    assert "cutover started" in ensure_classic(config).reason
+    deliver(fleet, config)
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_cutover_clear_refuses_a_cutover_in_flight(
+    fleet: EmbeddedAws, calls: CallRecorder, capsys: pytest.CaptureFixture[str], paused: bool
+) -> None:
+    # Given a cutover in flight (configuring; or held by the kill switch)
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    config = braked_settings()
+    ensure_classic(config)
+    if paused:
+        set_switch("false")
+        deliver(fleet, config)
+    phase = "held" if paused else "configuring"
+    assert (record("classic/mx") or {}).get("phase") == phase
+    capsys.readouterr()
+    # When the operator tries to clear it
+    code = main(["cutover", "clear", "mx", "--backend", "moto"])
+    # Then refused with exit 1 and a clear message; the record is untouched
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"refused    CUTOVER#classic/mx is in flight ({phase})" in err
+    assert ("proxymx resume" in err) is paused
+    assert (record("classic/mx") or {}).get("phase") == phase
+    assert slot_holders() == {"classic/mx"}
+
+
+def test_cutover_clear_of_an_unknown_unit_says_so(
+    fleet: EmbeddedAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cutover", "clear", "nothing-here", "--backend", "moto"]) == 1
+    assert "no cutover record CUTOVER#classic/nothing-here" in capsys.readouterr().err
+
+
+def test_cutover_cli_finds_the_stacks_state_table(
+    fleet: EmbeddedAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a deployed stack whose StateTable has a generated name, and a failed cutover in it
+    template = {
+        "Resources": {
+            "StateTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                },
+            }
+        }
+    }
+    client("cloudformation").create_stack(StackName="mx-stack", TemplateBody=json.dumps(template))
+    name = client("cloudformation").describe_stack_resource(
+        StackName="mx-stack", LogicalResourceId="StateTable"
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    StateTable(name, Clients().dynamodb).put_if_absent(
+        "CUTOVER#classic/mx", {"unit": "classic/mx", "phase": "failed"}, now=0, expires_at=2**40
+    )
+    # When listed and cleared by the stack's name (the default backend: the AWS environment)
+    assert main(["cutover", "list", "--stack", "mx-stack", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert (listed["table"], [r["unit"] for r in listed["cutovers"]]) == (name, ["classic/mx"])
+    assert main(["cutover", "clear", "mx", "--stack", "mx-stack"]) == 0
+    # Then the stack's table lost the record; an unknown stack is a clear error
+    assert StateTable(name, Clients().dynamodb).get("CUTOVER#classic/mx", now=0) is None
+    capsys.readouterr()
+    assert main(["cutover", "list", "--stack", "no-such-stack"]) == 1
+    assert "proxymx cutover list:" in capsys.readouterr().err

@@ -51,7 +51,7 @@ OFF_COMMENT = "proxymx:off:"
 DIGEST_LENGTH = 16
 
 # A failed cutover is not retried before this (no tight loop against a fleet that cannot be
-# configured); an operator retries sooner by deleting the CUTOVER# record.
+# configured); an operator retries sooner with `proxymx cutover clear <unit>` (deletes CUTOVER#).
 RETRY_AFTER_SECONDS = 6 * 3600
 # Records outlive any cutover and its retry_after; DynamoDB's TTL removes them later.
 RECORD_LIFETIME_SECONDS = 7 * 24 * 3600
@@ -147,7 +147,7 @@ def decide_start(
             return StartDecision(
                 False,
                 f"last cutover {phase} ({record.get('reason', '')}); not retried before {when} "
-                f"(delete the state record {CUTOVER_PREFIX}{blocked.unit} to retry now)",
+                f"(`proxymx cutover clear {blocked.unit}` to retry now)",
             )
     targets = tuple(sorted({u.target_id for u in blocked.unready}))
     return StartDecision(True, f"cutover: {len(targets)} target(s) to configure first", targets)
@@ -211,6 +211,23 @@ class CutoverRecords:
 
     def get(self, unit: str, now: int) -> dict[str, Any] | None:
         return self.table.get(self.key(unit), now=now)
+
+    def listed(self, now: int) -> list[dict[str, Any]]:
+        """Every live cutover record (``proxymx cutover list``: an operator's read, a Scan)."""
+        return self.table.scan_prefix(CUTOVER_PREFIX, now=now)
+
+    def clear(self, unit: str) -> Written:
+        """Delete the record only when its cutover is over (terminal phase): one conditional
+        delete, so a cutover that moves on meanwhile is never cut from under its flow. Nothing
+        else is touched (the slot of a terminal cutover is the sweep's to release)."""
+        terminal = sorted(TERMINAL_PHASES)
+        bindings = {f":t{i}": phase for i, phase in enumerate(terminal)}
+        return self.table.delete(
+            self.key(unit),
+            condition=f"#phase IN ({', '.join(bindings)})",
+            names={"#phase": "phase"},
+            bindings=bindings,
+        )
 
     def unit_of(self, digest_hex: str, now: int) -> str | None:
         ref = self.table.get(REF_PREFIX + digest_hex, now=now)

@@ -483,7 +483,7 @@ class Cutovers:
                 if left
                 else ""
             )
-            + f"The header stays off. Not retried before {when}; delete the state record CUTOVER#{unit} to "
+            + f"The header stays off. Not retried before {when}; `proxymx cutover clear {unit}` to "
             "retry sooner. The command output (CloudWatch) has each target's stderr.",
         )
 
