@@ -728,6 +728,23 @@ def test_the_pause_tag_holds_a_cutover_until_it_expires(fleet: EmbeddedAws, call
     assert backend_policies() == {25: [PROXY_POLICY_NAME]}
 
 
+def test_a_revert_after_the_elb_was_deleted_is_not_held(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given a cutover whose second target fails, and its ELB deleted meanwhile (switch on)
+    classic()
+    ids = fleet_behind(fleet, "mx", 2)
+    fleet.launch.script_outcome(ObedientDocument(failing=frozenset({ids[1]})))
+    config = braked_settings()
+    ensure_classic(config)
+    client("elb").delete_load_balancer(LoadBalancerName="mx")
+    # When the status events arrive
+    deliver(fleet, config)
+    # Then the revert is not held (a deleted unit carries no pause tag): the proven one is put back
+    _configure, revert = calls.of("send_command")
+    assert (revert["InstanceIds"], revert["Parameters"]["Mode"]) == ([ids[0]], ["revert"])
+    failed = record("classic/mx")
+    assert failed is not None and failed["phase"] == "failed"
+
+
 def test_the_audit_shows_a_held_cutover_in_progress_with_its_reason(fleet: EmbeddedAws) -> None:
     from proxymx_tools.audit import Audit
 

@@ -417,16 +417,23 @@ class Cutovers:
 
     def _unit_tags(self, unit: str) -> list[Mapping[str, str]]:
         """The unit's tags, and its NLBs' (a pause tag on the NLB pauses all its target groups)."""
+        from proxymx.errors import NotReadyYet
         from proxymx.loadbalancer.classic import ClassicElb
         from proxymx.loadbalancer.nlb import NetworkLoadBalancers
 
         kind, _, name = unit.partition("/")
-        if kind == "classic":
-            return [ClassicElb(self.clients.elb).describe(name).tags]
-        nlb = NetworkLoadBalancers(self.clients.elbv2)
-        group = nlb.target_group(name)
-        tags = nlb.tags([name, *group.get("LoadBalancerArns", [])])
-        return list(tags.values())
+        try:
+            # No backoff: the unit was read when the cutover started; not found now means deleted.
+            if kind == "classic":
+                return [ClassicElb(self.clients.elb, backoff=()).describe(name).tags]
+            nlb = NetworkLoadBalancers(self.clients.elbv2, backoff=())
+            group = nlb.target_group(name)
+            return list(nlb.tags([name, *group.get("LoadBalancerArns", [])]).values())
+        except NotReadyYet as exc:
+            # A deleted unit carries no pause tag, and nothing sends the header any more: the
+            # revert only restores agreement, so it is not held (the kill switch was asked first).
+            log.warning("cutover %s: unit not found (%s): no pause tag", unit, exc)
+            return []
 
     def _hold(self, unit: str, from_phase: str, resume: Resume, why: str, *, revert_reason: str = "") -> None:
         """``from_phase`` -> ``held``: one conditional write, nothing else. The slot is kept on
