@@ -728,6 +728,34 @@ def test_the_pause_tag_holds_a_cutover_until_it_expires(fleet: EmbeddedAws, call
     assert backend_policies() == {25: [PROXY_POLICY_NAME]}
 
 
+@pytest.mark.parametrize("failing", [False, True])
+def test_a_pause_tag_on_the_nlb_holds_its_target_groups_cutover(
+    fleet: EmbeddedAws, calls: CallRecorder, failing: bool
+) -> None:
+    # Given an NLB target group cut over (one target failing, or none), then a pause tag on the NLB
+    lb, tg, world = nlb_world()
+    ids = nlb_fleet(fleet, world, 2)
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids])
+    if failing:
+        fleet.launch.script_outcome(ObedientDocument(failing=frozenset({ids[1]})))
+    config = braked_settings(PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED="true")
+    clients = Clients()
+    EnableProxyProtocol(
+        config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+    ).ensure_load_balancer_v2(lb)
+    until = (datetime.now(UTC) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    world.elbv2.add_tags(ResourceArns=[lb], Tags=[{"Key": "proxymx:pause-until", "Value": until}])
+    # When the proofs arrive
+    deliver(fleet, config)
+    # Then held (its switch, or its revert), nothing written to the group or the fleet
+    held = record(f"tg/{tg}")
+    assert held is not None and held["phase"] == "held"
+    assert held["resume"] == ("revert" if failing else "switch")
+    assert "proxymx:pause-until" in held["reason"]
+    assert proxy_v2(world, tg) == "false" and len(calls.of("send_command")) == 1
+    assert calls.of("modify_target_group_attributes") == []
+
+
 def test_a_revert_after_the_elb_was_deleted_is_not_held(fleet: EmbeddedAws, calls: CallRecorder) -> None:
     # Given a cutover whose second target fails, and its ELB deleted meanwhile (switch on)
     classic()
