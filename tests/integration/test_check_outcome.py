@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from proxymx import controls
 from proxymx.aws import Clients
 from proxymx.config import Settings, load_settings
 from proxymx.errors import MalformedEvent, NotReadyYet
@@ -18,6 +19,7 @@ from proxymx.launch.runcommand import RunCommand
 from proxymx.loadbalancer.service import EnableProxyProtocol, cutovers_for
 from proxymx.models.ssm import parse_ssm_event
 from proxymx_tools.embedded import (
+    ENABLED_PARAMETER_NAME,
     STATE_TABLE_NAME,
     CommandOutcome,
     EmbeddedAws,
@@ -321,8 +323,14 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
     # Given the widest paths: a late agent with a heartbeat, a failure published to SNS, and a
     # command whose comment could not carry the context
     topic = clients.sns.create_topic(Name="proxymx-failures")["TopicArn"]
+    # (the kill switch as the template passes it: a cutover's switch and revert ask it)
     notifying = load_settings(
-        {"DOCUMENT_NAME": DOCUMENT, "NOTIFICATION_TOPIC_ARN": topic, "STATE_TABLE": STATE_TABLE_NAME}
+        {
+            "DOCUMENT_NAME": DOCUMENT,
+            "NOTIFICATION_TOPIC_ARN": topic,
+            "STATE_TABLE": STATE_TABLE_NAME,
+            "ENABLED_PARAMETER": ENABLED_PARAMETER_NAME,
+        }
     )
     long_group = "g" * 90
     ensure_group(long_group, HOOK)
@@ -394,6 +402,8 @@ def test_every_call_each_function_makes_is_granted_by_its_role(
         header_always, clients, sleep=lambda _s: None, cutovers=cutovers_for(header_always, clients)
     ).ensure_load_balancer_v2(cut_nlb)
     calls.calls.clear()
+    # (CheckOutcome runs in its own process: the kill switch's cached verdict is not its own)
+    controls.forget()
     while events := world.launch.drain_status_events():
         for status_event in events:
             check(status_event, header_always)

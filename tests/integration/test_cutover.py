@@ -8,6 +8,8 @@ each status event goes through :func:`proxymx.launch.outcome.check_outcome`.
 
 from __future__ import annotations
 
+import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -609,3 +611,440 @@ def test_a_launch_racing_the_cutover_is_left_to_the_launch_flow(
     assert f"no cutover yet: 1 launch(es) in Pending:Wait ({launching})" in result.reason
     assert calls.of("send_command") == []
     assert backend_policies() == {}
+
+
+# ----- the operator's brake holds a cutover (issue 7.5) ------------------------------------------
+
+
+def braked_settings(**extra: str) -> Settings:
+    from proxymx_tools.embedded import ENABLED_PARAMETER_NAME
+
+    return settings(ENABLED_PARAMETER=ENABLED_PARAMETER_NAME, **extra)
+
+
+def set_switch(value: str) -> None:
+    from proxymx import controls
+    from proxymx_tools.embedded import ENABLED_PARAMETER_NAME
+
+    client("ssm").put_parameter(Name=ENABLED_PARAMETER_NAME, Value=value, Type="String", Overwrite=True)
+    controls.forget()
+
+
+def slot_holders() -> set[str]:
+    slot = StateTable(STATE_TABLE_NAME, Clients().dynamodb).get(SLOT_KEY, now=0)
+    return set((slot or {}).get("holders") or ())
+
+
+def test_a_pause_during_a_cutover_holds_it_and_the_sweep_resumes_it(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cutover of two fleet targets in flight, the kill switch on
+    classic()
+    ids = fleet_behind(fleet, "mx", 2)
+    config = braked_settings()
+    assert "cutover started" in ensure_classic(config).reason
+    # When the operator pauses proxymx, then the targets' proofs arrive
+    set_switch("false")
+    reports = deliver(fleet, config)
+    # Then no switch and no revert: the fleet stays configured, the record says held and why
+    assert backend_policies() == {}
+    assert [c for c in calls.writes if c.service == "elb"] == []
+    assert len(calls.of("send_command")) == 1
+    assert all((tag_of(i) or "").startswith("ready;ports=25") for i in ids)
+    held = record("classic/mx")
+    assert held is not None and held["phase"] == "held" and held["resume"] == "switch"
+    assert "kill switch" in held["reason"] and "'false'" in held["reason"]
+    assert set(held["targets"].values()) == {"proven"}
+    assert "CutoversHeld" in {m.name for r in reports for m in r.measured}
+    # And it keeps its slot (no other cutover may start while everything is frozen)
+    assert slot_holders() == {"classic/mx"}
+    # And a sweep while still paused changes nothing
+    Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    assert backend_policies() == {} and record("classic/mx")["phase"] == "held"  # type: ignore[index]
+    # When the operator resumes and the next sweep runs
+    set_switch("true")
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    # Then the held cutover is switched (recomputed, with the interlock) and its slot released
+    assert "classic/mx: held cutover resumed (switch)" in summary.cutover_repairs
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+    done = record("classic/mx")
+    assert done is not None and done["phase"] == "switched"
+    assert slot_holders() == set()
+    assert len(calls.of("send_command")) == 1
+
+
+def test_a_failure_while_paused_holds_the_revert_until_resumed(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cutover whose second target cannot be configured, and proxymx paused meanwhile
+    classic()
+    ids = fleet_behind(fleet, "mx", 2)
+    fleet.launch.script_outcome(ObedientDocument(failing=frozenset({ids[1]})))
+    config = braked_settings()
+    ensure_classic(config)
+    set_switch("false")
+    # When the status events arrive
+    deliver(fleet, config)
+    # Then the revert is held too: no Mode=revert sent, the proven target stays configured
+    assert len(calls.of("send_command")) == 1
+    held = record("classic/mx")
+    assert held is not None and (held["phase"], held["resume"]) == ("held", "revert")
+    assert held["targets"] == {ids[0]: "proven", ids[1]: "failed"}
+    assert (tag_of(ids[0]) or "").startswith("ready;")
+    # When resumed, the sweep takes up the revert: all or nothing, then failed
+    set_switch("true")
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    assert any("held cutover resumed (revert" in line for line in summary.cutover_repairs)
+    _configure, revert = calls.of("send_command")
+    assert (revert["InstanceIds"], revert["Parameters"]["Mode"]) == ([ids[0]], ["revert"])
+    deliver(fleet, config)
+    failed = record("classic/mx")
+    assert failed is not None and failed["phase"] == "failed"
+    assert (tag_of(ids[0]) or "").startswith("plain;")
+    assert backend_policies() == {}
+
+
+def test_the_pause_tag_holds_a_cutover_until_it_expires(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given a cutover in flight, then the operator's pause tag on that ELB only
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    config = braked_settings()
+    ensure_classic(config)
+    until = (datetime.now(UTC) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:pause-until", "Value": until}])
+    # When the proofs arrive
+    deliver(fleet, config)
+    # Then held by the tag: nothing switched, nothing reverted
+    held = record("classic/mx")
+    assert held is not None and held["phase"] == "held"
+    assert "proxymx:pause-until" in held["reason"]
+    assert backend_policies() == {} and len(calls.of("send_command")) == 1
+    # When the pause has expired (its time is past) and the sweep runs
+    past = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client("elb").add_tags(LoadBalancerNames=["mx"], Tags=[{"Key": "proxymx:pause-until", "Value": past}])
+    summary = Reconcile(config, Clients(), sleep=lambda _s: None).run()
+    # Then the sweep switched it
+    assert "classic/mx: held cutover resumed (switch)" in summary.cutover_repairs
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_a_pause_tag_on_the_nlb_holds_its_target_groups_cutover(
+    fleet: EmbeddedAws, calls: CallRecorder, failing: bool
+) -> None:
+    # Given an NLB target group cut over (one target failing, or none), then a pause tag on the NLB
+    lb, tg, world = nlb_world()
+    ids = nlb_fleet(fleet, world, 2)
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids])
+    if failing:
+        fleet.launch.script_outcome(ObedientDocument(failing=frozenset({ids[1]})))
+    config = braked_settings(PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED="true")
+    clients = Clients()
+    EnableProxyProtocol(
+        config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+    ).ensure_load_balancer_v2(lb)
+    until = (datetime.now(UTC) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    world.elbv2.add_tags(ResourceArns=[lb], Tags=[{"Key": "proxymx:pause-until", "Value": until}])
+    # When the proofs arrive
+    deliver(fleet, config)
+    # Then held (its switch, or its revert), nothing written to the group or the fleet
+    held = record(f"tg/{tg}")
+    assert held is not None and held["phase"] == "held"
+    assert held["resume"] == ("revert" if failing else "switch")
+    assert "proxymx:pause-until" in held["reason"]
+    assert proxy_v2(world, tg) == "false" and len(calls.of("send_command")) == 1
+    assert calls.of("modify_target_group_attributes") == []
+
+
+def test_a_revert_after_the_elb_was_deleted_is_not_held(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    # Given a cutover whose second target fails, and its ELB deleted meanwhile (switch on)
+    classic()
+    ids = fleet_behind(fleet, "mx", 2)
+    fleet.launch.script_outcome(ObedientDocument(failing=frozenset({ids[1]})))
+    config = braked_settings()
+    ensure_classic(config)
+    client("elb").delete_load_balancer(LoadBalancerName="mx")
+    # When the status events arrive
+    deliver(fleet, config)
+    # Then the revert is not held (a deleted unit carries no pause tag): the proven one is put back
+    _configure, revert = calls.of("send_command")
+    assert (revert["InstanceIds"], revert["Parameters"]["Mode"]) == ([ids[0]], ["revert"])
+    failed = record("classic/mx")
+    assert failed is not None and failed["phase"] == "failed"
+
+
+def test_the_audit_shows_a_held_cutover_in_progress_with_its_reason(fleet: EmbeddedAws) -> None:
+    from proxymx_tools.audit import Audit
+
+    # Given a cutover held by the kill switch
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    config = braked_settings()
+    ensure_classic(config)
+    set_switch("false")
+    deliver(fleet, config)
+    # When the account is audited
+    report = Audit(config, Clients()).run()
+    # Then the unit is a cutover in progress, held, and the audit says why
+    (unit,) = [r for r in report.resources if r.id == "mx"]
+    assert unit.state == "cutover in progress"
+    assert "cutover held" in unit.reason and "kill switch" in unit.reason
+
+
+# ----- AddTags starts the way back at once -------------------------------------------------------
+
+
+def add_tags_event(
+    api_version: str, resources: list[str], tags: dict[str, str], config: Settings
+) -> ProxyProtocolResult:
+    """The CloudTrail AddTags call (the sample event, with these resources and tags) through
+    EnableProxyProtocol's event path."""
+    from proxymx.loadbalancer.service import enable_proxy_protocol
+    from proxymx.models.cloudtrail import parse_elb_event
+    from support import load_event
+
+    event = load_event("elb-add-tags-off")
+    detail = event["detail"]
+    detail["apiVersion"] = api_version
+    key = "loadBalancerNames" if api_version == "2012-06-01" else "resourceArns"
+    detail["requestParameters"] = {key: resources, "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+    return enable_proxy_protocol(parse_elb_event(event), config, Clients(), sleep=lambda _s: None)
+
+
+def tag_elb(name: str, tags: dict[str, str]) -> None:
+    client("elb").add_tags(LoadBalancerNames=[name], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def test_add_tags_off_on_a_switched_elb_turns_it_off_then_reverts_the_fleet_at_once(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cut-over Classic ELB, then the operator's tag asking for the header off
+    config = settings()
+    ids = cut_over(fleet, config)
+    tag_elb("mx", {"proxymx:proxy-protocol": "off"})
+    start = len(calls.calls)
+    # When the AddTags call's event arrives (no sweep)
+    result = add_tags_event("2012-06-01", ["mx"], {"proxymx:proxy-protocol": "off"}, config)
+    # Then the way back ran at once: the header off first, then Mode=revert to the fleet
+    assert result.outcome == "changed" and result.event_name == "AddTags"
+    assert result.way_back and "header turned off (instance port 25)" in result.reason
+    assert backend_policies() == {}
+    operations = [c.operation for c in calls.calls[start:]]
+    off_at = operations.index("set_load_balancer_policies_for_backend_server")
+    assert off_at < operations.index("send_command")
+    revert = calls.of("send_command")[-1]
+    assert revert["Parameters"]["Mode"] == ["revert"] and sorted(revert["InstanceIds"]) == sorted(ids)
+    deliver(fleet, config)
+    assert all((tag_of(i) or "").startswith("plain;") for i in ids)
+
+
+def test_add_tags_off_on_a_switched_target_group_disables_v2_then_reverts(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given an NLB target group switched by a cutover
+    lb, tg, world = nlb_world()
+    ids = nlb_fleet(fleet, world, 1)
+    world.elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids])
+    config = settings(PROXY_PROTOCOL_WHEN_CLIENT_IP_PRESERVED="true")
+    clients = Clients()
+    EnableProxyProtocol(
+        config, clients, sleep=lambda _s: None, cutovers=cutovers_for(config, clients)
+    ).ensure_load_balancer_v2(lb)
+    deliver(fleet, config)
+    assert proxy_v2(world, tg) == "true"
+    # When the operator tags the target group off and its AddTags event arrives
+    world.elbv2.add_tags(ResourceArns=[tg], Tags=[{"Key": "proxymx:proxy-protocol", "Value": "off"}])
+    start = len(calls.calls)
+    result = add_tags_event("2015-12-01", [tg], {"proxymx:proxy-protocol": "off"}, config)
+    # Then v2 is off first, then the fleet reverted
+    assert result.outcome == "changed" and result.way_back
+    assert proxy_v2(world, tg) == "false"
+    operations = [c.operation for c in calls.calls[start:]]
+    assert operations.index("modify_target_group_attributes") < operations.index("send_command")
+    deliver(fleet, config)
+    assert (tag_of(ids[0]) or "").startswith("plain;")
+
+
+def test_add_tags_of_unrelated_keys_is_ignored_without_an_aws_call(
+    fleet: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given a cut-over Classic ELB
+    config = settings()
+    cut_over(fleet, config)
+    start = len(calls.calls)
+    # When someone adds a cost-centre tag, and the pause tag (which only stops writes)
+    tags = {"cost-center": "mail-42", "proxymx:pause-until": "2999-01-01T00:00:00Z"}
+    result = add_tags_event("2012-06-01", ["mx"], tags, config)
+    # Then ignored, and not a single AWS call was made
+    assert result.outcome == "ignored" and "cost-center, proxymx:pause-until" in result.reason
+    assert calls.calls[start:] == []
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+
+
+def test_add_tags_naming_an_alb_is_ignored(fleet: EmbeddedAws, calls: CallRecorder) -> None:
+    alb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188"
+    result = add_tags_event("2015-12-01", [alb], {"proxymx:proxy-protocol": "off"}, settings())
+    assert result.outcome == "ignored" and "not a network load balancer or target group" in result.reason
+    assert calls.writes == []
+
+
+@pytest.mark.parametrize(
+    ("request_parameters", "field"),
+    [
+        ({"tags": [{"key": "proxymx:proxy-protocol", "value": "off"}]}, "loadBalancerNames"),
+        ({"loadBalancerNames": [], "tags": [{"key": "k"}]}, "loadBalancerNames"),
+        ({"loadBalancerNames": ["mx"], "tags": []}, "tags"),
+        ({"loadBalancerNames": ["mx"], "tags": [{"value": "off"}]}, "tags[0].key"),
+    ],
+)
+def test_a_malformed_add_tags_is_rejected_naming_the_field(
+    request_parameters: dict[str, Any], field: str
+) -> None:
+    from proxymx.errors import MalformedEvent
+    from proxymx.models.cloudtrail import parse_elb_event
+    from support import load_event
+
+    event = load_event("elb-add-tags-off")
+    event["detail"]["requestParameters"] = request_parameters
+    with pytest.raises(MalformedEvent, match=rf"detail\.requestParameters\.{re.escape(field)}"):
+        parse_elb_event(event)
+
+
+# ----- proxymx cutover list | clear ---------------------------------------------------------------
+
+
+def failed_cutover(world: EmbeddedAws, config: Settings) -> list[str]:
+    """A Classic ELB "mx" whose cutover failed (one target could not be configured)."""
+    classic()
+    ids = fleet_behind(world, "mx", 2)
+    world.launch.script_outcome(ObedientDocument(failing=frozenset({ids[1]})))
+    ensure_classic(config)
+    deliver(world, config)
+    failed = record("classic/mx")
+    assert failed is not None and failed["phase"] == "failed"
+    return ids
+
+
+def test_cutover_list_prints_each_record(fleet: EmbeddedAws, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a failed cutover, and one in flight on another ELB
+    config = settings(MAX_CUTOVERS_IN_FLIGHT="2")
+    failed_cutover(fleet, config)
+    classic("mx-b")
+    fleet_behind(fleet, "mx-b", 1)
+    fleet.launch.script_outcome(ObedientDocument())
+    ensure_classic(config, "mx-b")
+    capsys.readouterr()
+    # When the operator lists them
+    assert main(["cutover", "list", "--backend", "moto", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    # Then each record with its phase, start, reason and retry_after
+    by_unit = {row["unit"]: row for row in listed["cutovers"]}
+    assert set(by_unit) == {"classic/mx", "classic/mx-b"}
+    assert by_unit["classic/mx"]["phase"] == "failed"
+    assert "target(s) failed" in by_unit["classic/mx"]["reason"]
+    failed = record("classic/mx")
+    assert failed is not None
+    retry = datetime.fromtimestamp(failed["retry_after"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert by_unit["classic/mx"]["retry_after"] == retry
+    assert by_unit["classic/mx-b"]["phase"] == "configuring"
+    assert by_unit["classic/mx-b"]["started"].startswith(str(datetime.now(UTC).year))
+    # And the text form has a header and one line per record
+    assert main(["cutover", "list", "--backend", "moto"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["unit", "phase", "started", "retry_after", "reason"]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["classic/mx", "failed"],
+        ["classic/mx-b", "configuring"],
+    ]
+
+
+def test_cutover_clear_deletes_a_failed_cutover_so_the_next_sweep_starts_again(
+    fleet: EmbeddedAws, calls: CallRecorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed cutover waiting for its retry_after, its cause fixed
+    config = settings()
+    failed_cutover(fleet, config)
+    fleet.launch.script_outcome(ObedientDocument())
+    assert "not retried before" in ensure_classic(config).reason
+    slot_before = slot_holders()
+    writes_before = len(calls.writes)
+    # When the operator clears it
+    assert main(["cutover", "clear", "mx", "--backend", "moto"]) == 0
+    assert "cleared    CUTOVER#classic/mx" in capsys.readouterr().out
+    # Then the record is gone with ONE conditional delete, nothing else released
+    assert record("classic/mx") is None
+    (delete,) = calls.writes[writes_before:]
+    assert delete.operation == "delete_item" and "ConditionExpression" in delete.params
+    assert slot_holders() == slot_before
+    # And the next reconcile starts a new cutover, which switches the ELB
+    assert "cutover started" in ensure_classic(config).reason
+    deliver(fleet, config)
+    assert backend_policies() == {25: [PROXY_POLICY_NAME]}
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_cutover_clear_refuses_a_cutover_in_flight(
+    fleet: EmbeddedAws, calls: CallRecorder, capsys: pytest.CaptureFixture[str], paused: bool
+) -> None:
+    # Given a cutover in flight (configuring; or held by the kill switch)
+    classic()
+    fleet_behind(fleet, "mx", 2)
+    config = braked_settings()
+    ensure_classic(config)
+    if paused:
+        set_switch("false")
+        deliver(fleet, config)
+    phase = "held" if paused else "configuring"
+    assert (record("classic/mx") or {}).get("phase") == phase
+    capsys.readouterr()
+    # When the operator tries to clear it
+    code = main(["cutover", "clear", "mx", "--backend", "moto"])
+    # Then refused with exit 1 and a clear message; the record is untouched
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"refused    CUTOVER#classic/mx is in flight ({phase})" in err
+    assert ("proxymx resume" in err) is paused
+    assert (record("classic/mx") or {}).get("phase") == phase
+    assert slot_holders() == {"classic/mx"}
+
+
+def test_cutover_clear_of_an_unknown_unit_says_so(
+    fleet: EmbeddedAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cutover", "clear", "nothing-here", "--backend", "moto"]) == 1
+    assert "no cutover record CUTOVER#classic/nothing-here" in capsys.readouterr().err
+
+
+def test_cutover_cli_finds_the_stacks_state_table(
+    fleet: EmbeddedAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a deployed stack whose StateTable has a generated name, and a failed cutover in it
+    template = {
+        "Resources": {
+            "StateTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                },
+            }
+        }
+    }
+    client("cloudformation").create_stack(StackName="mx-stack", TemplateBody=json.dumps(template))
+    name = client("cloudformation").describe_stack_resource(
+        StackName="mx-stack", LogicalResourceId="StateTable"
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    StateTable(name, Clients().dynamodb).put_if_absent(
+        "CUTOVER#classic/mx", {"unit": "classic/mx", "phase": "failed"}, now=0, expires_at=2**40
+    )
+    # When listed and cleared by the stack's name (the default backend: the AWS environment)
+    assert main(["cutover", "list", "--stack", "mx-stack", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert (listed["table"], [r["unit"] for r in listed["cutovers"]]) == (name, ["classic/mx"])
+    assert main(["cutover", "clear", "mx", "--stack", "mx-stack"]) == 0
+    # Then the stack's table lost the record; an unknown stack is a clear error
+    assert StateTable(name, Clients().dynamodb).get("CUTOVER#classic/mx", now=0) is None
+    capsys.readouterr()
+    assert main(["cutover", "list", "--stack", "no-such-stack"]) == 1
+    assert "proxymx cutover list:" in capsys.readouterr().err

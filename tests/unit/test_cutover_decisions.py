@@ -66,7 +66,16 @@ def test_a_failed_cutover_waits_for_its_retry_after() -> None:
     decision = decide_start(FLEET, cutover="auto", record=record, now=NOW)
     assert not decision.start
     assert "last cutover failed (target(s) failed: i-a); not retried before" in decision.reason
-    assert "CUTOVER#classic/mx" in decision.reason
+    # (how to retry sooner: the CLI that deletes CUTOVER#classic/mx)
+    assert "`proxymx cutover clear classic/mx` to retry now" in decision.reason
+
+
+def test_a_held_cutover_is_in_flight_and_waits() -> None:
+    # A cutover held by the operator's brake is not over: no second one starts, nothing advances.
+    record = {"phase": "held", "resume": "switch", "targets": {"i-a": "proven"}}
+    decision = decide_start(FLEET, cutover="auto", record=record, now=NOW)
+    assert (decision.start, decision.reason) == (False, "cutover in flight (held)")
+    assert next_step(record) == "wait"
 
 
 @pytest.mark.parametrize("phase", ["failed", "switched", "cancelled"])

@@ -68,6 +68,28 @@ def test_modify_target_group_attributes_without_the_proxy_attribute_is_not_route
     assert matched_rules(event) == []
 
 
+@pytest.mark.parametrize(
+    ("sample", "rule"),
+    [
+        ("elb-add-tags-off", "EnableProxyProtocolFunctionClassicElbApiCall"),
+        ("nlb-add-tags-unrelated", "EnableProxyProtocolFunctionElbV2ApiCall"),
+    ],
+)
+def test_add_tags_is_routed_only_when_it_sets_our_tag(sample: str, rule: str) -> None:
+    # Given an AddTags of both APIs / Then only one that sets proxymx:proxy-protocol reaches the
+    # function, among other tags or alone; any other key, or a failed call, does not
+    event = load_event(sample)
+    event["detail"]["requestParameters"]["tags"] = [{"key": "cost-center", "value": "mail"}]
+    assert matched_rules(event) == []
+    event["detail"]["requestParameters"]["tags"] = [
+        {"key": "cost-center", "value": "mail"},
+        {"key": "proxymx:proxy-protocol", "value": "off"},
+    ]
+    assert matched_rules(event) == [rule]
+    event["detail"]["errorCode"] = "AccessDenied"
+    assert matched_rules(event) == []
+
+
 def test_a_read_only_elb_call_is_not_routed() -> None:
     event = load_event("elb-create-smtp")
     event["detail"]["eventName"] = "DescribeLoadBalancers"

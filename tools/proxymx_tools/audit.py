@@ -430,7 +430,8 @@ class Audit:
     # ----- cutovers (the state table, written by the functions) -------------------------------
 
     def _cutovers(self) -> None:
-        pending = [r for r in self.report.resources if r.state in ("blocked", "drifted")]
+        # A held cutover's unit reads "paused" (the brake that holds it): still a cutover in progress.
+        pending = [r for r in self.report.resources if r.state in ("blocked", "drifted", "paused")]
         if not pending or not self.settings.state_table_name:
             return
         from proxymx.state import StateTable
@@ -448,8 +449,9 @@ class Audit:
             if item and phase not in TERMINAL_PHASES:
                 resource.state = "cutover in progress"
                 since = item.get("started_at")
+                held = f" ({item.get('reason', '')})" if phase == "held" else ""
                 resource.reason = (
-                    f"cutover {phase}" + (f" since {since}" if since else "") + f"; {resource.reason}"
+                    f"cutover {phase}" + (f" since {since}" if since else "") + f"{held}; {resource.reason}"
                 )
 
     # ----- instances --------------------------------------------------------------------------

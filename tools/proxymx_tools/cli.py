@@ -25,6 +25,12 @@
     Reconcile sweep, or any event of that load balancer). ``aws`` (default): the standard AWS
     environment (profile, region); ``moto``: the embedded AWS active in this process (tests).
 
+``proxymx cutover list [--json] | clear UNIT [--stack NAME] [--table NAME] [--backend aws|moto]``
+    The cutovers' records (unit, phase, started, reason, retry_after); ``clear`` deletes a
+    record whose cutover is over (switched, failed, cancelled) so a new one may start before its
+    ``retry_after``, and refuses (exit 1) a cutover in flight. The StateTable is the stack's
+    (``--stack``, default proxymx) unless ``--table`` names it (proxymx_tools.cutover_cli).
+
 Never imported by a Lambda handler.
 """
 
@@ -110,6 +116,34 @@ def _parser() -> argparse.ArgumentParser:
             choices=("aws", "moto"),
             default="aws",
             help="aws: your credentials and account (default); moto: a fresh embedded AWS",
+        )
+    cutover = commands.add_parser(
+        "cutover",
+        help="list the cutovers' records, or clear one that is over",
+        description="The fleet-first cutovers' StateTable records (docs/agreement.md).",
+    )
+    actions = cutover.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="unit, phase, started, reason, retry_after of each record")
+    listing.add_argument("--json", action="store_true", help="one JSON object")
+    clearing = actions.add_parser(
+        "clear",
+        help="delete the record of a cutover that is over (switched/failed/cancelled)",
+        description=(
+            "Delete CUTOVER#<unit> when its cutover is over, so the next event or sweep may start a "
+            "new one before retry_after. A cutover in flight is refused (exit 1); nothing else is released."
+        ),
+    )
+    clearing.add_argument(
+        "unit", help="Classic ELB name, target group ARN, or a unit key (classic/..., tg/...)"
+    )
+    for action in (listing, clearing):
+        action.add_argument("--stack", default="proxymx", help="the proxymx stack's name (default proxymx)")
+        action.add_argument("--table", default=None, help="the StateTable's name (default: the stack's)")
+        action.add_argument(
+            "--backend",
+            choices=("aws", "moto"),
+            default="aws",
+            help="aws: your credentials and account (default); moto: the embedded AWS of this process",
         )
     audit = commands.add_parser(
         "audit",
@@ -297,6 +331,48 @@ def _switch(args: argparse.Namespace, *, enabled: bool) -> int:
     return 0
 
 
+def _cutover(args: argparse.Namespace) -> int:
+    """``proxymx cutover list`` / ``clear UNIT``."""
+    import time
+
+    from proxymx.aws import Clients
+    from proxymx.errors import ProxymxError, aws_errors
+    from proxymx.loadbalancer.cutover import CutoverRecords
+    from proxymx.state import StateTable
+
+    from proxymx_tools import cutover_cli
+
+    clients = Clients()
+    try:
+        table = args.table
+        if table is None and args.backend == "moto":
+            from proxymx_tools.embedded import STATE_TABLE_NAME, current_extension
+
+            if current_extension() is None:
+                print(
+                    "proxymx cutover: --backend moto needs an embedded AWS in this process", file=sys.stderr
+                )
+                return 2
+            table = STATE_TABLE_NAME
+        if table is None:
+            table = cutover_cli.stack_table(clients.client("cloudformation"), args.stack)
+        records = CutoverRecords(StateTable(table, clients.dynamodb))
+        if args.action == "list":
+            found = cutover_cli.rows(records.listed(int(time.time())))
+            print(
+                json.dumps({"table": table, "cutovers": found})
+                if args.json
+                else cutover_cli.table_text(found)
+            )
+            return 0
+        cleared = cutover_cli.clear(records, args.unit)
+    except (ProxymxError, *aws_errors()) as exc:  # type: ignore[misc]
+        print(f"proxymx cutover {args.action}: {exc}", file=sys.stderr)
+        return 1
+    print(cleared.message, file=sys.stdout if cleared.ok else sys.stderr)
+    return 0 if cleared.ok else 1
+
+
 def _audit(args: argparse.Namespace) -> int:
     import contextlib
     import logging
@@ -366,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         return _off(args)
     if args.command in ("pause", "resume"):
         return _switch(args, enabled=args.command == "resume")
+    if args.command == "cutover":
+        return _cutover(args)
     if args.command == "demo":
         from proxymx_tools import demo
 

@@ -153,9 +153,42 @@ def _seed_registration(name: str, request: dict[str, Any]) -> dict[str, str]:
     return dict(zip(named, real, strict=True))
 
 
+def _seed_tagged_off(names: list[str], request: dict[str, Any]) -> None:
+    """Classic ELBs that send the header in front of one fleet instance proven ready (a finished
+    cutover), carrying the event's tags as after the call: the way back takes both ends back."""
+    from proxymx_tools.embedded import current_extension
+    from proxymx_tools.seed_launch import ensure_document
+
+    tags = [
+        {"Key": str(t.get("key")), "Value": str(t.get("value", ""))}
+        for t in request.get("tags") or []
+        if isinstance(t, dict) and t.get("key")
+    ]
+    extension = current_extension()
+    ensure_document("proxymx-PostfixProxyProtocolDocument", _region())
+    for name in names:
+        elb = _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER], tags)
+        elb.create_load_balancer_policy(
+            LoadBalancerName=name,
+            PolicyName="proxymx-ProxyProtocol",
+            PolicyTypeName="ProxyProtocolPolicyType",
+            PolicyAttributes=PROXY_POLICY_ATTRIBUTES,
+        )
+        elb.set_load_balancer_policies_for_backend_server(
+            LoadBalancerName=name, InstancePort=25, PolicyNames=["proxymx-ProxyProtocol"]
+        )
+        for instance_id in register_fleet_instances(name, 1, {"proxymx:proxy-protocol": "ready"}):
+            if extension is not None:
+                extension.register_instance(instance_id)
+
+
 def seed_classic(event: dict[str, Any]) -> Mapping[str, str] | None:
     detail = event.get("detail") or {}
     request = detail.get("requestParameters") or {}
+    if detail.get("eventName") == "AddTags":
+        names = [n for n in request.get("loadBalancerNames") or [] if isinstance(n, str) and n]
+        _seed_tagged_off(names, request)
+        return None
     name = request.get("loadBalancerName")
     if not isinstance(name, str) or not name:
         return None

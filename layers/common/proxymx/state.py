@@ -120,6 +120,27 @@ class StateTable:
                 )
         return found
 
+    def scan_prefix(self, prefix: str, *, now: int) -> list[dict[str, Any]]:
+        """The live records whose key starts with ``prefix`` (a paged Scan: for an operator's
+        listing, ``proxymx cutover list``; never on a function's path), sorted by key."""
+        found: list[dict[str, Any]] = []
+        try:
+            pages = self.client.get_paginator("scan").paginate(
+                TableName=self.table_name,
+                FilterExpression="begins_with(#pk, :prefix)",
+                ExpressionAttributeNames={"#pk": KEY},
+                ExpressionAttributeValues=_serialize({":prefix": prefix}),
+                ConsistentRead=True,
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    record = _deserialize(item)
+                    if int(record.get(TTL_ATTRIBUTE, now + 1)) > now:
+                        found.append(record)
+        except aws_errors() as exc:
+            raise translate(exc, "Scan") from exc
+        return sorted(found, key=lambda r: str(r[KEY]))
+
     def put_if_absent(
         self,
         key: str,

@@ -15,8 +15,10 @@ two concurrent callers exactly one wins each transition):
 
 - ``CUTOVER#<unit key>``: the cutover. ``phase``: ``configuring`` -> ``switching`` -> ``switched``;
   on a failure ``reverting`` -> ``failed``; ``cancelled`` (a slot or the hourly cap refused it
-  right after it was claimed). ``targets``: instance id -> ``pending`` | ``proven`` | ``failed``
-  (its configure run failed) | ``reverting`` | ``reverted`` | ``revert-failed``.
+  right after it was claimed); ``held`` (the kill switch or the unit's pause tag stopped its switch
+  or its revert: ``resume`` says which the sweep takes up again). ``targets``: instance id ->
+  ``pending`` | ``proven`` | ``failed`` (its configure run failed) | ``reverting`` | ``reverted``
+  | ``revert-failed``.
 - ``CUTOVER-REF#<16 hex>``: the unit key of a digest. The SendCommand ``Comment`` (at most 100
   characters) cannot hold a target group ARN, so it carries the digest and this record maps it back.
 - ``SLOT#cutover``: the string set ``holders`` of units cutting over now (at most
@@ -49,7 +51,7 @@ OFF_COMMENT = "proxymx:off:"
 DIGEST_LENGTH = 16
 
 # A failed cutover is not retried before this (no tight loop against a fleet that cannot be
-# configured); an operator retries sooner by deleting the CUTOVER# record.
+# configured); an operator retries sooner with `proxymx cutover clear <unit>` (deletes CUTOVER#).
 RETRY_AFTER_SECONDS = 6 * 3600
 # Records outlive any cutover and its retry_after; DynamoDB's TTL removes them later.
 RECORD_LIFETIME_SECONDS = 7 * 24 * 3600
@@ -58,8 +60,12 @@ RATE_LIFETIME_SECONDS = 2 * 3600
 # command's delivery timeout plus this.
 DOCUMENT_EXECUTION_SECONDS = 300
 
-Phase = Literal["configuring", "switching", "switched", "reverting", "failed", "cancelled"]
+Phase = Literal["configuring", "switching", "switched", "reverting", "failed", "cancelled", "held"]
+# ``held`` is not terminal: a held cutover keeps its slot and its record until the sweep resumes it.
 TERMINAL_PHASES: frozenset[str] = frozenset({"switched", "failed", "cancelled"})
+# What a held cutover does once the operator's brake is off: the switch it was about to make, or
+# the revert (all or nothing) it was about to start.
+Resume = Literal["switch", "revert"]
 # Target states in which Postfix may be configured for the header (a revert is still owed).
 STILL_CONFIGURED: frozenset[str] = frozenset({"pending", "proven", "reverting"})
 
@@ -141,7 +147,7 @@ def decide_start(
             return StartDecision(
                 False,
                 f"last cutover {phase} ({record.get('reason', '')}); not retried before {when} "
-                f"(delete the state record {CUTOVER_PREFIX}{blocked.unit} to retry now)",
+                f"(`proxymx cutover clear {blocked.unit}` to retry now)",
             )
     targets = tuple(sorted({u.target_id for u in blocked.unready}))
     return StartDecision(True, f"cutover: {len(targets)} target(s) to configure first", targets)
@@ -205,6 +211,23 @@ class CutoverRecords:
 
     def get(self, unit: str, now: int) -> dict[str, Any] | None:
         return self.table.get(self.key(unit), now=now)
+
+    def listed(self, now: int) -> list[dict[str, Any]]:
+        """Every live cutover record (``proxymx cutover list``: an operator's read, a Scan)."""
+        return self.table.scan_prefix(CUTOVER_PREFIX, now=now)
+
+    def clear(self, unit: str) -> Written:
+        """Delete the record only when its cutover is over (terminal phase): one conditional
+        delete, so a cutover that moves on meanwhile is never cut from under its flow. Nothing
+        else is touched (the slot of a terminal cutover is the sweep's to release)."""
+        terminal = sorted(TERMINAL_PHASES)
+        bindings = {f":t{i}": phase for i, phase in enumerate(terminal)}
+        return self.table.delete(
+            self.key(unit),
+            condition=f"#phase IN ({', '.join(bindings)})",
+            names={"#phase": "phase"},
+            bindings=bindings,
+        )
 
     def unit_of(self, digest_hex: str, now: int) -> str | None:
         ref = self.table.get(REF_PREFIX + digest_hex, now=now)

@@ -11,7 +11,15 @@ Three callers:
 - EnableProxyProtocol (event path and the Reconcile sweep): :meth:`Cutovers.start` for each unit
   the interlock blocked;
 - CheckOutcome, per invocation of a cutover command: :meth:`Cutovers.on_invocation`;
-- Reconcile, the safety net: :meth:`Cutovers.sweep` (events lost, stale slots).
+- Reconcile, the safety net: :meth:`Cutovers.sweep` (events lost, stale slots, held cutovers).
+
+**The operator's brake holds a cutover, it does not revert it.** When the kill switch is off
+(:func:`proxymx.controls.halted`) or the unit carries ``proxymx:pause-until``, the move a cutover
+was about to make -- its switch, or the start of its revert -- is not made: the record goes to
+``held`` (one conditional write: ``resume`` = the move, ``reason`` = the brake) and nothing else is
+written. Reverting there would be a write the operator just forbade, and would throw away a fleet
+already proven. A cutover never *starts* while braked: EnableProxyProtocol asks the same brake
+before its interlock. The sweep resumes held cutovers once the brake is off.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from proxymx.loadbalancer.cutover import (
     TERMINAL_PHASES,
     CommentKind,
     CutoverRecords,
+    Resume,
     comment_for,
     decide_start,
     digest,
@@ -42,7 +51,7 @@ from proxymx.loadbalancer.cutover import (
     next_step,
     requirement_of,
 )
-from proxymx.loadbalancer.plan import Blocked
+from proxymx.loadbalancer.plan import Blocked, pause_reason
 from proxymx.loadbalancer.readiness import Readiness, Requirement
 from proxymx.results import Metric, count
 from proxymx.state import StateTable
@@ -263,7 +272,10 @@ class Cutovers:
             written = self._mark(
                 unit, instance_id, "proven", phase="configuring", expected=("pending",), extra=extra
             )
-            if written:
+            # Held (the operator's brake): the proof is recorded, the move waits for the resume.
+            if written or self._mark(
+                unit, instance_id, "proven", phase="held", expected=("pending",), extra=extra
+            ):
                 return
             # The cutover is already reverting: this target was still running; put it back now.
             if self._mark(unit, instance_id, "reverting", phase="reverting", expected=("pending",)):
@@ -271,8 +283,9 @@ class Cutovers:
                 if record is not None:
                     self._send(unit, [instance_id], "revert", requirement_of(record))
             return
-        if not self._mark(unit, instance_id, "failed", phase="configuring", expected=("pending",)):
-            self._mark(unit, instance_id, "failed", phase="reverting", expected=("pending",))
+        for phase in ("configuring", "held", "reverting"):
+            if self._mark(unit, instance_id, "failed", phase=phase, expected=("pending",)):
+                return
 
     def _mark(
         self,
@@ -330,6 +343,11 @@ class Cutovers:
                 f"Header off + Postfix configured (421 to clients without a header) for {gap} s.",
             )
             return
+        if result.outcome == "paused":
+            # The kill switch or the unit's pause tag (EnableProxyProtocol's verdict, the same one
+            # any switch gets): hold the cutover, do not revert it.
+            self._hold(unit, "switching", "switch", result.reason)
+            return
         mine = [b for b in capture.blocked if b.unit == unit]
         if result.outcome == "blocked" and mine:
             self._extend(unit, record, mine[0])
@@ -364,6 +382,11 @@ class Cutovers:
     # ----- all or nothing --------------------------------------------------------------------
 
     def _revert(self, unit: str, from_phase: str, reason: str) -> None:
+        brake = self._brake(unit) if from_phase != "held" else None
+        if brake is not None:
+            # A revert sends commands to the fleet: the brake holds it like any other write.
+            self._hold(unit, from_phase, "revert", brake, revert_reason=reason)
+            return
         won = self.records.transition(unit, from_phase, "reverting", {"reason": reason})
         if not won.won:
             return
@@ -380,6 +403,70 @@ class Cutovers:
         after = self.records.get(unit, self._at())
         if after is not None and next_step(after) == "fail":
             self._fail(unit, after)
+
+    # ----- the operator's brake --------------------------------------------------------------
+
+    def _brake(self, unit: str) -> str | None:
+        """Why the operator forbids writes to ``unit`` now (kill switch, pause tag), or None."""
+        from proxymx.controls import halted
+
+        halt = halted(self.settings, self.clients)
+        if halt is not None:
+            return halt
+        return pause_reason(self._unit_tags(unit), self.now())
+
+    def _unit_tags(self, unit: str) -> list[Mapping[str, str]]:
+        """The unit's tags, and its NLBs' (a pause tag on the NLB pauses all its target groups)."""
+        from proxymx.errors import NotReadyYet
+        from proxymx.loadbalancer.classic import ClassicElb
+        from proxymx.loadbalancer.nlb import NetworkLoadBalancers
+
+        kind, _, name = unit.partition("/")
+        try:
+            # No backoff: the unit was read when the cutover started; not found now means deleted.
+            if kind == "classic":
+                return [ClassicElb(self.clients.elb, backoff=()).describe(name).tags]
+            nlb = NetworkLoadBalancers(self.clients.elbv2, backoff=())
+            group = nlb.target_group(name)
+            return list(nlb.tags([name, *group.get("LoadBalancerArns", [])]).values())
+        except NotReadyYet as exc:
+            # A deleted unit carries no pause tag, and nothing sends the header any more: the
+            # revert only restores agreement, so it is not held (the kill switch was asked first).
+            log.warning("cutover %s: unit not found (%s): no pause tag", unit, exc)
+            return []
+
+    def _hold(self, unit: str, from_phase: str, resume: Resume, why: str, *, revert_reason: str = "") -> None:
+        """``from_phase`` -> ``held``: one conditional write, nothing else. The slot is kept on
+        purpose: releasing it would let another cutover start while the operator froze everything."""
+        at = self._at()
+        values: dict[str, Any] = {"held_at": at, "resume": resume, "reason": f"held: {why}"}
+        if revert_reason:
+            values["revert_reason"] = revert_reason
+        if not self.records.transition(unit, from_phase, "held", values).won:
+            return
+        self.measured.append(count("CutoversHeld"))
+        log.warning("cutover %s held before its %s: %s", unit, resume, why, extra={"load_balancer": unit})
+        self._notify(
+            f"proxymx: cutover HELD on {unit}",
+            f"Unit: {unit}\nHeld before its {resume}: {why}\n"
+            "Its configured targets answer 421 to clients without a header (senders retry) until the "
+            "brake is off: `proxymx resume` / the pause tag's expiry; the next sweep then resumes it.",
+        )
+
+    def _resume(self, unit: str, record: Mapping[str, Any]) -> str | None:
+        """A held cutover whose brake is off takes up the move it was held before; what it did."""
+        brake = self._brake(unit)
+        if brake is not None:
+            return None
+        if record.get("resume") == "revert":
+            reason = str(record.get("revert_reason") or "resumed revert")
+            self._revert(unit, "held", reason)
+            return f"{unit}: held cutover resumed (revert: {reason})"
+        # The switch, recomputed as at any switch (the interlock sees the targets as they are now).
+        if not self.records.transition(unit, "held", "switching", {"switching_at": self._at()}).won:
+            return None
+        self._switch(unit, record)
+        return f"{unit}: held cutover resumed (switch)"
 
     def _fail(self, unit: str, record: Mapping[str, Any]) -> None:
         at = self._at()
@@ -403,7 +490,7 @@ class Cutovers:
                 if left
                 else ""
             )
-            + f"The header stays off. Not retried before {when}; delete the state record CUTOVER#{unit} to "
+            + f"The header stays off. Not retried before {when}; `proxymx cutover clear {unit}` to "
             "retry sooner. The command output (CloudWatch) has each target's stderr.",
         )
 
@@ -437,6 +524,11 @@ class Cutovers:
                     done.append(f"{unit}: stale slot released")
                 continue
             phase = record.get("phase")
+            if phase == "held":
+                resumed = self._resume(unit, record)
+                if resumed is not None:
+                    done.append(resumed)
+                    continue
             if phase == "switching" and at - int(record.get("switching_at", at)) >= SWITCH_RETRY_SECONDS:
                 done.append(f"{unit}: switch tried again")
                 self._switch(unit, record)

@@ -44,7 +44,7 @@ from proxymx.loadbalancer.plan import (
 from proxymx.loadbalancer.readiness import Requirement
 from proxymx.loadbalancer.refresh import Refresher, plan_refresh
 from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
-from proxymx.loadbalancer.wayback import WayBack, WayBackResult, wants_off
+from proxymx.loadbalancer.wayback import WayBack, WayBackResult, tags_added, wants_off
 from proxymx.results import Metric, count
 from proxymx.scope import load_balancer_out_of_scope
 
@@ -247,11 +247,13 @@ class EnableProxyProtocol:
     def handle(self, event: LoadBalancerEvent) -> ProxyProtocolResult:
         from proxymx.models.attach import AttachApiCallEvent
         from proxymx.models.cloudtrail import (
+            ClassicAddTags,
             ClassicCreateLoadBalancer,
             ClassicCreateLoadBalancerListeners,
             ClassicDeletePolicy,
             ClassicRegisterInstances,
             ClassicSetBackendPolicies,
+            V2AddTags,
             V2CreateListener,
             V2CreateLoadBalancer,
             V2CreateTargetGroup,
@@ -276,6 +278,9 @@ class EnableProxyProtocol:
             return self.registered_classic(detail.request_parameters.load_balancer_name, ids, detail)
         if isinstance(detail, V2RegisterTargets):
             return self.registered_targets(detail)
+        if isinstance(detail, ClassicAddTags | V2AddTags):
+            # The way back at once (proxymx.loadbalancer.wayback.tags_added).
+            return tags_added(self, detail)
         if isinstance(detail, V2CreateLoadBalancer):
             arn = (
                 detail.response_elements.load_balancers[0].load_balancer_arn

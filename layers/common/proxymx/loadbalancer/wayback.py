@@ -14,6 +14,12 @@ Postfix plain (``500``, bounced). So:
 Opting out (``proxymx:opt-out``) alone is different: proxymx stops touching the unit, in either
 direction. A unit both opted out and tagged off is left alone (opted out wins: IAM denies the write).
 
+**At once, on ``AddTags``.** The CloudTrail ``AddTags`` call that puts the tag on (Classic:
+``LoadBalancerNames``; ELBv2: ``ResourceArns``, NLB or target group ARNs) is routed to
+EnableProxyProtocol (:func:`tags_added`): each tagged unit goes through the sweep's own entry
+(``ensure_unit``, an NLB's ``ensure_load_balancer_v2``), which sees the tag and takes the way back
+-- or does nothing more than the sweep would. Tags of other keys are ``ignored`` without a call.
+
 Idempotent: a unit found off with its fleet targets already ``plain`` (or never configured) is
 ``compliant``; a target whose revert failed keeps its ``ready`` tag and is sent the revert again by
 the next event or sweep.
@@ -34,7 +40,8 @@ from proxymx.loadbalancer.readiness import READINESS_TAG_KEY
 from proxymx.loadbalancer.targets import TargetReadiness
 
 if TYPE_CHECKING:
-    from proxymx.loadbalancer.service import EnableProxyProtocol
+    from proxymx.loadbalancer.service import EnableProxyProtocol, Outcome, ProxyProtocolResult
+    from proxymx.models.cloudtrail import ClassicAddTags, V2AddTags
 
 log = logging.getLogger(__name__)
 
@@ -207,3 +214,62 @@ class WayBack:
                 }
                 found |= behind & wanted
         return found
+
+
+# ----- AddTags: the way back at once --------------------------------------------------------------
+
+# The tag keys whose addition asks for work now: only ``proxymx:proxy-protocol`` (``off`` = the way
+# back). ``proxymx:pause-until`` and the opt-out tag only stop writes (nothing to do at once), the
+# scope tags are the sweep's to act on, and every other key (Name, cost centre, ...) is none of
+# proxymx's business: such an AddTags is ``ignored`` before any AWS call.
+WAY_BACK_TAG_KEYS = frozenset({READINESS_TAG_KEY})
+_SEVERITY = ("broken", "blocked", "suspended", "paused", "changed", "compliant", "ignored")
+
+
+def tags_added(service: EnableProxyProtocol, detail: ClassicAddTags | V2AddTags) -> ProxyProtocolResult:
+    """Each tagged unit through the sweep's own entry, when a tag that matters was added."""
+    from dataclasses import replace
+
+    from proxymx.loadbalancer.service import ProxyProtocolResult
+    from proxymx.models.cloudtrail import ClassicAddTags
+
+    def result(outcome: Outcome, reason: str, subject: str | None = None) -> ProxyProtocolResult:
+        return ProxyProtocolResult(
+            outcome=outcome,
+            reason=reason,
+            event_name=detail.event_name,
+            load_balancer=subject,
+            dry_run=service.settings.dry_run,
+            actor=detail.user_identity.who,
+        )
+
+    if not detail.tag_keys & WAY_BACK_TAG_KEYS:
+        keys = ", ".join(sorted(detail.tag_keys))
+        why = f"AddTags of {keys}: no tag that asks proxymx for work ({READINESS_TAG_KEY})"
+        return result("ignored", why)
+    results: list[ProxyProtocolResult] = []
+    if isinstance(detail, ClassicAddTags):
+        results = [service.ensure_unit(f"classic/{n}") for n in detail.request_parameters.load_balancer_names]
+    else:
+        for arn in detail.request_parameters.resource_arns:
+            if ":targetgroup/" in arn:
+                results.append(service.ensure_unit(f"tg/{arn}"))
+            elif ":loadbalancer/net/" in arn:
+                results.append(service.ensure_load_balancer_v2(arn))
+            else:
+                # An ALB, a listener, a rule: nothing that carries the PROXY protocol.
+                results.append(result("ignored", f"{arn}: not a network load balancer or target group", arn))
+    worst = min(results, key=lambda r: _SEVERITY.index(r.outcome))
+    subjects = [r.load_balancer for r in results if r.load_balancer]
+    return replace(
+        worst,
+        reason=" | ".join(r.reason for r in results),
+        event_name=detail.event_name,
+        actor=detail.user_identity.who,
+        load_balancer=", ".join(s for s in subjects if s) or worst.load_balancer,
+        changes=[c for r in results for c in r.changes],
+        blocked=[b for r in results for b in r.blocked],
+        way_back=[w for r in results for w in r.way_back],
+        enabled_count=sum(r.enabled_count for r in results),
+        cutovers_started=sum(r.cutovers_started for r in results),
+    )

@@ -189,6 +189,55 @@ class ClassicRegisterInstancesParams(Record):
         return cls(load_balancer_name=_lb_name(o), instances=[ClassicInstanceRef.read(i) for i in instances])
 
 
+# ----- AddTags (both APIs): the way back asked by a tag ------------------------------------------
+
+# AddTags takes at most 20 resources per call (Classic: LoadBalancerNames; ELBv2: ResourceArns).
+TAGGED_RESOURCES_MAX: Final = 20
+# A resource holds at most 50 tags; one call cannot add more. Keys 1-128, values 0-256 characters.
+TAGS_MAX: Final = 50
+TAG_KEY_MAX: Final = 128
+TAG_VALUE_MAX: Final = 256
+
+
+class TagRef(Record):
+    key: str
+    value: str | None = None
+
+    @classmethod
+    def read(cls, o: Obj) -> TagRef:
+        return cls(key=o.text("key", max_len=TAG_KEY_MAX), value=o.opt_text("value", max_len=TAG_VALUE_MAX))
+
+
+def _tags(o: Obj) -> list[TagRef]:
+    return [TagRef.read(t) for t in o.objs("tags", max_items=TAGS_MAX, min_items=1)]
+
+
+def _names(o: Obj, key: str, max_len: int) -> list[str]:
+    names = o.texts(key, max_len=max_len, max_items=TAGGED_RESOURCES_MAX, required=True)
+    if not names:
+        raise Invalid(o.at(key), f"list should have 1 to {TAGGED_RESOURCES_MAX} items, got 0")
+    return names
+
+
+class ClassicAddTagsParams(Record):
+    load_balancer_names: list[str]
+    tags: list[TagRef]
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicAddTagsParams:
+        return cls(load_balancer_names=_names(o, "loadBalancerNames", NAME_MAX), tags=_tags(o))
+
+
+class V2AddTagsParams(Record):
+    # Load balancer or target group ARNs (listeners and rules can be tagged too: ignored).
+    resource_arns: list[str]
+    tags: list[TagRef]
+
+    @classmethod
+    def read(cls, o: Obj) -> V2AddTagsParams:
+        return cls(resource_arns=_names(o, "resourceArns", ARN_MAX), tags=_tags(o))
+
+
 # ----- ELBv2 (2015-12-01) ----------------------------------------------------------------------
 
 
@@ -511,6 +560,34 @@ class V2RegisterTargets(ElbCallDetail):
         return cls(**cls.common(o), request_parameters=params)
 
 
+class ClassicAddTags(ElbCallDetail):
+    """Tags added to Classic ELBs: ``proxymx:proxy-protocol=off`` starts the way back at once."""
+
+    request_parameters: ClassicAddTagsParams
+
+    @classmethod
+    def read(cls, o: Obj) -> ClassicAddTags:
+        return cls(**cls.common(o), request_parameters=ClassicAddTagsParams.read(o.obj("requestParameters")))
+
+    @property
+    def tag_keys(self) -> frozenset[str]:
+        return frozenset(t.key for t in self.request_parameters.tags)
+
+
+class V2AddTags(ElbCallDetail):
+    """Tags added to NLBs or target groups (the same way back)."""
+
+    request_parameters: V2AddTagsParams
+
+    @classmethod
+    def read(cls, o: Obj) -> V2AddTags:
+        return cls(**cls.common(o), request_parameters=V2AddTagsParams.read(o.obj("requestParameters")))
+
+    @property
+    def tag_keys(self) -> frozenset[str]:
+        return frozenset(t.key for t in self.request_parameters.tags)
+
+
 class V2CreateLoadBalancer(ElbCallDetail):
     request_parameters: V2CreateLoadBalancerParams
     response_elements: V2CreateLoadBalancerResponse | None = None
@@ -576,6 +653,8 @@ ElbDetail = (
     | ClassicDeletePolicy
     | ClassicRegisterInstances
     | V2RegisterTargets
+    | ClassicAddTags
+    | V2AddTags
     | V2CreateLoadBalancer
     | V2CreateTargetGroup
     | V2CreateListener
@@ -592,6 +671,8 @@ _HANDLED: Final[dict[tuple[str, str], Callable[[Obj], ElbDetail]]] = {
     (CLASSIC_API_VERSION, "DeleteLoadBalancerPolicy"): ClassicDeletePolicy.read,
     (CLASSIC_API_VERSION, "RegisterInstancesWithLoadBalancer"): ClassicRegisterInstances.read,
     (V2_API_VERSION, "RegisterTargets"): V2RegisterTargets.read,
+    (CLASSIC_API_VERSION, "AddTags"): ClassicAddTags.read,
+    (V2_API_VERSION, "AddTags"): V2AddTags.read,
     (V2_API_VERSION, "CreateLoadBalancer"): V2CreateLoadBalancer.read,
     (V2_API_VERSION, "CreateTargetGroup"): V2CreateTargetGroup.read,
     (V2_API_VERSION, "CreateListener"): V2CreateListener.read,
