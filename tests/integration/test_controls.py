@@ -440,7 +440,6 @@ def test_paused_registration_refreshes_nothing_and_alarms(world: EmbeddedAws, ca
     assert {m.name: m.value for m in result.metrics()}["UnreadyTargetsBehindHeader"] == 1
 
 
-@pytest.mark.skip(reason="the sweep refresh is off until it reads readiness in pages (service.SWEEP_REFRESH)")
 def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_elb(
     world: EmbeddedAws, calls: CallRecorder
 ) -> None:
@@ -522,7 +521,6 @@ def test_a_failed_attach_call_is_ignored(aws: EmbeddedAws, calls: CallRecorder) 
     assert calls.calls == []
 
 
-@pytest.mark.skip(reason="the sweep refresh is off until it reads readiness in pages (service.SWEEP_REFRESH)")
 def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_target_group(
     world: EmbeddedAws, calls: CallRecorder
 ) -> None:
@@ -577,7 +575,6 @@ def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_target_group(
     assert elb_writes(calls, before) == []
 
 
-@pytest.mark.skip(reason="the sweep refresh is off until it reads readiness in pages (service.SWEEP_REFRESH)")
 def test_the_sweep_alarms_on_an_unready_target_outside_the_fleet_behind_a_sending_elb(
     aws: EmbeddedAws, calls: CallRecorder
 ) -> None:
