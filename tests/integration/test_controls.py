@@ -461,6 +461,24 @@ def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_elb(
     assert again.outcome == "compliant"
 
 
+def test_the_paused_sweep_refreshes_nothing_and_reports_paused(
+    world: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given the kill switch off, and a sending ELB whose fleet instance was proven by an older document
+    set_switch("false")
+    sending_classic()
+    (stale,) = register_fleet_instances("mx", 1, {"proxymx:proxy-protocol": "ready;ports=25;v=any;doc=1"})
+    world.launch.register_instance(stale)
+    # When the sweep runs
+    summary = Reconcile(REFRESHING, Clients()).run()
+    # Then no command is sent: the unit is reported paused, its stale target counted unready
+    (check,) = summary.load_balancers
+    assert check.outcome == "paused", check.reason
+    assert calls.of("send_command") == []
+    assert summary.to_dict()["load_balancers_paused"] == 1
+    assert {m.name: m.value for m in summary.metrics()}["UnreadyTargetsBehindHeader"] == 1
+
+
 # ----- Auto Scaling Attach* calls: registration is a write too -----------------------------------------
 
 
