@@ -112,8 +112,9 @@ class TargetDiscovery:
         return _merge(registered, self.pending_wait(load_balancer_name=name))
 
     def target_group_targets(self, arn: str, group_port: int | None) -> list[Target]:
+        registered = self.registered_targets(arn, group_port)
         waiting = [Target(t.target_id, group_port, t.source) for t in self.pending_wait(target_group_arn=arn)]
-        return _merge(self.registered_targets(arn, group_port), waiting)
+        return _merge(registered, waiting)
 
     def registered_targets(
         self, arn: str, group_port: int | None, known_ips: Mapping[str, str] | None = None
