@@ -333,3 +333,24 @@ def test_nlb_sweep_refreshes_k_stale_fleet_targets_reading_the_groups_of_that_re
     assert made["elbv2.describe_target_health"] == 20
     assert made["ec2.describe_instances"] == 1
     assert made["ssm.send_command"] == 3
+
+
+def test_a_1000_nlb_sweep_with_a_fleet_instance_that_stays_stale_finishes_inside_the_timeout(
+    world: object, settings: Settings, clients: Clients
+) -> None:
+    # Given 1,000 compliant NLBs and one live fleet instance that stays stale on every sweep: proven
+    # plain (a launch behind units that send nothing, or the way back), registered in none of them
+    # -- the worst case of the NLB pre-check, which cannot tell which group holds it
+    compliant_nlbs(1000)
+    AccountBuilder().instances(1, {"proxymx:fleet": "mx", "proxymx:proxy-protocol": "plain;doc=2"})
+    # When one whole sweep runs at 50 ms per call (simulated)
+    cost = sweep_cost(settings, clients, latency=LATENCY_SECONDS)
+    # Then every group's targets are read once (the documented price) and nothing is sent
+    assert cost.operations["elbv2.describe_target_health"] == 1000
+    assert cost.operations["ssm.send_command"] == 0
+    assert {c.outcome for c in cost.summary.load_balancers} == {"compliant"}
+    # And the sweep still finishes within half of the function's timeout
+    assert cost.simulated_seconds <= reconcile_timeout_seconds() / 2, (
+        cost.simulated_seconds,
+        cost.operations,
+    )
