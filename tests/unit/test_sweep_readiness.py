@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pytest
+from proxymx.errors import ProxymxError
 from proxymx.loadbalancer.readiness import Requirement
 from proxymx.loadbalancer.targets import InstanceFacts, SweepReadiness, Target
 
@@ -109,3 +111,24 @@ def test_targets_the_pages_do_not_list_are_read_by_id_and_ips_map_from_the_pages
     # Then only the untagged one is read by id; the IP maps from the pages
     assert discovery.reads == ["tagged", "by-id i-untagged"]
     assert sweep.by_private_ip == {"10.0.0.7": "i-1"}
+
+
+class FailingDiscovery(PagedDiscovery):
+    def tagged_instances(self) -> dict[str, InstanceFacts]:
+        self.reads.append("tagged")
+        raise ProxymxError("DescribeInstances of the tagged instances: AccessDenied")
+
+
+def test_a_page_that_fails_fails_each_unit_that_needs_it_but_is_read_once() -> None:
+    # Given the instance page cannot be read
+    discovery = FailingDiscovery([])
+    sweep = sweep_of(discovery)
+    # When three sending groups are checked
+    errors = []
+    for _ in range(3):
+        with pytest.raises(ProxymxError) as raised:
+            sweep.stale_fleet(V2_ON_25)
+        errors.append(str(raised.value))
+    # Then each fails with the page's error (the sweep reports them, its alarm fires), read once
+    assert errors == ["DescribeInstances of the tagged instances: AccessDenied"] * 3
+    assert discovery.reads == ["tagged"]

@@ -17,13 +17,13 @@ Tags, state and private IPs come from DescribeInstances with an ``instance-id`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from proxymx.aws import Clients
 from proxymx.config import FLEET_TAG_KEY
-from proxymx.errors import aws_errors, translate
+from proxymx.errors import ProxymxError, aws_errors, translate
 from proxymx.frozen import frozen
 from proxymx.loadbalancer.readiness import READINESS_TAG_KEY, Readiness, Requirement
 
@@ -34,6 +34,7 @@ INSTANCES_PER_PAGE = 1000
 # Instances that take (or are about to take) traffic: a stopped or terminated fleet instance
 # proves nothing about the units that send.
 LIVE_STATES = frozenset({"pending", "running"})
+_Read = TypeVar("_Read")
 WAITING_STATES = frozenset({"Pending:Wait", "Warmed:Pending:Wait"})
 UNKNOWN = "unknown"
 
@@ -351,11 +352,13 @@ class SweepReadiness:
         self._tagged: dict[str, InstanceFacts] | None = None
         self._launching: frozenset[str] | None = None
         self._stale: dict[Requirement, bool] = {}
+        # A page that failed fails every unit that needs it (loud: the sweep's alarm), read once.
+        self._failed: ProxymxError | None = None
 
     @property
     def tagged(self) -> dict[str, InstanceFacts]:
         if self._tagged is None:
-            self._tagged = self.discovery.tagged_instances()
+            self._tagged = self._once(self.discovery.tagged_instances)
         return self._tagged
 
     @property
@@ -364,8 +367,17 @@ class SweepReadiness:
 
     def launching(self) -> frozenset[str]:
         if self._launching is None:
-            self._launching = self.discovery.launching_instances()
+            self._launching = self._once(self.discovery.launching_instances)
         return self._launching
+
+    def _once(self, read: Callable[[], _Read]) -> _Read:
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return read()
+        except ProxymxError as exc:
+            self._failed = exc
+            raise
 
     def readiness(self, targets: Sequence[Target]) -> list[TargetReadiness]:
         """From the pages; a target they do not list (no proxymx tag: outside the fleet, not
