@@ -440,7 +440,6 @@ def test_paused_registration_refreshes_nothing_and_alarms(world: EmbeddedAws, ca
     assert {m.name: m.value for m in result.metrics()}["UnreadyTargetsBehindHeader"] == 1
 
 
-@pytest.mark.skip(reason="the sweep refresh is off until it reads readiness in pages (service.SWEEP_REFRESH)")
 def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_elb(
     world: EmbeddedAws, calls: CallRecorder
 ) -> None:
@@ -460,6 +459,24 @@ def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_elb(
     (again,) = Reconcile(REFRESHING, Clients()).run().load_balancers
     assert len(calls.of("send_command")) == 1
     assert again.outcome == "compliant"
+
+
+def test_the_paused_sweep_refreshes_nothing_and_reports_paused(
+    world: EmbeddedAws, calls: CallRecorder
+) -> None:
+    # Given the kill switch off, and a sending ELB whose fleet instance was proven by an older document
+    set_switch("false")
+    sending_classic()
+    (stale,) = register_fleet_instances("mx", 1, {"proxymx:proxy-protocol": "ready;ports=25;v=any;doc=1"})
+    world.launch.register_instance(stale)
+    # When the sweep runs
+    summary = Reconcile(REFRESHING, Clients()).run()
+    # Then no command is sent: the unit is reported paused, its stale target counted unready
+    (check,) = summary.load_balancers
+    assert check.outcome == "paused", check.reason
+    assert calls.of("send_command") == []
+    assert summary.to_dict()["load_balancers_paused"] == 1
+    assert {m.name: m.value for m in summary.metrics()}["UnreadyTargetsBehindHeader"] == 1
 
 
 # ----- Auto Scaling Attach* calls: registration is a write too -----------------------------------------
@@ -522,7 +539,6 @@ def test_a_failed_attach_call_is_ignored(aws: EmbeddedAws, calls: CallRecorder) 
     assert calls.calls == []
 
 
-@pytest.mark.skip(reason="the sweep refresh is off until it reads readiness in pages (service.SWEEP_REFRESH)")
 def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_target_group(
     world: EmbeddedAws, calls: CallRecorder
 ) -> None:
@@ -577,7 +593,6 @@ def test_the_sweep_refreshes_a_stale_fleet_target_behind_a_sending_target_group(
     assert elb_writes(calls, before) == []
 
 
-@pytest.mark.skip(reason="the sweep refresh is off until it reads readiness in pages (service.SWEEP_REFRESH)")
 def test_the_sweep_alarms_on_an_unready_target_outside_the_fleet_behind_a_sending_elb(
     aws: EmbeddedAws, calls: CallRecorder
 ) -> None:

@@ -14,7 +14,10 @@ Load balancers (issue 12): a sweep's cost grows with API pages, not with resourc
 So for L compliant Classic ELBs a sweep makes ceil(L/400) + ceil(L/20) calls; an NLB adds one
 listener read and one attribute read per SMTP target group in scope (tests/integration/
 test_inventory_pages.py counts them). ``DescribeTargetHealth`` is read only for a unit about to be
-switched (the interlock), never for a compliant one.
+switched (the interlock), never for a compliant one -- unless a live fleet instance is stale for
+what it sends: the sweep's refresh then reads the groups of that requirement (readiness itself
+comes from one paged DescribeInstances per sweep, :class:`proxymx.loadbalancer.targets.
+SweepReadiness`; docs/agreement.md, "The sweep", states the bound).
 
 The sweep then drives the adapters the event paths use (``loadbalancer.classic``/``nlb`` for a
 load balancer, ``launch.autoscaling``/``runcommand`` through ``launch.configure`` for an

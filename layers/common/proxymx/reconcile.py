@@ -329,6 +329,8 @@ class Reconcile:
             sleep=sleep or time.sleep,
             notifier=blocked_notifier(settings, clients),
             cutovers=self.cutovers,
+            # Units that already send get their stale fleet targets refreshed (readiness in pages).
+            sweep=True,
         )
         self.now = now or datetime.now(UTC)
         self.summary = ReconcileSummary(dry_run=settings.dry_run)

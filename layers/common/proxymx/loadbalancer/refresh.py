@@ -16,8 +16,10 @@ already sends; it is never a mismatch to create), so proxymx does it at once, wi
   that lives as long as the command can run (delivery timeout + the document's own timeout);
   a registration event and a sweep, or two events, racing for one instance send once. A failed
   SendCommand gives the claims back (expires them) and fails the invocation (retried);
-- when: on a registration event (RegisterTargets, RegisterInstancesWithLoadBalancer), and in the
-  sweep for units that send and have stale fleet targets (a tag for other ports, an older level);
+- when: on a registration event (RegisterTargets, RegisterInstancesWithLoadBalancer, the Auto
+  Scaling Attach* calls), and in the sweep for units that send and have stale fleet targets (a
+  tag for other ports, an older level), readiness read in account-wide pages
+  (:class:`proxymx.loadbalancer.targets.SweepReadiness`);
 - not while the kill switch is off (outcome ``paused``), never in a dry run (the plan is shown).
 """
 

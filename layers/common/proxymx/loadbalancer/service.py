@@ -43,7 +43,7 @@ from proxymx.loadbalancer.plan import (
 )
 from proxymx.loadbalancer.readiness import Requirement
 from proxymx.loadbalancer.refresh import Refresher, plan_refresh
-from proxymx.loadbalancer.targets import Target, TargetDiscovery, unready_targets
+from proxymx.loadbalancer.targets import SweepReadiness, Target, TargetDiscovery, Unready, unready_targets
 from proxymx.loadbalancer.wayback import WayBack, WayBackResult, tags_added, wants_off
 from proxymx.results import Metric, count
 from proxymx.scope import load_balancer_out_of_scope
@@ -147,13 +147,6 @@ class ProxyProtocolResult:
         return found
 
 
-# The sweep's refresh of stale fleet targets behind units that send is off: as built it reads
-# every sending unit's targets on every sweep (one DescribeTargetHealth / DescribeInstances per
-# unit), which breaks the paged sweep's call bound (issue 12). Registrations and Attach* events
-# still refresh at once; the sweep's refresh returns once readiness is read in account-wide pages.
-SWEEP_REFRESH = False
-
-
 class BlockedNotifier(Protocol):
     def blocked(self, blocked: list[Blocked], *, sweep: bool) -> None: ...
 
@@ -188,8 +181,12 @@ class EnableProxyProtocol:
         sleep: Callable[[float], Any] = time.sleep,
         notifier: BlockedNotifier | None = None,
         cutovers: CutoverStarter | None = None,
+        sweep: bool = False,
     ) -> None:
         self.settings = settings
+        # The Reconcile sweep's service (one per sweep): units that already send get their stale
+        # fleet targets refreshed, readiness read in account-wide pages (:attr:`sweep_readiness`).
+        self.sweep = sweep
         self.clients = clients
         self._backoff = backoff
         self._sleep = sleep
@@ -210,6 +207,11 @@ class EnableProxyProtocol:
     @cached_property
     def targets(self) -> TargetDiscovery:
         return TargetDiscovery(self.settings.fleet_tag_value, self.clients)
+
+    @cached_property
+    def sweep_readiness(self) -> SweepReadiness | None:
+        """This sweep's readiness pages (None outside the sweep: events, audit, the cutover)."""
+        return SweepReadiness(self.targets) if self.sweep else None
 
     @cached_property
     def flaps(self) -> FlapGuard | None:
@@ -363,10 +365,14 @@ class EnableProxyProtocol:
             return self._result(detail, "compliant", "no SMTP instance port with a TCP/SSL listener", name)
         if not plan.has_changes:
             ports = list(plan.eligible_ports)
-            if detail is None and SWEEP_REFRESH:
-                # The sweep: fleet targets behind the header with a stale tag are refreshed.
+            sweep = self.sweep_readiness if detail is None else None
+            if sweep is not None:
+                # The sweep: fleet targets behind the header with a stale tag are refreshed. The
+                # registered instances came with the ELB's page and their tags with the sweep's
+                # instance pages: no per-unit read for an ELB whose targets are all fresh.
                 requirement = Requirement(plan.eligible_ports, "v1")
-                stale = self._sweep_refresh(f"classic/{name}", requirement, state.instances)
+                registered = [Target(i, None, "registered") for i in state.instances]
+                stale = self._sweep_refresh(sweep, f"classic/{name}", requirement, registered)
                 if stale is not None:
                     return stale
             return self._result(
@@ -447,6 +453,13 @@ class EnableProxyProtocol:
             return self._result(
                 detail, "compliant", f"registered targets are ready for {requirement.describe()}", unit
             )
+        return self._refresh_unready(detail, unit, requirement, unready)
+
+    def _refresh_unready(
+        self, detail: ElbCallDetail | None, unit: str, requirement: Requirement, unready: Sequence[Unready]
+    ) -> ProxyProtocolResult:
+        """Unready targets behind a unit that sends: the fleet ones configured (the refresh), the
+        others reported; the kill switch asked first (paused: no command)."""
         plan = plan_refresh(unit, requirement, unready)
         halt = self._halted() if plan.fleet else None
         changes: list[str] = []
@@ -485,27 +498,42 @@ class EnableProxyProtocol:
         return replace(result, unready_behind_header=described, refreshed=sent)
 
     def _sweep_refresh(
-        self, unit: str, requirement: Requirement, instances: Sequence[str] | None = None, tg: Any = None
+        self, sweep: SweepReadiness, unit: str, requirement: Requirement, targets: list[Target]
     ) -> ProxyProtocolResult | None:
-        """A unit that sends: its stale fleet targets refreshed (None when every target is ready).
+        """A unit that sends: its stale fleet targets refreshed (None when there is nothing to do).
         Launches held in Pending:Wait are left out: the launch flow's own command is theirs."""
-        if tg is not None:
-            targets = self.targets.target_group_targets(tg.arn, tg.port)
-        else:
-            targets = self.targets.classic_targets(unit.removeprefix("classic/"), list(instances or []))
-        settled = [t for t in targets if t.source != "pending-wait"]
-        if not settled:
+        if not targets:
             return None
-        result = self._registered(None, unit, requirement, settled)
+        unready = unready_targets(requirement, sweep.readiness(targets))
+        if unready:
+            launching = sweep.launching()
+            unready = tuple(u for u in unready if u.target_id not in launching)
+        if not unready:
+            return None
+        result = self._refresh_unready(None, unit, requirement, unready)
+        # Every command still in flight (the claims): nothing changed by this sweep.
         return None if result.outcome == "compliant" else result
 
-    def _sweep_refresh_target_groups(self, sending: list[TargetGroupState]) -> ProxyProtocolResult | None:
+    def _sweep_refresh_target_groups(
+        self, sweep: SweepReadiness, sending: list[TargetGroupState]
+    ) -> ProxyProtocolResult | None:
+        """DescribeTargetHealth has no batch form: a sending group's targets are read (one call,
+        plus one DescribeInstances for IP targets the pages do not know) only when some live fleet
+        instance of the account, not launching, is stale for the group's requirement. Everything
+        fresh: no per-group call. The price of a stale one: one read per sending group with that
+        requirement (proxymx cannot tell which group holds it without reading), for as long as it
+        stays stale; registrations and Attach* events refresh at once, so that is rare and short.
+        The pre-check uses the group's port: a target registered on another port (a per-target
+        override) is checked by its registration event and whenever the group is read."""
         results = []
         for tg in sending:
-            blocked = self._interlock_target_group(tg)
-            if blocked is None:
+            ipv6 = self._ipv6(tg)
+            if not sweep.stale_fleet(Requirement((tg.port,) if tg.port else (), "v2", ipv6=ipv6)):
                 continue
-            result = self._sweep_refresh(blocked.unit, blocked.requirement, tg=tg)
+            targets = self.targets.registered_targets(tg.arn, tg.port, sweep.by_private_ip)
+            ports = tuple(sorted({t.port for t in targets if t.port is not None}))
+            requirement = Requirement(ports or ((tg.port,) if tg.port else ()), "v2", ipv6=ipv6)
+            result = self._sweep_refresh(sweep, f"tg/{tg.arn}", requirement, targets)
             if result is not None:
                 results.append(result)
         if not results:
@@ -693,9 +721,10 @@ class EnableProxyProtocol:
             outcome: Outcome = "ignored" if plan.out_of_scope else "compliant"
             return self._result(detail, outcome, reasons, subject)
         if not plan.has_changes:
-            if detail is None and SWEEP_REFRESH:
+            sweep = self.sweep_readiness if detail is None else None
+            if sweep is not None:
                 sending = [tg for tg in read if tg.arn in plan.compliant]
-                stale = self._sweep_refresh_target_groups(sending)
+                stale = self._sweep_refresh_target_groups(sweep, sending)
                 if stale is not None:
                     return stale
             return self._result(detail, "compliant", _compliant_reason(plan), subject)
@@ -765,14 +794,16 @@ class EnableProxyProtocol:
         ports = tuple(
             sorted({t.port for t in targets if t.port is not None} or ({tg.port} if tg.port else set()))
         )
+        requirement = Requirement(ports or (tg.port or 0,), "v2", ipv6=self._ipv6(tg))
+        return interlock(f"tg/{tg.arn}", requirement, self.targets.readiness(targets))
+
+    def _ipv6(self, tg: TargetGroupState) -> bool:
+        """IPv6 senders reach the group: one of its NLBs is dual-stack."""
         # The IpAddressType already read for the header decision is reused (one read per NLB).
         ip_types = tg.load_balancer_ip_address_types or (
             self.nlb.ip_address_types(tg.load_balancer_arns) if tg.load_balancer_arns else ()
         )
-        requirement = Requirement(
-            ports or (tg.port or 0,), "v2", ipv6=any(t.startswith("dualstack") for t in ip_types)
-        )
-        return interlock(f"tg/{tg.arn}", requirement, self.targets.readiness(targets))
+        return any(t.startswith("dualstack") for t in ip_types)
 
     def _apply_target_groups(
         self, detail: ElbCallDetail | None, plan: TargetGroupPlan, subject: str

@@ -17,18 +17,24 @@ Tags, state and private IPs come from DescribeInstances with an ``instance-id`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from proxymx.aws import Clients
 from proxymx.config import FLEET_TAG_KEY
-from proxymx.errors import aws_errors, translate
+from proxymx.errors import ProxymxError, aws_errors, translate
 from proxymx.frozen import frozen
 from proxymx.loadbalancer.readiness import READINESS_TAG_KEY, Readiness, Requirement
 
 # A DescribeInstances filter takes at most 200 values.
 FILTER_VALUES_PER_CALL = 200
+# DescribeInstances returns at most 1,000 instances a page (MaxResults) when it is given filters.
+INSTANCES_PER_PAGE = 1000
+# Instances that take (or are about to take) traffic: a stopped or terminated fleet instance
+# proves nothing about the units that send.
+LIVE_STATES = frozenset({"pending", "running"})
+_Read = TypeVar("_Read")
 WAITING_STATES = frozenset({"Pending:Wait", "Warmed:Pending:Wait"})
 UNKNOWN = "unknown"
 
@@ -107,6 +113,16 @@ class TargetDiscovery:
         return _merge(registered, self.pending_wait(load_balancer_name=name))
 
     def target_group_targets(self, arn: str, group_port: int | None) -> list[Target]:
+        registered = self.registered_targets(arn, group_port)
+        waiting = [Target(t.target_id, group_port, t.source) for t in self.pending_wait(target_group_arn=arn)]
+        return _merge(registered, waiting)
+
+    def registered_targets(
+        self, arn: str, group_port: int | None, known_ips: Mapping[str, str] | None = None
+    ) -> list[Target]:
+        """DescribeTargetHealth of one group (no batch form in the API), without the launches held
+        by attached groups. ``known_ips``: private IP -> instance already read in pages (the
+        sweep's :class:`SweepReadiness`); only the IPs it does not know cost a DescribeInstances."""
         try:
             descriptions = self.clients.elbv2.describe_target_health(TargetGroupArn=arn)[
                 "TargetHealthDescriptions"
@@ -125,11 +141,12 @@ class TargetDiscovery:
                 instance_targets.append(Target(target["Id"], port, "registered"))
             elif "arn:" not in str(target["Id"]):  # a Lambda/ALB target is not an MTA
                 ip_targets[str(target["Id"])] = port
-        mapped = self.instances_by_private_ip(ip_targets)
+        known = known_ips or {}
+        mapped = {ip: known[ip] for ip in ip_targets if ip in known}
+        mapped.update(self.instances_by_private_ip(ip for ip in ip_targets if ip not in known))
         for ip, port in ip_targets.items():
             instance_targets.append(Target(mapped.get(ip, f"{UNKNOWN}:{ip}"), port, "ip"))
-        waiting = [Target(t.target_id, group_port, t.source) for t in self.pending_wait(target_group_arn=arn)]
-        return _merge(instance_targets, waiting)
+        return instance_targets
 
     def pending_wait(
         self, *, load_balancer_name: str | None = None, target_group_arn: str | None = None
@@ -159,6 +176,15 @@ class TargetDiscovery:
             self._groups = groups
         return groups
 
+    def launching_instances(self) -> frozenset[str]:
+        """Every instance held in Pending:Wait by any Auto Scaling group of the account (pages)."""
+        return frozenset(
+            i["InstanceId"]
+            for group in self._all_groups()
+            for i in group.get("Instances", [])
+            if i.get("LifecycleState") in WAITING_STATES
+        )
+
     def group_instances(self, group_name: str) -> list[str]:
         """The instances of one Auto Scaling group that take traffic or soon will (not those held
         in Pending:Wait: the launch flow configures them; not those leaving)."""
@@ -179,6 +205,25 @@ class TargetDiscovery:
     def instances(self, instance_ids: Iterable[str]) -> dict[str, InstanceFacts]:
         ids = sorted({i for i in instance_ids if i.startswith("i-")})
         return self._describe([("instance-id", ids)])
+
+    def tagged_instances(self) -> dict[str, InstanceFacts]:
+        """Every instance carrying a proxymx tag (``proxymx:fleet`` of any fleet, or
+        ``proxymx:proxy-protocol``): ONE paged DescribeInstances, 1,000 instances a page (the
+        values of one filter are OR'ed). An instance without either tag is outside the fleet and
+        not ready, whatever else it carries."""
+        found: dict[str, InstanceFacts] = {}
+        try:
+            pages = self.clients.ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "tag-key", "Values": [FLEET_TAG_KEY, READINESS_TAG_KEY]}],
+                PaginationConfig={"PageSize": INSTANCES_PER_PAGE},
+            )
+            for page in pages:
+                for reservation in page.get("Reservations", []):
+                    for instance in reservation.get("Instances", []):
+                        found[instance["InstanceId"]] = _facts(instance)
+        except aws_errors() as exc:
+            raise translate(exc, "DescribeInstances of the tagged instances") from exc
+        return found
 
     def instances_by_private_ip(self, ips: Iterable[str]) -> dict[str, str]:
         wanted = sorted(set(ips))
@@ -204,9 +249,14 @@ class TargetDiscovery:
                     raise translate(exc, "DescribeInstances") from exc
         return found
 
-    def readiness(self, targets: Sequence[Target]) -> list[TargetReadiness]:
-        """Each target's readiness and fleet membership, read in pages of 200."""
-        facts = self.instances(t.target_id for t in targets)
+    def readiness(
+        self, targets: Sequence[Target], known: Mapping[str, InstanceFacts] | None = None
+    ) -> list[TargetReadiness]:
+        """Each target's readiness and fleet membership, read in pages of 200. ``known``: facts
+        already read (the sweep's pages); only the targets missing from it are read."""
+        known = known or {}
+        facts = {i: known[i] for i in {t.target_id for t in targets} if i in known}
+        facts.update(self.instances(t.target_id for t in targets if t.target_id not in known))
         result = []
         for target in _merge(targets):
             fact = facts.get(target.target_id)
@@ -277,3 +327,75 @@ def _facts(instance: Mapping[str, Any]) -> InstanceFacts:
         state=(instance.get("State") or {}).get("Name", ""),
         private_ips=tuple(dict.fromkeys(ips)),
     )
+
+
+class SweepReadiness:
+    """One sweep's view of readiness, read in account-wide pages (issue 12), for the refresh of
+    stale fleet targets behind units that already send the header (issue 7.2).
+
+    Built per sweep (a Reconcile run), never shared with a path that switches a unit on: the
+    interlock reads its targets right before the switch. A snapshot is good enough here: the
+    refresh only ever configures a fleet instance for what its unit already sends (it cannot
+    create a mismatch), a claim keeps it to one command per instance, and what changes after the
+    snapshot is seen by the next sweep.
+
+    What it costs, read lazily and at most once per sweep each:
+
+    - :attr:`tagged`: one paged DescribeInstances of every instance with a proxymx tag (1,000 a
+      page), read at the first unit that sends;
+    - :meth:`launching`: the Auto Scaling group pages, only once a stale target has been found (a
+      launch held in Pending:Wait is the launch flow's: its own command is in flight).
+    """
+
+    def __init__(self, discovery: TargetDiscovery) -> None:
+        self.discovery = discovery
+        self._tagged: dict[str, InstanceFacts] | None = None
+        self._launching: frozenset[str] | None = None
+        self._stale: dict[Requirement, bool] = {}
+        # A page that failed fails every unit that needs it (loud: the sweep's alarm), read once.
+        self._failed: ProxymxError | None = None
+
+    @property
+    def tagged(self) -> dict[str, InstanceFacts]:
+        if self._tagged is None:
+            self._tagged = self._once(self.discovery.tagged_instances)
+        return self._tagged
+
+    @property
+    def by_private_ip(self) -> dict[str, str]:
+        return {ip: fact.instance_id for fact in self.tagged.values() for ip in fact.private_ips}
+
+    def launching(self) -> frozenset[str]:
+        if self._launching is None:
+            self._launching = self._once(self.discovery.launching_instances)
+        return self._launching
+
+    def _once(self, read: Callable[[], _Read]) -> _Read:
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return read()
+        except ProxymxError as exc:
+            self._failed = exc
+            raise
+
+    def readiness(self, targets: Sequence[Target]) -> list[TargetReadiness]:
+        """From the pages; a target they do not list (no proxymx tag: outside the fleet, not
+        ready) is read by id, so its report names the instance as a per-unit read would."""
+        return self.discovery.readiness(targets, self.tagged)
+
+    def stale_fleet(self, requirement: Requirement) -> bool:
+        """Is any live fleet instance of the account, not held by a launch, not ready for
+        ``requirement``? If none is, no unit with that requirement can have a stale fleet target,
+        and its targets need not be read (the common case: every fleet instance fresh)."""
+        if requirement not in self._stale:
+            fleet = self.discovery.fleet_tag_value
+            stale = {
+                fact.instance_id
+                for fact in self.tagged.values()
+                if fact.tags.get(FLEET_TAG_KEY) == fleet
+                and fact.state in LIVE_STATES
+                and not Readiness.parse(fact.tags.get(READINESS_TAG_KEY)).covers(requirement)[0]
+            }
+            self._stale[requirement] = bool(stale and stale - self.launching())
+        return self._stale[requirement]
