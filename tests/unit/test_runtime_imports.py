@@ -104,26 +104,36 @@ CEILINGS = {
     # measured then with `python -m proxymx_tools.bench_coldstart`: 1.17 / 1.19 / 1.18 / 1.20x boto3.
     "check_outcome": (31, 33),
     "configure_instance": (32, 38),
-    "enable_proxy_protocol": (35, 39),
-    # Lowered on 2026-12-01: the sweep parses no CloudTrail event (the event models are imported
-    # by the event paths that need them).
-    "reconcile": (37, 49),
+    # Lowered on 2026-12-01 (session 4): the event models are imported by the event paths only
+    # (the sweep parses no CloudTrail event), and the refresh of stale targets, with the launch
+    # side's SSM and claim code it needs, only by an invocation that has a stale target.
+    "enable_proxy_protocol": (30, 29),
+    "reconcile": (32, 39),
 }
 # Imported at use, never at cold start: what only some invocations need.
+LAUNCH_SIDE = (
+    "proxymx.launch.plan",
+    "proxymx.launch.claims",
+    "proxymx.launch.runcommand",
+    "proxymx.launch.configure",
+    "proxymx.launch.sends",
+    "proxymx.launch.autoscaling",
+    "proxymx.models.lifecycle",
+)
 NOT_AT_COLD_START = {
     # CheckOutcome reads a status event and an invocation: never a lifecycle event.
     "check_outcome": ("proxymx.models.lifecycle",),
-    # The sweep's launch side runs only for a group with instances waiting (most sweeps have none).
+    # A load balancer event sends a command only to refresh a stale target or for a cutover: the
+    # launch side is imported then (proxymx.loadbalancer.refresh, cutover_flow).
+    "enable_proxy_protocol": (*LAUNCH_SIDE, "proxymx.loadbalancer.refresh"),
+    # The sweep's launch side runs only for a group with instances waiting, a stale target or a
+    # cutover's command (most sweeps have none of them).
     "reconcile": (
-        # (proxymx.state, launch.plan/claims/runcommand are needed by every sweep since the cutover
-        # safety net and the refresh: they read the state table and the invocations)
-        "proxymx.launch.configure",
-        "proxymx.launch.sends",
+        *LAUNCH_SIDE,
+        "proxymx.loadbalancer.refresh",
         # The CloudTrail and Attach* event models: the sweep has no event to parse.
         "proxymx.models.cloudtrail",
         "proxymx.models.attach",
-        "proxymx.launch.autoscaling",
-        "proxymx.models.lifecycle",
     ),
 }
 # Never in any handler's cold start: boto3 is imported at the first AWS call (the bench's

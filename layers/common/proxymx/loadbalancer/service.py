@@ -42,13 +42,14 @@ from proxymx.loadbalancer.plan import (
     target_group_candidates,
 )
 from proxymx.loadbalancer.readiness import Requirement
-from proxymx.loadbalancer.refresh import Refresher, plan_refresh
 from proxymx.loadbalancer.targets import SweepReadiness, Target, TargetDiscovery, Unready, unready_targets
 from proxymx.loadbalancer.wayback import WayBack, WayBackResult, tags_added, wants_off
 from proxymx.results import Metric, count
 from proxymx.scope import load_balancer_out_of_scope
 
 if TYPE_CHECKING:
+    from proxymx.loadbalancer.refresh import Refresher
+
     # The event models: only the event paths below need them at run time (imported there), so a
     # Reconcile sweep, which parses no CloudTrail event, does not pay for them at cold start.
     from proxymx.models.attach import AttachCall, LoadBalancerEvent
@@ -460,6 +461,10 @@ class EnableProxyProtocol:
     ) -> ProxyProtocolResult:
         """Unready targets behind a unit that sends: the fleet ones configured (the refresh), the
         others reported; the kill switch asked first (paused: no command)."""
+        # Imported here: only an invocation with a stale target sends a refresh (it brings the
+        # launch side's SSM and claim code, ~1.5 % of a cold start, issue 11).
+        from proxymx.loadbalancer.refresh import plan_refresh
+
         plan = plan_refresh(unit, requirement, unready)
         halt = self._halted() if plan.fleet else None
         changes: list[str] = []
@@ -554,6 +559,8 @@ class EnableProxyProtocol:
 
     @cached_property
     def refresher(self) -> Refresher:
+        from proxymx.loadbalancer.refresh import Refresher
+
         return Refresher(self.settings, self.clients)
 
     def attached(self, call: AttachCall) -> ProxyProtocolResult:
