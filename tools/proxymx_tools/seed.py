@@ -123,10 +123,10 @@ def _create_classic(
     return elb
 
 
-def _seed_registration(name: str, request: dict[str, Any]) -> dict[str, str]:
-    """A Classic ELB that already sends the header, and the event's instances as fleet instances
-    never configured (SSM agents Online), registered behind it: the refresh configures them."""
-    elb = _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER])
+def _sending_classic(name: str, tags: list[dict[str, str]] | None = None) -> None:
+    """A Classic ELB (SMTP + status listeners) that already sends the header on port 25, as
+    proxymx leaves it (its own policy, set on the instance port)."""
+    elb = _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER], tags)
     elb.create_load_balancer_policy(
         LoadBalancerName=name,
         PolicyName="proxymx-ProxyProtocol",
@@ -136,6 +136,12 @@ def _seed_registration(name: str, request: dict[str, Any]) -> dict[str, str]:
     elb.set_load_balancer_policies_for_backend_server(
         LoadBalancerName=name, InstancePort=25, PolicyNames=["proxymx-ProxyProtocol"]
     )
+
+
+def _seed_registration(name: str, request: dict[str, Any]) -> dict[str, str]:
+    """A Classic ELB that already sends the header, and the event's instances as fleet instances
+    never configured (SSM agents Online), registered behind it: the refresh configures them."""
+    _sending_classic(name)
     named: list[str] = [
         i["instanceId"]
         for i in request.get("instances") or []
@@ -167,16 +173,7 @@ def _seed_tagged_off(names: list[str], request: dict[str, Any]) -> None:
     extension = current_extension()
     ensure_document("proxymx-PostfixProxyProtocolDocument", _region())
     for name in names:
-        elb = _create_classic(name, [SMTP_LISTENER, STATUS_LISTENER], tags)
-        elb.create_load_balancer_policy(
-            LoadBalancerName=name,
-            PolicyName="proxymx-ProxyProtocol",
-            PolicyTypeName="ProxyProtocolPolicyType",
-            PolicyAttributes=PROXY_POLICY_ATTRIBUTES,
-        )
-        elb.set_load_balancer_policies_for_backend_server(
-            LoadBalancerName=name, InstancePort=25, PolicyNames=["proxymx-ProxyProtocol"]
-        )
+        _sending_classic(name, tags)
         for instance_id in register_fleet_instances(name, 1, {"proxymx:proxy-protocol": "ready"}):
             if extension is not None:
                 extension.register_instance(instance_id)
