@@ -83,6 +83,12 @@ def test_instance_capacity_is_the_median_of_the_pairs_off_over_on_cpu_of_all_of_
     assert result.capacity("v2") == 1.0 and result.capacity("off") == 1.0
     assert result.capacity("direct") is None
     assert "v1 0.980 ok, v2 1.000 ok" in table
+    # And the estimate from its parts: postscreen's extra 20 us (v1) and 0 us (v2) per message
+    # over all of Postfix's 2,000 us without the header
+    result.postscreen_cpu = {"off": [0.00008] * 6, "v1": [0.0001] * 3, "v2": [0.00007] * 3, "direct": []}
+    assert result.capacity_from_postscreen("v1") == pytest.approx(0.99)
+    assert result.capacity_from_postscreen("v2") == 1.0
+    assert "its parts" in result.table() and "v1 0.990, v2 1.000" in result.table()
     assert "2040" in table and "[0.890-0.985]" in table
     # And a path whose capacity drops below the target is called out
     result.instance_pairs["v2"] = [(0.0025, 0.002)] * 3
