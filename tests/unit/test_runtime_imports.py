@@ -104,7 +104,7 @@ CEILINGS = {
     # measured then with `python -m proxymx_tools.bench_coldstart`: 1.17 / 1.19 / 1.18 / 1.20x boto3.
     "check_outcome": (31, 33),
     "configure_instance": (32, 38),
-    # Lowered on 2026-12-01 (session 4): the event models are imported by the event paths only
+    # Lowered again on 2026-12-01: the event models are imported by the event paths only
     # (the sweep parses no CloudTrail event), and the refresh of stale targets, with the launch
     # side's SSM and claim code it needs, only by an invocation that has a stale target.
     "enable_proxy_protocol": (30, 29),
