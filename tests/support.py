@@ -149,3 +149,15 @@ def only_granted_by(function: str, *sids: str) -> set[str]:
     theirs = {a for sid in sids for a in statement_actions(statements[sid])}
     others = {a for sid, s in statements.items() if sid not in sids for a in statement_actions(s)}
     return theirs - others
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path (keys and list indexes) into a JSON-like value: where the fuzz tests mutate an event."""
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += paths(item, (*prefix, index))
+    return found

@@ -42,7 +42,7 @@ from proxymx_tools.embedded import embedded_aws
 from proxymx_tools.recorder import AwsCall
 from proxymx_tools.runner import InvokeReport, invoke_event
 from proxymx_tools.seed import seed_world
-from support import EVENTS_DIR, load_event
+from support import EVENTS_DIR, load_event, paths
 
 SAMPLES = sorted(p.stem for p in EVENTS_DIR.glob("*.json") if p.stem != "expected")
 OWN_ROLE = "arn:aws:sts::123456789012:assumed-role/proxymx-EnableProxyProtocolFunctionRole/proxymx"
@@ -93,17 +93,6 @@ values = st.recursive(
     ),
     max_leaves=5,
 )
-
-
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += paths(item, (*prefix, index))
-    return found
 
 
 @st.composite

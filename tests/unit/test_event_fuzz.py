@@ -18,7 +18,7 @@ from proxymx.models.attach import parse_load_balancer_event
 from proxymx.models.cloudtrail import parse_elb_event
 from proxymx.models.lifecycle import parse_lifecycle_event
 from proxymx.models.ssm import parse_ssm_event
-from support import EVENTS_DIR, load_event
+from support import EVENTS_DIR, load_event, paths
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "aws.elasticloadbalancing": parse_elb_event,
@@ -49,17 +49,6 @@ values = st.recursive(
     ),
     max_leaves=6,
 )
-
-
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += paths(item, (*prefix, index))
-    return found
 
 
 @st.composite
